@@ -1,0 +1,157 @@
+"""The step interface every algorithm speaks, and the in-process pieces that drive it.
+
+An algorithm never knows whether it runs in one process or over many Ray actors: the
+framework hands it a `StepContext` whose `shards` runner and `learners` are either the
+in-process ones defined here or Ray-backed ones from `gamescale.framework`.
+
+The loop an algorithm lives in::
+
+    algorithm = build_algorithm(config.algorithm, env)
+    state = algorithm.init(seed)
+    for iteration in range(num_iterations):
+        ctx = StepContext(iteration=iteration, seed=seed, shards=runner, learners=learners)
+        state, metrics = algorithm.step(state, ctx)     # metrics: {"exploitability": ...}
+
+`state` is a nested dict of numpy arrays and Python scalars (str, int, float, bool),
+so the framework can checkpoint it without pickling code. All randomness comes from
+`shard_seed(seed, iteration, shard)`, never from a generator kept in the state, so a
+resumed run and a run spread over any number of workers draw the same numbers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+import pyarrow as pa
+
+State = dict[str, Any]
+Metrics = dict[str, float]
+
+# A shard function runs where the environment lives (an actor, or this process):
+#   fn(env, shared, task) -> pa.RecordBatch
+# `env` is the environment built once per worker from the run's env config, `shared` is
+# one payload common to every shard of the call (policy arrays, weights), `task` says
+# which shard this is and how to seed it. It must be a module-level function (picklable).
+ShardFn = Callable[[Any, Any, "ShardTask"], pa.RecordBatch]
+
+
+def shard_seed(seed: int, iteration: int, shard: int) -> int:
+    """A 63-bit seed for one shard of one iteration; independent of how shards are placed."""
+    words = np.random.SeedSequence([int(seed), int(iteration), int(shard)]).generate_state(2)
+    return int((int(words[0]) << 31) ^ int(words[1])) & ((1 << 63) - 1)
+
+
+@dataclass(frozen=True)
+class ShardTask:
+    """One unit of sampling work: shard `index` of `num_shards`, with its own `seed`."""
+
+    index: int
+    num_shards: int
+    seed: int
+    payload: Any = None
+
+    def rng(self) -> np.random.Generator:
+        return np.random.default_rng(self.seed)
+
+
+def make_shard_tasks(
+    seed: int, iteration: int, num_shards: int, payloads: Sequence[Any] | None = None
+) -> list[ShardTask]:
+    """The shard tasks of one call, seeded per (run seed, iteration, shard)."""
+    if payloads is not None and len(payloads) != num_shards:
+        raise ValueError(f"got {len(payloads)} payloads for {num_shards} shards")
+    return [
+        ShardTask(
+            index=i,
+            num_shards=num_shards,
+            seed=shard_seed(seed, iteration, i),
+            payload=None if payloads is None else payloads[i],
+        )
+        for i in range(num_shards)
+    ]
+
+
+@runtime_checkable
+class ShardRunner(Protocol):
+    """Runs a shard function over tasks and returns the batches in task order."""
+
+    num_workers: int
+
+    def map(self, fn: ShardFn, tasks: Sequence[ShardTask], shared: Any = None) -> list[pa.RecordBatch]:
+        ...
+
+
+class LocalShardRunner:
+    """Runs every shard in this process, on one environment instance."""
+
+    num_workers = 1
+
+    def __init__(self, env: Any):
+        self.env = env
+
+    def map(self, fn: ShardFn, tasks: Sequence[ShardTask], shared: Any = None) -> list[pa.RecordBatch]:
+        return [fn(self.env, shared, task) for task in tasks]
+
+
+@dataclass(frozen=True)
+class LearnerSpec:
+    """What a learner owns: a torch module built by `module_factory()`, an Adam-family
+    optimizer, and `loss_fn(module, batch: pa.RecordBatch) -> (loss tensor, metrics)`.
+
+    Both callables must be module-level functions (or functools.partial of them) so the
+    spec can travel to a learner actor.
+    """
+
+    module_factory: Callable[[], Any]
+    loss_fn: Callable[[Any, pa.RecordBatch], tuple[Any, dict[str, float]]]
+    learning_rate: float = 1e-3
+    optimizer: str = "adam"  # "adam" or "sgd"
+    seed: int = 0
+
+
+@runtime_checkable
+class LearnerHandle(Protocol):
+    """A learner the algorithm can train and read weights from (local or an actor)."""
+
+    def update(self, batch: pa.RecordBatch, num_steps: int = 1, batch_size: int | None = None, seed: int = 0) -> Metrics:
+        ...
+
+    def get_weights(self) -> dict[str, np.ndarray]:
+        ...
+
+    def set_weights(self, weights: Mapping[str, np.ndarray]) -> None:
+        ...
+
+
+@dataclass
+class StepContext:
+    """What the framework gives an algorithm each iteration."""
+
+    iteration: int
+    seed: int
+    shards: ShardRunner
+    num_shards: int = 1
+    learners: Mapping[str, LearnerHandle] = field(default_factory=dict)
+
+    def shard_tasks(self, payloads: Sequence[Any] | None = None) -> list[ShardTask]:
+        return make_shard_tasks(self.seed, self.iteration, self.num_shards, payloads)
+
+
+class Algorithm(Protocol):
+    """The one-step interface. `learner_specs` may be empty (exact solvers)."""
+
+    def learner_specs(self) -> Mapping[str, LearnerSpec]:
+        ...
+
+    def init(self, seed: int) -> State:
+        ...
+
+    def step(self, state: State, ctx: StepContext) -> tuple[State, Metrics]:
+        ...
+
+    def summary(self, state: State) -> dict[str, Any]:
+        """Extra results for summary.json (JSON-serialisable); may be empty."""
+        ...

@@ -1,0 +1,1 @@
+"""Named, runnable experiment specs (YAML), one file per experiment."""
