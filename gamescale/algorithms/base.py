@@ -155,3 +155,7 @@ class Algorithm(Protocol):
     def summary(self, state: State) -> dict[str, Any]:
         """Extra results for summary.json (JSON-serialisable); may be empty."""
         ...
+
+    # Optional, looked up with getattr by the framework at the end of a run:
+    #   tables(state) -> dict[str, pa.Table]   each written to RUN_DIR/<name>.parquet
+    #   plots(state, plots_dir: pathlib.Path) -> None   extra PNGs beside the metric plots
