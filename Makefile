@@ -1,0 +1,39 @@
+# Two commands set gamescale up on a fresh machine with Python 3.11:
+#   make demo   venv + install + the flagship experiment on an embedded local Ray
+#   make test   venv + install (with test extras) + the default test suite
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+# The CPU build of torch, installed before anything that depends on torch.
+TORCH ?= torch==2.13.0
+
+.PHONY: demo test test-slow install install-test bench lint
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+install: $(BIN)/python
+	$(BIN)/pip install --quiet $(TORCH)
+	$(BIN)/pip install --quiet -e .
+
+install-test: $(BIN)/python
+	$(BIN)/pip install --quiet $(TORCH)
+	$(BIN)/pip install --quiet -e ".[test]"
+
+demo: install
+	$(BIN)/gamescale run mfg-crowd2d-fp --out runs/demo-mfg-crowd2d-fp
+
+test: install-test
+	$(BIN)/python -m pytest -q
+
+test-slow: install-test
+	$(BIN)/python -m pytest -q -m slow
+
+bench: $(BIN)/python
+	$(BIN)/pip install --quiet $(TORCH)
+	$(BIN)/pip install --quiet -e ".[test,bench]"
+	$(BIN)/python benchmarks/runtime.py
+
+lint:
+	$(BIN)/ruff check gamescale tests benchmarks

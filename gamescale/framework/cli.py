@@ -1,0 +1,147 @@
+"""The `gamescale` command line: list, run, resume, report, submit.
+
+Every user error is one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from gamescale.framework.errors import GamescaleError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Game-theoretic and learning experiments on Ray.")
+
+SetOption = Annotated[list[str] | None, typer.Option("--set", help="override a config field: a.b=value")]
+
+
+def _fail(message: str) -> None:
+    typer.echo(f"gamescale: error: {message}", err=True)
+    raise typer.Exit(2)
+
+
+@app.command("list")
+def list_experiments() -> None:
+    """List the built-in experiments, one line each."""
+    import yaml
+
+    from gamescale.framework.config import experiment_files
+
+    for name, path in sorted(experiment_files().items()):
+        description = (yaml.safe_load(path.read_text()) or {}).get("description", "")
+        typer.echo(f"{name:28s} {description}")
+
+
+def _load(source: str | None, from_env: str | None, sets: list[str] | None, workers, address, out):
+    from gamescale.framework.config import load_config, load_raw  # noqa: F401
+    from gamescale.framework.api import _overrides
+
+    overrides = _overrides(None, workers, address, out)
+    overrides.update({k: v for k, v in (_split(s) for s in sets or [])})
+    if from_env:
+        import yaml
+
+        text = os.environ.get(from_env)
+        if text is None:
+            raise GamescaleError(f"environment variable {from_env} is not set")
+        return load_config(yaml.safe_load(text), overrides)
+    if not source:
+        raise GamescaleError("name an experiment or a YAML file (see `gamescale list`)")
+    return load_config(source, overrides)
+
+
+def _split(text: str) -> tuple[str, object]:
+    from gamescale.framework.config import parse_value
+
+    if "=" not in text:
+        raise GamescaleError(f"--set {text!r}: expected KEY=VALUE, e.g. env.size=20")
+    key, value = text.split("=", 1)
+    return key.strip(), parse_value(value)
+
+
+@app.command()
+def run(
+    name: Annotated[str | None, typer.Argument(help="experiment name or YAML file")] = None,
+    set_: SetOption = None,
+    workers: Annotated[int | None, typer.Option(help="rollout workers")] = None,
+    address: Annotated[str | None, typer.Option(help="join this Ray cluster instead of starting one")] = None,
+    out: Annotated[Path | None, typer.Option(help="run directory")] = None,
+    progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
+    from_env: Annotated[str | None, typer.Option(hidden=True)] = None,
+) -> None:
+    """Run an experiment to the end and write its run directory."""
+    from gamescale.framework.loop import start_run
+    from gamescale.framework.report import report
+
+    try:
+        config = _load(name, from_env, set_, workers, address, out)
+        run_dir = start_run(config, progress=progress)
+        report(run_dir)
+    except GamescaleError as exc:
+        _fail(str(exc))
+    typer.echo(f"run directory: {run_dir}")
+
+
+@app.command()
+def resume(
+    run_dir: Path,
+    progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
+) -> None:
+    """Continue a killed run from its newest checkpoint."""
+    from gamescale.framework.loop import resume_run
+    from gamescale.framework.report import report as print_report
+
+    try:
+        resume_run(run_dir, progress=progress)
+        print_report(run_dir)
+    except GamescaleError as exc:
+        _fail(str(exc))
+    typer.echo(f"run directory: {run_dir}")
+
+
+@app.command()
+def report(run_dir: Path) -> None:
+    """Write plots/*.png for a run and print its metrics table."""
+    from gamescale.framework.report import report as print_report
+
+    try:
+        print_report(run_dir)
+    except GamescaleError as exc:
+        _fail(str(exc))
+
+
+@app.command()
+def submit(
+    name: Annotated[str, typer.Argument(help="experiment name or YAML file")],
+    address: Annotated[str, typer.Option(help="Ray Jobs address, e.g. http://HOST:8265")],
+    set_: SetOption = None,
+    workers: Annotated[int | None, typer.Option(help="rollout workers")] = None,
+    out: Annotated[str | None, typer.Option(help="run directory on the cluster")] = None,
+    wait: Annotated[bool, typer.Option("--wait/--no-wait", help="follow the job's logs until it ends")] = True,
+) -> None:
+    """Submit a run to a Ray cluster through the Ray Jobs API."""
+    from gamescale.framework.submit import submit as submit_job
+
+    try:
+        config = _load(name, None, set_, workers, None, None)
+        _, status = submit_job(config, address, out, wait=wait, echo=typer.echo)
+    except GamescaleError as exc:
+        _fail(str(exc))
+    if wait and status != "SUCCEEDED":
+        raise typer.Exit(1)
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

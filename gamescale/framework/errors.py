@@ -1,0 +1,17 @@
+"""User-facing errors: the CLI prints their message as one line and exits with code 2."""
+
+
+class GamescaleError(Exception):
+    """A problem the user can act on (bad config, missing file, unreachable cluster...)."""
+
+
+class ConfigError(GamescaleError):
+    """An experiment config that does not validate."""
+
+
+class CheckpointError(GamescaleError):
+    """A checkpoint that is missing, corrupt or truncated."""
+
+
+class ClusterError(GamescaleError):
+    """A Ray cluster that cannot be reached or used."""

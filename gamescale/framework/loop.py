@@ -1,0 +1,241 @@
+"""The experiment loop: drive an algorithm's `step` over iterations, write what it measures.
+
+One metrics row per iteration (`iteration`, `time_s`, then the algorithm's metrics),
+a checkpoint every `run.checkpoint_every` iterations, and `summary.json` last. Metric
+rows are flushed to Parquet only together with a checkpoint, and a resumed run first
+drops any row past its checkpoint, so a killed-and-resumed run holds every iteration's
+row exactly once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from gamescale.algorithms.base import ShardFn, ShardTask, StepContext
+from gamescale.algorithms.registry import build_algorithm
+from gamescale.envs.registry import build_env
+from gamescale.framework import storage
+from gamescale.framework.config import ExperimentConfig, dump_config, load_config
+from gamescale.framework.errors import CheckpointError, ConfigError, GamescaleError
+from gamescale.framework.runtime import RemoteLearner, RolloutPool, connect
+
+
+class LazyPool:
+    """A `ShardRunner` that starts its rollout actors on the first `map` call, so exact
+    solvers that never sample never start workers."""
+
+    def __init__(self, config: ExperimentConfig):
+        self.env_cfg = config.env.model_dump(mode="json")
+        self.num_workers = config.runtime.workers
+        self.pool: RolloutPool | None = None
+
+    def map(self, fn: ShardFn, tasks: Sequence[ShardTask], shared: Any = None) -> list[pa.RecordBatch]:
+        if self.pool is None:
+            self.pool = RolloutPool(self.env_cfg, self.num_workers)
+        return self.pool.map(fn, tasks, shared)
+
+    def shutdown(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown()
+            self.pool = None
+
+
+@dataclass
+class RunContext:
+    """What callbacks see after each iteration."""
+
+    run_dir: Path
+    config: ExperimentConfig
+    iteration: int
+    row: dict[str, float]
+    pool: LazyPool
+    learners: dict[str, RemoteLearner] = field(default_factory=dict)
+
+
+Callback = Callable[[RunContext], None]
+
+
+def default_run_dir(config: ExperimentConfig) -> Path:
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return Path("runs") / f"{config.name}-{stamp}"
+
+
+def _build(config: ExperimentConfig) -> tuple[Any, Any]:
+    try:
+        env = build_env(config.env)
+        algorithm = build_algorithm(config.algorithm, env)
+    except (ValueError, KeyError) as exc:
+        raise ConfigError(f"{config.name}: {exc}") from None
+    return env, algorithm
+
+
+def _is_finished(run_dir: Path) -> bool:
+    path = run_dir / storage.SUMMARY_FILE
+    if not path.is_file():
+        return False
+    try:
+        return json.loads(path.read_text()).get("status") == "completed"
+    except ValueError:
+        return False
+
+
+def start_run(
+    config: ExperimentConfig, run_dir: Path | None = None, progress: bool = True, callbacks: Sequence[Callback] = ()
+) -> Path:
+    """Validate everything that can fail on bad input, then create the run directory and run."""
+    run_dir = Path(run_dir or config.run.out or default_run_dir(config))
+    if (run_dir / storage.CONFIG_FILE).exists():
+        raise ConfigError(f"run directory {run_dir} already holds a run; use `gamescale resume {run_dir}`")
+    _, algorithm = _build(config)
+    connect(config.runtime.address, config.runtime.num_cpus)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    storage.write_text_atomic(run_dir / storage.CONFIG_FILE, dump_config(config))
+    _loop(config, algorithm, run_dir, None, progress, callbacks)
+    return run_dir
+
+
+def resume_run(run_dir: Path, progress: bool = True, callbacks: Sequence[Callback] = ()) -> Path:
+    """Continue a killed run from its newest checkpoint."""
+    run_dir = Path(run_dir)
+    config_path = run_dir / storage.CONFIG_FILE
+    if not config_path.is_file():
+        raise ConfigError(f"{run_dir} is not a run directory (no {storage.CONFIG_FILE})")
+    if _is_finished(run_dir):
+        raise ConfigError(f"run {run_dir} already finished; nothing to resume")
+    config = load_config(config_path)
+    checkpoint = storage.latest_checkpoint(run_dir)
+    loaded = storage.load_checkpoint(checkpoint) if checkpoint is not None else None
+    _, algorithm = _build(config)
+    connect(config.runtime.address, config.runtime.num_cpus)
+    _loop(config, algorithm, run_dir, loaded, progress, callbacks)
+    return run_dir
+
+
+def _progress_bar(enabled: bool, total: int, completed: int, name: str):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[metric]}"),
+        disable=not enabled,
+        transient=False,
+    )
+    task = progress.add_task(name, total=total, completed=completed, metric="")
+    return progress, task
+
+
+def _headline(row: dict[str, float]) -> str:
+    shown = [(k, v) for k, v in row.items() if k not in ("iteration", "time_s")][:2]
+    return "  ".join(f"{k}={v:.4g}" for k, v in shown)
+
+
+def _loop(
+    config: ExperimentConfig,
+    algorithm: Any,
+    run_dir: Path,
+    loaded: tuple[dict[str, Any], dict[str, bytes], dict[str, Any]] | None,
+    progress: bool,
+    callbacks: Sequence[Callback],
+) -> None:
+    run = config.run
+    pool = LazyPool(config)
+    specs = dict(algorithm.learner_specs())
+    learners = {name: RemoteLearner(spec, config.runtime.gpus) for name, spec in specs.items()}
+    writer = storage.MetricsWriter(run_dir)
+    try:
+        if loaded is None:
+            state, start, time_offset = algorithm.init(run.seed), 0, 0.0
+        else:
+            state, blobs, meta = loaded
+            start, time_offset = int(meta["next_iteration"]), float(meta.get("time_s", 0.0))
+            missing = set(learners) - set(blobs)
+            if missing:
+                raise CheckpointError(f"checkpoint of {run_dir} has no learner state for {sorted(missing)}")
+            for name, learner in learners.items():
+                learner.load_bytes(blobs[name])
+        writer.discard_from(start)
+        clock = time.perf_counter() - time_offset
+        bar, task = _progress_bar(progress, run.iterations, start, config.name)
+        row: dict[str, float] = {}
+        with bar:
+            for iteration in range(start, run.iterations):
+                ctx = StepContext(
+                    iteration=iteration,
+                    seed=run.seed,
+                    shards=pool,
+                    num_shards=config.runtime.shards,
+                    learners=learners,
+                )
+                state, metrics = algorithm.step(state, ctx)
+                row = {"iteration": iteration, "time_s": time.perf_counter() - clock}
+                row.update({k: float(v) for k, v in metrics.items()})
+                writer.append(row)
+                done = iteration + 1
+                if done % run.checkpoint_every == 0 or done == run.iterations:
+                    writer.flush()
+                    storage.save_checkpoint(
+                        run_dir,
+                        done,
+                        state,
+                        {name: learner.save_bytes() for name, learner in learners.items()},
+                        {"time_s": row["time_s"]},
+                        run.keep_checkpoints,
+                    )
+                bar.update(task, completed=done, metric=_headline(row))
+                for callback in callbacks:
+                    callback(RunContext(run_dir, config, iteration, row, pool, learners))
+        writer.flush()
+        _finish(config, algorithm, state, run_dir, row, pool)
+    finally:
+        pool.shutdown()
+        for learner in learners.values():
+            learner.shutdown()
+
+
+def _finish(
+    config: ExperimentConfig, algorithm: Any, state: dict[str, Any], run_dir: Path, row: dict[str, float], pool: LazyPool
+) -> None:
+    from gamescale.framework.report import write_plots
+
+    extra: dict[str, Any] = {}
+    summary_fn = getattr(algorithm, "summary", None)
+    if summary_fn is not None:
+        extra = dict(summary_fn(state) or {})
+    tables_fn = getattr(algorithm, "tables", None)
+    for name, table in (tables_fn(state) if tables_fn else {}).items():
+        with storage.atomic_path(run_dir / f"{name}.parquet") as tmp:
+            pq.write_table(table, tmp)
+    plots_dir = run_dir / storage.PLOTS_DIR
+    write_plots(run_dir, config)
+    plots_fn = getattr(algorithm, "plots", None)
+    if plots_fn is not None:
+        plots_fn(state, plots_dir)
+    if not row:
+        table = storage.read_metrics(run_dir)
+        row = {k: v[0] for k, v in table.slice(table.num_rows - 1).to_pydict().items()} if table.num_rows else {}
+    summary = {
+        "status": "completed",
+        "name": config.name,
+        "iterations": config.run.iterations,
+        "final": {k: (v if not isinstance(v, float) or np.isfinite(v) else None) for k, v in row.items()},
+        "workers": config.runtime.workers,
+        "shards_reissued": pool.pool.reissued if pool.pool is not None else 0,
+        **extra,
+    }
+    storage.write_json_atomic(run_dir / storage.SUMMARY_FILE, summary)
+
+
+__all__ = ["start_run", "resume_run", "RunContext", "GamescaleError"]

@@ -1,0 +1,84 @@
+"""`gamescale submit`: send a run to a Ray cluster through the Ray Jobs API.
+
+The project folder travels as the job's working directory (or the package alone, when
+gamescale is installed rather than checked out), the fully resolved config travels in an
+environment variable, and the job runs `python -m gamescale run --from-env ...` on the
+cluster. Ray 2.60 clusters use token authentication; the client reads the token from
+`~/.ray/auth_token` once `RAY_AUTH_MODE=token` is set, which is done here so users never
+have to know.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import gamescale
+from gamescale.framework.config import ExperimentConfig, dump_config
+from gamescale.framework.errors import ClusterError
+
+CONFIG_ENV_VAR = "GAMESCALE_CONFIG_YAML"
+TERMINAL = {"SUCCEEDED", "FAILED", "STOPPED"}
+EXCLUDES = [".venv", ".git", "runs", "benchmarks/results", "__pycache__", "*.pyc", ".pytest_cache", ".ruff_cache"]
+
+
+def _enable_token_auth() -> None:
+    if "RAY_AUTH_MODE" in os.environ or "RAY_AUTH_TOKEN" in os.environ:
+        return
+    token_path = Path(os.environ.get("RAY_AUTH_TOKEN_PATH", Path.home() / ".ray" / "auth_token"))
+    if token_path.is_file():
+        os.environ["RAY_AUTH_MODE"] = "token"
+
+
+def runtime_env(config: ExperimentConfig) -> dict[str, Any]:
+    package_dir = Path(gamescale.__file__).resolve().parent
+    project_dir = package_dir.parent
+    env: dict[str, Any] = {"env_vars": {CONFIG_ENV_VAR: dump_config(config)}}
+    if (project_dir / "pyproject.toml").is_file():
+        env.update(working_dir=str(project_dir), excludes=EXCLUDES)
+    else:
+        env.update(py_modules=[str(package_dir)])
+    return env
+
+
+def entrypoint(out: str | None) -> str:
+    words = ["python", "-m", "gamescale", "run", "--from-env", CONFIG_ENV_VAR, "--address", "auto", "--no-progress"]
+    if out:
+        words += ["--out", out]
+    return " ".join(shlex.quote(w) for w in words)
+
+
+def client_for(address: str):
+    _enable_token_auth()
+    from ray.job_submission import JobSubmissionClient
+
+    try:
+        return JobSubmissionClient(address)
+    except Exception as exc:  # the SDK raises ConnectionError, RuntimeError or ValueError
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ClusterError(f"cannot reach the Ray Jobs API at {address}: {first}") from None
+
+
+def submit(config: ExperimentConfig, address: str, out: str | None, wait: bool = True, echo=print) -> tuple[str, str]:
+    """Submit; with `wait`, stream the job's logs until it ends. Returns (job id, status)."""
+    client = client_for(address)
+    job_id = client.submit_job(entrypoint=entrypoint(out), runtime_env=runtime_env(config))
+    echo(f"submitted {config.name} as job {job_id} to {address}")
+    if not wait:
+        return job_id, str(client.get_job_status(job_id))
+    shown = 0
+    while True:
+        status = str(client.get_job_status(job_id)).split(".")[-1]
+        logs = client.get_job_logs(job_id)
+        if len(logs) > shown:
+            sys.stdout.write(logs[shown:])
+            sys.stdout.flush()
+            shown = len(logs)
+        if status in TERMINAL:
+            echo(f"job {job_id} {status.lower()}")
+            return job_id, status
+        time.sleep(1.0)
