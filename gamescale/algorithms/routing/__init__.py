@@ -1,0 +1,39 @@
+"""Traffic routing algorithms: static user equilibrium (path-based gradient projection,
+conjugate Frank-Wolfe) and fictitious play for the N-player dynamic routing game.
+Registers `static_user_equilibrium` and `routing_fictitious_play`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gamescale.algorithms.registry import register_algorithm
+from gamescale.algorithms.routing.config import RoutingFictitiousPlayConfig, StaticUEConfig
+from gamescale.algorithms.routing.n_player import RoutingFictitiousPlay
+from gamescale.algorithms.routing.static_ue import make_solver, solve_user_equilibrium
+from gamescale.envs.routing.network import Network
+
+
+def _network_of(env: Any) -> Network:
+    if isinstance(env, Network):
+        return env
+    if hasattr(env, "game"):
+        return env.game.network
+    raise ValueError(f"static_user_equilibrium needs a routing env, got {type(env).__name__}")
+
+
+def build_static_ue(config: StaticUEConfig, env: Any):
+    return make_solver(_network_of(env), config.method, config.max_iterations, config.target_gap)
+
+
+def build_fictitious_play(config: RoutingFictitiousPlayConfig, env: Any) -> RoutingFictitiousPlay:
+    if not hasattr(env, "game"):
+        raise ValueError("routing_fictitious_play needs the routing_n_player env")
+    return RoutingFictitiousPlay(env, config.games_per_shard, config.max_routes_per_od)
+
+
+register_algorithm("static_user_equilibrium", StaticUEConfig, build_static_ue, "Static traffic assignment (UE, BPR)")
+register_algorithm(
+    "routing_fictitious_play", RoutingFictitiousPlayConfig, build_fictitious_play, "Fictitious play, N-player routing"
+)
+
+__all__ = ["RoutingFictitiousPlay", "make_solver", "solve_user_equilibrium"]

@@ -1,0 +1,34 @@
+"""Typed configs of the routing environments (validated by `make_env`)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from gamescale.envs.registry import EnvConfig
+
+
+class RoutingNetworkConfig(EnvConfig):
+    """A road network with its static OD demand.
+
+    net: a built-in name (pigou, braess, braess_no_middle, braess_tntp, sioux_falls) or the
+    path of a TNTP `_net` file; trips: its `_trips` file (default: the one beside it).
+    """
+
+    name: str = "routing_network"
+    net: str = "braess"
+    trips: str | None = None
+
+
+class RoutingNPlayerConfig(RoutingNetworkConfig):
+    """The N-player dynamic routing game on `net` (PettingZoo Parallel env).
+
+    time_step: network time units per step and horizon: steps (default: the network's own,
+    0.05 x 120 for braess); late_penalty: cost of a vehicle not arrived by the horizon
+    (default horizon x time_step).
+    """
+
+    name: str = "routing_n_player"
+    num_vehicles: int = Field(default=8, ge=1)
+    time_step: float | None = Field(default=None, gt=0)
+    horizon: int | None = Field(default=None, ge=1)
+    late_penalty: float | None = Field(default=None, ge=0)
