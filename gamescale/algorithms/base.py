@@ -80,8 +80,7 @@ class ShardRunner(Protocol):
 
     num_workers: int
 
-    def map(self, fn: ShardFn, tasks: Sequence[ShardTask], shared: Any = None) -> list[pa.RecordBatch]:
-        ...
+    def map(self, fn: ShardFn, tasks: Sequence[ShardTask], shared: Any = None) -> list[pa.RecordBatch]: ...
 
 
 class LocalShardRunner:
@@ -116,14 +115,13 @@ class LearnerSpec:
 class LearnerHandle(Protocol):
     """A learner the algorithm can train and read weights from (local or an actor)."""
 
-    def update(self, batch: pa.RecordBatch, num_steps: int = 1, batch_size: int | None = None, seed: int = 0) -> Metrics:
-        ...
+    def update(
+        self, batch: pa.RecordBatch, num_steps: int = 1, batch_size: int | None = None, seed: int = 0
+    ) -> Metrics: ...
 
-    def get_weights(self) -> dict[str, np.ndarray]:
-        ...
+    def get_weights(self) -> dict[str, np.ndarray]: ...
 
-    def set_weights(self, weights: Mapping[str, np.ndarray]) -> None:
-        ...
+    def set_weights(self, weights: Mapping[str, np.ndarray]) -> None: ...
 
 
 @dataclass
@@ -143,14 +141,11 @@ class StepContext:
 class Algorithm(Protocol):
     """The one-step interface. `learner_specs` may be empty (exact solvers)."""
 
-    def learner_specs(self) -> Mapping[str, LearnerSpec]:
-        ...
+    def learner_specs(self) -> Mapping[str, LearnerSpec]: ...
 
-    def init(self, seed: int) -> State:
-        ...
+    def init(self, seed: int) -> State: ...
 
-    def step(self, state: State, ctx: StepContext) -> tuple[State, Metrics]:
-        ...
+    def step(self, state: State, ctx: StepContext) -> tuple[State, Metrics]: ...
 
     def summary(self, state: State) -> dict[str, Any]:
         """Extra results for summary.json (JSON-serialisable); may be empty."""

@@ -33,7 +33,9 @@ class TorchLearner:
             raise ValueError(f"unknown optimizer {spec.optimizer!r}; use 'adam' or 'sgd'")
         self.num_updates = 0
 
-    def update(self, batch: pa.RecordBatch, num_steps: int = 1, batch_size: int | None = None, seed: int = 0) -> Metrics:
+    def update(
+        self, batch: pa.RecordBatch, num_steps: int = 1, batch_size: int | None = None, seed: int = 0
+    ) -> Metrics:
         """`num_steps` gradient steps on minibatches of `batch_size` rows (all rows if None)."""
         rng = np.random.default_rng(seed)
         metrics: Metrics = {}

@@ -37,8 +37,8 @@ def list_experiments() -> None:
 
 
 def _load(source: str | None, from_env: str | None, sets: list[str] | None, workers, address, out):
-    from gamescale.framework.config import load_config, load_raw  # noqa: F401
     from gamescale.framework.api import _overrides
+    from gamescale.framework.config import load_config, load_raw  # noqa: F401
 
     overrides = _overrides(None, workers, address, out)
     overrides.update({k: v for k, v in (_split(s) for s in sets or [])})

@@ -145,7 +145,9 @@ def apply_overrides(raw: dict[str, Any], overrides: dict[str, Any] | list[str] |
 def validate_config(raw: Any, source: str = "<config>") -> ExperimentConfig:
     """Validate a raw mapping into an `ExperimentConfig`; raises one-line `ConfigError`s."""
     if not isinstance(raw, dict):
-        raise ConfigError(f"{source}: expected a mapping of sections (name, env, algorithm, ...), got {type(raw).__name__}")
+        raise ConfigError(
+            f"{source}: expected a mapping of sections (name, env, algorithm, ...), got {type(raw).__name__}"
+        )
     raw = dict(raw)
     for section in ("env", "algorithm"):
         if section not in raw:

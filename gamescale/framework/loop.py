@@ -27,7 +27,7 @@ from gamescale.envs.registry import build_env
 from gamescale.framework import storage
 from gamescale.framework.config import ExperimentConfig, dump_config, load_config
 from gamescale.framework.errors import CheckpointError, ConfigError, GamescaleError
-from gamescale.framework.runtime import RemoteLearner, RolloutPool, connect
+from gamescale.framework.runtime import connect
 
 
 class LazyPool:
@@ -37,10 +37,12 @@ class LazyPool:
     def __init__(self, config: ExperimentConfig):
         self.env_cfg = config.env.model_dump(mode="json")
         self.num_workers = config.runtime.workers
-        self.pool: RolloutPool | None = None
+        self.pool: Any = None  # a gamescale.framework.actors.RolloutPool once started
 
     def map(self, fn: ShardFn, tasks: Sequence[ShardTask], shared: Any = None) -> list[pa.RecordBatch]:
         if self.pool is None:
+            from gamescale.framework.actors import RolloutPool
+
             self.pool = RolloutPool(self.env_cfg, self.num_workers)
         return self.pool.map(fn, tasks, shared)
 
@@ -59,7 +61,7 @@ class RunContext:
     iteration: int
     row: dict[str, float]
     pool: LazyPool
-    learners: dict[str, RemoteLearner] = field(default_factory=dict)
+    learners: dict[str, Any] = field(default_factory=dict)
 
 
 Callback = Callable[[RunContext], None]
@@ -150,6 +152,8 @@ def _loop(
     progress: bool,
     callbacks: Sequence[Callback],
 ) -> None:
+    from gamescale.framework.actors import RemoteLearner
+
     run = config.run
     pool = LazyPool(config)
     specs = dict(algorithm.learner_specs())
@@ -206,7 +210,12 @@ def _loop(
 
 
 def _finish(
-    config: ExperimentConfig, algorithm: Any, state: dict[str, Any], run_dir: Path, row: dict[str, float], pool: LazyPool
+    config: ExperimentConfig,
+    algorithm: Any,
+    state: dict[str, Any],
+    run_dir: Path,
+    row: dict[str, float],
+    pool: LazyPool,
 ) -> None:
     from gamescale.framework.report import write_plots
 

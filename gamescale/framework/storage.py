@@ -98,7 +98,9 @@ def rows_to_table(rows: list[dict[str, Any]]) -> pa.Table:
     for name in names:
         values = [row.get(name) for row in rows]
         dtype = pa.int64() if name == "iteration" else pa.float64()
-        columns[name] = pa.array([None if v is None else (int(v) if name == "iteration" else float(v)) for v in values], dtype)
+        columns[name] = pa.array(
+            [None if v is None else (int(v) if name == "iteration" else float(v)) for v in values], dtype
+        )
     return pa.table(columns)
 
 
@@ -235,7 +237,9 @@ def load_checkpoint(path: Path) -> tuple[dict[str, Any], dict[str, bytes], dict[
         files = meta["files"]
         int(meta["next_iteration"])
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise CheckpointError(f"checkpoint {path} is corrupt: unreadable meta.json ({exc.__class__.__name__})") from None
+        raise CheckpointError(
+            f"checkpoint {path} is corrupt: unreadable meta.json ({exc.__class__.__name__})"
+        ) from None
     for name, expected in files.items():
         file = path / name
         if not file.is_file():

@@ -54,7 +54,13 @@ def entrypoint(out: str | None) -> str:
 
 def client_for(address: str):
     _enable_token_auth()
+    import logging
+
     from ray.job_submission import JobSubmissionClient
+
+    # The SDK logs every packaging step at INFO; users want the job's own output.
+    for name in ("ray", "ray.dashboard", "ray._private.runtime_env"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
     try:
         return JobSubmissionClient(address)
@@ -63,10 +69,22 @@ def client_for(address: str):
         raise ClusterError(f"cannot reach the Ray Jobs API at {address}: {first}") from None
 
 
+def _submit_with_retry(client, command: str, env: dict[str, Any], patience_s: float = 90.0) -> str:
+    """Submit, waiting while a just-started head has no job agent yet (HTTP 500 "try again later")."""
+    deadline = time.monotonic() + patience_s
+    while True:
+        try:
+            return client.submit_job(entrypoint=command, runtime_env=env)
+        except RuntimeError as exc:
+            if "try again later" not in str(exc) or time.monotonic() > deadline:
+                raise ClusterError(f"the cluster refused the job: {str(exc).strip().splitlines()[0]}") from None
+            time.sleep(1.0)
+
+
 def submit(config: ExperimentConfig, address: str, out: str | None, wait: bool = True, echo=print) -> tuple[str, str]:
     """Submit; with `wait`, stream the job's logs until it ends. Returns (job id, status)."""
     client = client_for(address)
-    job_id = client.submit_job(entrypoint=entrypoint(out), runtime_env=runtime_env(config))
+    job_id = _submit_with_retry(client, entrypoint(out), runtime_env(config))
     echo(f"submitted {config.name} as job {job_id} to {address}")
     if not wait:
         return job_id, str(client.get_job_status(job_id))

@@ -1,0 +1,106 @@
+"""Runtime benchmark: actor round trips, Arrow throughput through the object store, and
+rollout throughput (particle agent-steps per second) with 1 and 2 rollout workers.
+
+    python benchmarks/runtime.py [--json benchmarks/results/runtime.json]
+
+Prints a table and writes JSON. Runs on an embedded local Ray bound to 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+
+import ray  # noqa: E402
+
+from gamescale.algorithms.base import make_shard_tasks  # noqa: E402
+from gamescale.algorithms.mfg.particles import simulate_shard  # noqa: E402
+from gamescale.envs.registry import make_env  # noqa: E402
+from gamescale.framework.actors import RolloutPool  # noqa: E402
+from gamescale.framework.runtime import connect  # noqa: E402
+
+
+@ray.remote(num_cpus=0)
+class Echo:
+    def ping(self) -> int:
+        return 0
+
+    def batch(self, megabytes: float) -> pa.RecordBatch:
+        rows = int(megabytes * 1e6 / 8)
+        return pa.RecordBatch.from_arrays([pa.array(np.arange(rows, dtype=np.float64))], names=["x"])
+
+
+def round_trip_ms(calls: int = 2000) -> float:
+    actor = Echo.remote()
+    ray.get(actor.ping.remote())
+    start = time.perf_counter()
+    for _ in range(calls):
+        ray.get(actor.ping.remote())
+    return (time.perf_counter() - start) / calls * 1e3
+
+
+def arrow_throughput_mb_s(megabytes: float = 64.0, calls: int = 10) -> float:
+    actor = Echo.remote()
+    ray.get(actor.batch.remote(1.0))
+    start = time.perf_counter()
+    total = 0
+    for _ in range(calls):
+        total += ray.get(actor.batch.remote(megabytes)).nbytes
+    return total / 1e6 / (time.perf_counter() - start)
+
+
+def rollout_throughput(workers: int, particles: int, shards: int, size: int, horizon: int, repeats: int = 3) -> float:
+    """Agent-steps per second of uniform-policy particles on crowd modelling 2D."""
+    env_cfg = {"name": "crowd_modelling_2d", "size": size, "horizon": horizon}
+    game = make_env(**env_cfg)
+    policy = np.where(game.legal_actions, 1.0, 0.0)
+    policy = np.broadcast_to(policy / policy.sum(1, keepdims=True), (horizon, *policy.shape)).copy()
+    pool = RolloutPool(env_cfg, workers)
+    shared = {"policy": policy, "num_particles": particles}
+    pool.map(simulate_shard, make_shard_tasks(0, 0, shards), shared)  # warm-up: actors built
+    best = 0.0
+    for r in range(repeats):
+        start = time.perf_counter()
+        pool.map(simulate_shard, make_shard_tasks(0, r + 1, shards), shared)
+        best = max(best, particles * horizon / (time.perf_counter() - start))
+    pool.shutdown()
+    return best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", default="benchmarks/results/runtime.json")
+    parser.add_argument("--particles", type=int, default=400_000)
+    args = parser.parse_args()
+    connect(None, num_cpus=os.cpu_count())
+    results = {
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "ray": ray.__version__},
+        "actor_round_trip_ms": round_trip_ms(),
+        "arrow_batch_throughput_mb_s": arrow_throughput_mb_s(),
+        "rollout": [],
+    }
+    for workers in (1, 2):
+        steps = rollout_throughput(workers, args.particles, shards=8, size=20, horizon=20)
+        results["rollout"].append({"workers": workers, "agent_steps_per_s": steps})
+    ray.shutdown()
+    print(f"{'measure':40s} {'value':>14s}")
+    print(f"{'actor call round trip (ms)':40s} {results['actor_round_trip_ms']:14.3f}")
+    print(f"{'Arrow batch through object store (MB/s)':40s} {results['arrow_batch_throughput_mb_s']:14.1f}")
+    for row in results["rollout"]:
+        print(f"{'rollout agent-steps/s, ' + str(row['workers']) + ' worker(s)':40s} {row['agent_steps_per_s']:14.3e}")
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps(results, indent=2))
+    print(f"wrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()
