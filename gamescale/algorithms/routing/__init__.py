@@ -37,3 +37,26 @@ register_algorithm(
 )
 
 __all__ = ["RoutingFictitiousPlay", "make_solver", "solve_user_equilibrium"]
+
+# Mean-field routing (arXiv 2110.11943): FP / OMD with exploitability and avg_travel_time.
+from gamescale.algorithms.routing.mean_field import (  # noqa: E402
+    RoutingMeanFieldFP,
+    RoutingMeanFieldFPConfig,
+    RoutingMeanFieldOMD,
+    RoutingMeanFieldOMDConfig,
+    avg_travel_time,
+    build_fp,
+    build_omd,
+)
+
+register_algorithm("routing_mean_field_fp", RoutingMeanFieldFPConfig, build_fp, "Fictitious play, mean-field routing")
+register_algorithm("routing_mean_field_omd", RoutingMeanFieldOMDConfig, build_omd, "Mirror descent, mean-field routing")
+__all__ += ["RoutingMeanFieldFP", "RoutingMeanFieldOMD", "avg_travel_time"]
+
+# N-player vs mean-field comparison (arXiv 2110.11943, Pigou and Braess).
+from gamescale.algorithms.routing.n_vs_mean_field import NVsMeanField, NVsMeanFieldConfig, build_n_vs_mean_field  # noqa: E402
+
+register_algorithm(
+    "routing_n_vs_mean_field", NVsMeanFieldConfig, build_n_vs_mean_field, "N-player vs mean-field equilibrium gap"
+)
+__all__ += ["NVsMeanField"]

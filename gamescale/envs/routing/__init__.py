@@ -23,3 +23,15 @@ register_env("routing_network", RoutingNetworkConfig, build_network, "Road netwo
 register_env("routing_n_player", RoutingNPlayerConfig, build_n_player, "N-player dynamic routing game (PettingZoo)")
 
 __all__ = ["Demand", "DynamicRoutingGame", "Network", "RoutingParallelEnv", "load_network", "make_game"]
+
+# Mean-field routing game (arXiv 2110.11943): explicit MeanFieldGame + decision-point flow model.
+from gamescale.envs.routing.mean_field import (  # noqa: E402
+    MeanFieldRoutingGame,
+    RoutingFlowModel,
+    RoutingMeanFieldConfig,
+    build_mean_field,
+    make_flow_model,
+)
+
+register_env("routing_mean_field", RoutingMeanFieldConfig, build_mean_field, "Mean-field dynamic routing game (MFG)")
+__all__ += ["MeanFieldRoutingGame", "RoutingFlowModel", "make_flow_model"]
