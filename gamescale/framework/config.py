@@ -142,6 +142,18 @@ def apply_overrides(raw: dict[str, Any], overrides: dict[str, Any] | list[str] |
     return raw
 
 
+def _validate_section(validate: Any, data: dict[str, Any], section: str, source: str) -> Any:
+    """Validate the env or algorithm section with the model its `name` registered."""
+    try:
+        return validate(data)
+    except UnknownNameError as exc:
+        raise ConfigError(f"{source}: {section}.name: {exc}") from None
+    except ValidationError as exc:
+        raise ConfigError(_format_error(source, section, exc)) from None
+    except ValueError as exc:
+        raise ConfigError(f"{source}: {section}: {exc}") from None
+
+
 def validate_config(raw: Any, source: str = "<config>") -> ExperimentConfig:
     """Validate a raw mapping into an `ExperimentConfig`; raises one-line `ConfigError`s."""
     if not isinstance(raw, dict):
@@ -154,22 +166,8 @@ def validate_config(raw: Any, source: str = "<config>") -> ExperimentConfig:
             raise ConfigError(f"{source}: {section}: required section is missing")
         if not isinstance(raw[section], dict) or "name" not in raw[section]:
             raise ConfigError(f"{source}: {section}.name: required field is missing")
-    try:
-        raw["env"] = env_config(raw["env"])
-    except UnknownNameError as exc:
-        raise ConfigError(f"{source}: env.name: {exc}") from None
-    except ValidationError as exc:
-        raise ConfigError(_format_error(source, "env", exc)) from None
-    except ValueError as exc:
-        raise ConfigError(f"{source}: env: {exc}") from None
-    try:
-        raw["algorithm"] = algorithm_config(raw["algorithm"])
-    except UnknownNameError as exc:
-        raise ConfigError(f"{source}: algorithm.name: {exc}") from None
-    except ValidationError as exc:
-        raise ConfigError(_format_error(source, "algorithm", exc)) from None
-    except ValueError as exc:
-        raise ConfigError(f"{source}: algorithm: {exc}") from None
+    raw["env"] = _validate_section(env_config, raw["env"], "env", source)
+    raw["algorithm"] = _validate_section(algorithm_config, raw["algorithm"], "algorithm", source)
     try:
         return ExperimentConfig.model_validate(raw)
     except ValidationError as exc:
