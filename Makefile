@@ -17,9 +17,11 @@ install: $(BIN)/python
 	$(BIN)/pip install --quiet $(TORCH)
 	$(BIN)/pip install --quiet -e .
 
+# The test set compares against peers (OpenSpiel, mfglib), so it installs the bench extra too;
+# the peers stay optional: nothing in the package imports them.
 install-test: $(BIN)/python
 	$(BIN)/pip install --quiet $(TORCH)
-	$(BIN)/pip install --quiet -e ".[test]"
+	$(BIN)/pip install --quiet -e ".[test,bench]"
 
 demo: install
 	$(BIN)/gamescale run mfg-crowd2d-fp --out runs/demo-mfg-crowd2d-fp
@@ -30,10 +32,10 @@ test: install-test
 test-slow: install-test
 	$(BIN)/python -m pytest -q -m slow
 
-bench: $(BIN)/python
-	$(BIN)/pip install --quiet $(TORCH)
-	$(BIN)/pip install --quiet -e ".[test,bench]"
+bench: install-test
 	$(BIN)/python benchmarks/runtime.py
+	$(BIN)/python benchmarks/mfg.py
+	$(BIN)/python benchmarks/routing.py
 
 lint:
 	$(BIN)/ruff check gamescale tests benchmarks

@@ -1,7 +1,9 @@
-"""Routing benchmark: static UE time to relative gap 1e-4 (Braess, Sioux Falls), beside
-AequilibraE when importable, N-player batch-simulator vehicle-steps per second, and the
-mean-field routing game side by side with OpenSpiel's `python_mfg_dynamic_routing`
-(online mirror descent, lr 1; OpenSpiel runs in a subprocess with a time budget).
+"""Routing benchmark, side by side with the peers in one run: static user equilibrium time
+to relative gap 1e-4 beside AequilibraE (Braess and Sioux Falls from `../shared/data/tntp/`),
+N-player batch-simulator vehicle-steps per second in process and through the Ray
+`RolloutPool` with 1 and 2 workers, and the mean-field routing game beside OpenSpiel's
+`python_mfg_dynamic_routing` (online mirror descent, lr 1; OpenSpiel runs in a subprocess
+with a time budget, its fictitious play fails on this game).
 
 The mean-field model matches OpenSpiel's definitions (travel time floor(t / dt) steps from
 the mass on the link after the moves, volume = vehicles x mass, cost = arrival step x dt,
@@ -9,60 +11,199 @@ the mass on the link after the moves, volume = vehicles x mass, cost = arrival s
 uniform policy. Sioux Falls differs in data: OpenSpiel ships its own BPR coefficients and
 demand, gamescale reads the TNTP files (528 OD pairs, 14,000 vehicles here).
 
-Run: .venv/bin/python benchmarks/routing.py   (prints a table, writes benchmarks/results/routing.json)
+Relative gap everywhere: 1 - sum_od d_od * shortest path cost / TSTT (AequilibraE's
+"rgap"); every solution, ours and AequilibraE's, is re-checked with one evaluator.
+Seconds per iteration are the median over the timed iterations (this may run on a shared,
+busy machine; the median is robust to another process taking the CPU for a while).
+
+Run: .venv/bin/python benchmarks/routing.py [--quick]
+     (prints one table: peer, case, metric, value; writes benchmarks/results/routing.json)
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import os
+import platform
+import statistics
 import time
 from pathlib import Path
 
 import numpy as np
 
-from gamescale.algorithms.routing.static_ue import make_solver
+from gamescale.algorithms.routing.static_ue import all_or_nothing, gap_and_tstt, make_solver, shortest_path_graph
 from gamescale.envs.routing.dynamic import make_game
-from gamescale.envs.routing.network import load_network
+from gamescale.envs.routing.network import DATA_DIR, Network, link_cost, load_network
 
 TARGET_GAP = 1e-4
+SHARED_TNTP = Path(__file__).resolve().parents[2] / "shared" / "data" / "tntp"
+TNTP_FILES = {"braess": "Braess", "sioux_falls": "SiouxFalls"}
 
 
-def time_static_ue(net_name: str, method: str) -> dict:
-    net = load_network(net_name)
-    start = time.perf_counter()
-    solver = make_solver(net, method, max_iterations=100_000)
-    state = solver.init(0)
-    while state["relative_gap"] > TARGET_GAP and state["iteration"] < 100_000:
-        state, _ = solver.step(state)
+def tntp_network(case: str) -> Network:
+    """`case`'s TNTP files from ../shared/data/tntp/ (the package's copy if that is absent)."""
+    folder = SHARED_TNTP if (SHARED_TNTP / f"{TNTP_FILES[case]}_net.tntp").exists() else DATA_DIR
+    return load_network(str(folder / f"{TNTP_FILES[case]}_net.tntp"), str(folder / f"{TNTP_FILES[case]}_trips.tntp"))
+
+
+def checked_gap(net: Network, flows: np.ndarray) -> tuple[float, float]:
+    """(relative gap, TSTT) of link `flows`, by gamescale's all-or-nothing evaluator."""
+    _, sptt = all_or_nothing(shortest_path_graph(net), link_cost(net, flows))
+    return gap_and_tstt(net, flows, sptt)
+
+
+# ----------------------------------------------------------------------------- static UE
+
+
+def time_static_ue(case: str, method: str, repeats: int) -> dict:
+    """Seconds (solver set-up included) to relative gap 1e-4, best of `repeats`."""
+    net = tntp_network(case)
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        solver = make_solver(net, method, max_iterations=100_000)
+        state = solver.init(0)
+        while state["relative_gap"] > TARGET_GAP and state["iteration"] < 100_000:
+            state, _ = solver.step(state)
+        best = min(best, time.perf_counter() - start)
+    gap, tstt = checked_gap(net, state["flows"])
     return {
-        "network": net_name,
-        "solver": f"gamescale/{method}",
-        "seconds": time.perf_counter() - start,
+        "peer": "gamescale",
+        "case": case,
+        "solver": method,
+        "seconds": best,
         "iterations": int(state["iteration"]),
         "relative_gap": float(state["relative_gap"]),
-        "tstt": float(state["tstt"]),
+        "checked_gap": gap,
+        "tstt": tstt,
     }
 
 
-def aequilibrae_rows() -> list[dict]:
+def _aequilibrae_assignment(net: Network, algorithm: str):
+    """AequilibraE's TrafficAssignment on `net`: Graph from a DataFrame, in-memory matrix."""
+    import pandas as pd
+    from aequilibrae.matrix import AequilibraeMatrix
+    from aequilibrae.paths import Graph, TrafficAssignment, TrafficClass
+
+    ids = net.node_ids
+    fft = net.free_flow_time
+    with np.errstate(divide="ignore", invalid="ignore"):
+        alpha = np.where(fft > 0, net.congestion_time / fft, 0.0)  # TNTP's BPR b
+    graph = Graph()
+    graph.network = pd.DataFrame(
+        {
+            "link_id": np.arange(1, net.num_links + 1),
+            "a_node": ids[net.init_node],
+            "b_node": ids[net.term_node],
+            "direction": np.ones(net.num_links, np.int8),
+            "free_flow_time": fft,
+            "capacity": net.capacity,
+            "alpha": alpha,
+            "beta": net.power,
+        }
+    )
+    graph.mode = "c"
+    d = net.demand
+    zones = np.unique(np.concatenate([ids[d.origin], ids[d.destination]])).astype(np.int64)
+    graph.prepare_graph(zones)
+    graph.set_graph("free_flow_time")
+    graph.set_skimming(["free_flow_time"])
+    graph.set_blocked_centroid_flows(net.first_thru_node > 0)  # TNTP: zones below it are not crossed
+    matrix = AequilibraeMatrix()
+    matrix.create_empty(zones=len(zones), matrix_names=["demand"], memory_only=True)
+    matrix.index[:] = zones
+    od = np.zeros((len(zones), len(zones)))
+    np.add.at(od, (np.searchsorted(zones, ids[d.origin]), np.searchsorted(zones, ids[d.destination])), d.flow)
+    matrix.matrices[:, :, 0] = od
+    matrix.computational_view(["demand"])
+    car = TrafficClass("car", graph, matrix)
+    assignment = TrafficAssignment()
+    assignment.set_classes([car])
+    assignment.set_vdf("BPR")  # t = fft * (1 + alpha * (x / capacity) ** beta)
+    assignment.set_vdf_parameters({"alpha": "alpha", "beta": "beta"})
+    assignment.set_capacity_field("capacity")
+    assignment.set_time_field("free_flow_time")
+    assignment.set_algorithm(algorithm)
+    assignment.max_iter = 100_000
+    assignment.rgap_target = TARGET_GAP
+    return assignment
+
+
+def time_aequilibrae(case: str, algorithm: str, repeats: int) -> dict:
+    """AequilibraE `algorithm` (bfw / cfw) to its rgap 1e-4: seconds of `execute()` (best of
+    `repeats`; its graph/matrix set-up is reported apart), flows re-checked here."""
+    from importlib.metadata import version
+
+    net = tntp_network(case)
+    best, setup = float("inf"), float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        assignment = _aequilibrae_assignment(net, algorithm)
+        setup = min(setup, time.perf_counter() - start)
+        start = time.perf_counter()
+        with np.errstate(divide="ignore", invalid="ignore"):  # its line search on Braess's 1e-8 links
+            assignment.execute(log_specification=False)
+        best = min(best, time.perf_counter() - start)
+    result = assignment.results()  # one row per link_id (1-based link order here)
+    loads = np.zeros(net.num_links)
+    loads[result.index.to_numpy() - 1] = result["demand_tot"].to_numpy()
+    gap, tstt = checked_gap(net, loads)
+    return {
+        "peer": f"aequilibrae {version('aequilibrae')}",
+        "case": case,
+        "solver": algorithm,
+        "seconds": best,
+        "setup_s": setup,
+        "cores": os.cpu_count(),
+        "iterations": int(assignment.assignment.iter),
+        "relative_gap": float(assignment.assignment.rgap),
+        "checked_gap": gap,
+        "tstt": tstt,
+    }
+
+
+def converged_tstt(case: str, gap: float = 1e-7) -> dict:
+    """Reference: TSTT at a much smaller gap (gradient projection), to see how far the
+    gap-1e-4 solutions are from the equilibrium's TSTT."""
+    net = tntp_network(case)
+    solver = make_solver(net, "gradient_projection", max_iterations=100_000)
+    state = solver.init(0)
+    while state["relative_gap"] > gap and state["iteration"] < 100_000:
+        state, _ = solver.step(state)
+    checked, tstt = checked_gap(net, state["flows"])
+    return {"case": case, "gap": checked, "tstt": tstt, "iterations": int(state["iteration"])}
+
+
+def static_ue_rows(repeats: int, aeq_algorithms: tuple[str, ...]) -> list[dict]:
+    rows = [time_static_ue(c, m, repeats) for c in TNTP_FILES for m in ("gradient_projection", "conjugate_frank_wolfe")]
+    os.environ.setdefault("AEQ_SHOW_PROGRESS", "FALSE")  # before aequilibrae's import: no progress bars
     try:
         import aequilibrae  # noqa: F401
-    except ImportError:
-        print("AequilibraE not importable: skipping the side-by-side (pip install aequilibrae to compare)")
-        return []
-    print("AequilibraE is importable but its project setup is not wired here yet: skipping")
-    return []
+    except ImportError as err:
+        rows.append({"peer": "aequilibrae", "case": "-", "error": f"not importable ({err}); pip install aequilibrae"})
+        return rows
+    for case in TNTP_FILES:
+        for algorithm in aeq_algorithms:
+            try:
+                rows.append(time_aequilibrae(case, algorithm, repeats))
+            except Exception as err:  # noqa: BLE001 - recorded in the table, not hidden
+                rows.append({"peer": "aequilibrae", "case": case, "solver": algorithm, "error": repr(err)[:200]})
+    return rows
 
 
-def simulator_throughput(net_name: str, num_vehicles: int, num_games: int) -> dict:
-    net = load_network(net_name)
-    game = make_game(net, num_vehicles)
+# ----------------------------------------------------------------------------- simulator
+
+
+def simulator_throughput(case: str, num_vehicles: int, num_games: int) -> dict:
+    """In process: random legal moves for every ready vehicle, `num_games` games at once."""
+    net = load_network(case)
+    game = make_game(net, num_vehicles, 1.0, 100)
     rng = np.random.default_rng(0)
     state = game.reset(num_games)
     start, steps = time.perf_counter(), 0
     while not game.done(state):
         ready = game.ready(state)
-        # random legal next link for every ready vehicle, vectorised over the CSR arrays
         deg = net.out_degree()[state.node]
         pick = net.out_ptr[state.node] + (rng.random(state.node.shape) * np.maximum(deg, 1)).astype(np.int64)
         actions = np.where(ready & (deg > 0), net.out_links[np.minimum(pick, net.num_links - 1)], -1)
@@ -70,7 +211,9 @@ def simulator_throughput(net_name: str, num_vehicles: int, num_games: int) -> di
         steps += 1
     seconds = time.perf_counter() - start
     return {
-        "network": net_name,
+        "peer": "gamescale",
+        "case": case,
+        "mode": "in process, random moves",
         "vehicles": num_vehicles,
         "games": num_games,
         "steps": steps,
@@ -79,8 +222,70 @@ def simulator_throughput(net_name: str, num_vehicles: int, num_games: int) -> di
     }
 
 
+def ray_simulator_throughput(
+    case: str, num_vehicles: int, games_per_shard: int, shards: int, worker_counts: tuple[int, ...], repeats: int
+) -> list[dict]:
+    """`simulate_shard` (route sampling + batch simulator) over a Ray `RolloutPool`."""
+    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    import pyarrow as pa
+    import ray
+
+    from gamescale.algorithms.base import make_shard_tasks
+    from gamescale.algorithms.routing.n_player import RoutingFictitiousPlay, simulate_shard
+    from gamescale.framework.runtime import connect
+
+    connect(None, num_cpus=2)
+    from gamescale.framework.actors import RolloutPool
+
+    env_cfg = {"name": "routing_n_player", "net": case, "num_vehicles": num_vehicles, "time_step": 1.0, "horizon": 100}
+    game = make_game(load_network(case), num_vehicles, 1.0, 100)
+    state = RoutingFictitiousPlay(game, games_per_shard=games_per_shard).init(0)  # free-flow shortest routes
+    shared = {"routes": state["routes"], "probs": state["probs"], "games": games_per_shard}
+
+    def vehicle_steps(batches) -> int:
+        """Steps each shard simulated: until every vehicle of its games arrived, or the horizon."""
+        total = 0
+        for batch in batches:
+            tt = np.asarray(pa.Table.from_batches([batch]).column("travel_time").combine_chunks().flatten())
+            arrival = game.departure_step[None, :] + np.rint(tt.reshape(batch.num_rows, -1) / game.time_step)
+            total += num_vehicles * batch.num_rows * int(min(game.horizon, arrival.max()))
+        return total
+
+    rows = []
+    try:
+        for workers in worker_counts:
+            pool = RolloutPool(env_cfg, workers)
+            pool.map(simulate_shard, make_shard_tasks(0, 0, workers), shared)  # warm-up: actors built
+            best, count = 0.0, 0
+            for r in range(repeats):
+                start = time.perf_counter()
+                batches = pool.map(simulate_shard, make_shard_tasks(0, r + 1, shards), shared)
+                seconds = time.perf_counter() - start
+                count = vehicle_steps(batches)
+                best = max(best, count / seconds)
+            pool.shutdown()
+            rows.append(
+                {
+                    "peer": "gamescale",
+                    "case": case,
+                    "mode": f"Ray RolloutPool, {workers} worker(s)",
+                    "workers": workers,
+                    "vehicles": num_vehicles,
+                    "games": games_per_shard * shards,
+                    "shards": shards,
+                    "vehicle_steps": count,
+                    "vehicle_steps_per_second": best,
+                }
+            )
+    finally:
+        ray.shutdown()
+    return rows
+
+
+# ----------------------------------------------------------------------------- mean field
+
 OPENSPIEL_BUDGET_S = 120.0  # per OpenSpiel case (set-up + iterations), then killed
-MF_ITERATIONS = 10
+MF_ITERATIONS = 10  # iterations behind each avg travel time (the same for both peers)
 
 
 def _openspiel_case(case: str, iterations: int, out) -> None:
@@ -117,19 +322,28 @@ def _openspiel_case(case: str, iterations: int, out) -> None:
         try:
             fictitious_play.FictitiousPlay(game).iteration()
         except Exception as err:  # noqa: BLE001 - recorded, not hidden
-            fp_error = f"{type(err).__name__}: {str(err)[:120]}"
+            fp_error = f"{type(err).__name__}: {str(err)[:40]}..."
     md = mirror_descent.MirrorDescent(game, lr=1.0)
     setup = time.perf_counter() - start
     out.put({"setup_s": setup})
-    start = time.perf_counter()
+    times = []
     for _ in range(iterations):
+        start = time.perf_counter()
         md.iteration()
-    per_iter = (time.perf_counter() - start) / iterations
+        times.append(time.perf_counter() - start)
     pol = md.get_policy()
     value = policy_value.PolicyValue(game, distribution.DistributionPolicy(game, pol), pol).value(
         game.new_initial_state()
     )
-    out.put({"setup_s": setup, "seconds_per_iteration": per_iter, "avg_travel_time": -value, "fp_error": fp_error})
+    out.put(
+        {
+            "setup_s": setup,
+            "seconds_per_iteration": statistics.median(times),
+            "mean_seconds_per_iteration": sum(times) / len(times),
+            "avg_travel_time": -value,
+            "fp_error": fp_error,
+        }
+    )
 
 
 def openspiel_mean_field(case: str, iterations: int, budget_s: float = OPENSPIEL_BUDGET_S) -> dict:
@@ -152,7 +366,8 @@ def openspiel_mean_field(case: str, iterations: int, budget_s: float = OPENSPIEL
     if proc.is_alive():
         proc.kill()
         proc.join()
-    row = {"solver": "openspiel/mirror_descent", "case": case, "iterations": iterations, "budget_s": budget_s, **last}
+    row = {"peer": "openspiel 2.0.2 (mirror descent)", "case": case, "iterations": iterations, "budget_s": budget_s}
+    row.update(last)
     if not finished:
         row["status"] = f"did not finish in {budget_s:g} s" + (
             " (set-up done)" if "setup_s" in last else " (in set-up)"
@@ -160,7 +375,8 @@ def openspiel_mean_field(case: str, iterations: int, budget_s: float = OPENSPIEL
     return row
 
 
-def gamescale_mean_field(net: str, iterations: int, **env_kwargs) -> dict:
+def gamescale_mean_field(net: str, iterations: int, timed: int, **env_kwargs) -> dict:
+    """OMD (lr 1): avg travel time after `iterations`; median seconds over `timed` iterations."""
     from gamescale.algorithms.registry import algorithm_config, build_algorithm
     from gamescale.envs.registry import make_env
 
@@ -169,78 +385,149 @@ def gamescale_mean_field(net: str, iterations: int, **env_kwargs) -> dict:
     alg = build_algorithm(algorithm_config({"name": "routing_mean_field_omd", "learning_rate": 1.0}), env)
     state = alg.init(0)
     setup = time.perf_counter() - start
-    start = time.perf_counter()
-    for _ in range(iterations):
+    times, at_iterations = [], {}
+    for i in range(max(iterations, timed)):
+        start = time.perf_counter()
         state, metrics = alg.step(state)
+        times.append(time.perf_counter() - start)
+        if i + 1 == iterations:
+            at_iterations = dict(metrics)
     return {
-        "solver": "gamescale/routing_mean_field_omd",
+        "peer": "gamescale (routing_mean_field_omd)",
         "case": net,
         "iterations": iterations,
+        "timed_iterations": len(times),
         "setup_s": setup,
-        "seconds_per_iteration": (time.perf_counter() - start) / iterations,
-        "avg_travel_time": metrics["avg_travel_time"],
-        "exploitability": metrics["exploitability"],
+        "seconds_per_iteration": statistics.median(times),
+        "mean_seconds_per_iteration": sum(times) / len(times),
+        "avg_travel_time": at_iterations["avg_travel_time"],
+        "exploitability": at_iterations["exploitability"],
         "num_od": env.model.network.demand.num_od,
     }
 
 
-def mean_field_rows(budget_s: float = OPENSPIEL_BUDGET_S) -> list[dict]:
-    return [
-        gamescale_mean_field("braess", MF_ITERATIONS, time_step=0.05, horizon=100),
-        openspiel_mean_field("braess", MF_ITERATIONS, budget_s),
-        gamescale_mean_field("sioux_falls", MF_ITERATIONS, num_vehicles=14000, time_step=1.0, horizon=100),
-        openspiel_mean_field("sioux_falls", 1, budget_s),
-        openspiel_mean_field("sioux_falls_2_pairs", 1, budget_s),
+def mean_field_rows(quick: bool) -> list[dict]:
+    budget = 20.0 if quick else OPENSPIEL_BUDGET_S
+    rows = [
+        gamescale_mean_field("braess", MF_ITERATIONS, 50 if quick else 300, time_step=0.05, horizon=100),
+        openspiel_mean_field("braess", MF_ITERATIONS, budget),
+        gamescale_mean_field(
+            "sioux_falls", MF_ITERATIONS, 10 if quick else 30, num_vehicles=14000, time_step=1.0, horizon=100
+        ),
+        openspiel_mean_field("sioux_falls", 1, budget),
     ]
+    if not quick:  # about 16 s per iteration after a long set-up
+        rows.append(openspiel_mean_field("sioux_falls_2_pairs", 1, budget))
+    return rows
 
 
-def print_mean_field(rows: list[dict]) -> None:
-    print(
-        f"\nmean-field routing, online mirror descent (lr 1), {MF_ITERATIONS} iterations (1 for OpenSpiel Sioux Falls)"
-    )
-    print(f"{'case':<22} {'solver':<34} {'setup s':>9} {'s/iter':>10} {'avg tt':>9}  note")
-    for r in rows:
-        note = r.get("status") or r.get("error") or (f"FP: {r['fp_error']}" if r.get("fp_error") else "")
-        per = r.get("seconds_per_iteration")
-        tt = r.get("avg_travel_time")
-        setup = r.get("setup_s")
-        print(
-            f"{r['case']:<22} {r['solver']:<34} {'' if setup is None else f'{setup:.3f}':>9} "
-            f"{'-' if per is None else f'{per:.4f}':>10} {'-' if tt is None else f'{tt:.4f}':>9}  {note}"
+# ----------------------------------------------------------------------------- report
+
+
+def table_rows(results: dict) -> list[tuple[str, str, str, str]]:
+    """(peer, case, metric, value) rows of everything measured, then the targets."""
+    out = []
+    for r in results["static_ue"]:
+        if "error" in r:
+            out.append((r["peer"], r["case"], "static UE", r["error"]))
+            continue
+        peer = f"{r['peer']} {r['solver']}"
+        out.append((peer, r["case"], f"static UE s to gap {TARGET_GAP:g}", f"{r['seconds']:.4f}"))
+        out.append((peer, r["case"], "static UE iterations", str(r["iterations"])))
+        out.append(
+            (peer, r["case"], "static UE gap (own / checked)", f"{r['relative_gap']:.2e} / {r['checked_gap']:.2e}")
         )
-    ours = {r["case"]: r for r in rows if r["solver"].startswith("gamescale")}
-    theirs = {r["case"]: r for r in rows if r["solver"].startswith("openspiel")}
-    if "seconds_per_iteration" in theirs.get("braess", {}):
-        speedup = theirs["braess"]["seconds_per_iteration"] / ours["braess"]["seconds_per_iteration"]
-        print(f"Braess speed-up per iteration: {speedup:.0f}x")
+        out.append((peer, r["case"], "static UE TSTT", f"{r['tstt']:.6g}"))
+    for r in results["simulator"]:
+        out.append((f"{r['peer']} ({r['mode']})", r["case"], "vehicle-steps/s", f"{r['vehicle_steps_per_second']:.3e}"))
+    for r in results["mean_field"]:
+        peer, case = r["peer"], r["case"]
+        if r.get("error"):
+            out.append((peer, case, "mean-field OMD", r["error"]))
+            continue
+        if r.get("status"):
+            out.append((peer, case, "mean-field OMD", r["status"]))
+        if r.get("setup_s") is not None:
+            out.append((peer, case, "mean-field set-up s", f"{r['setup_s']:.3f}"))
+        if r.get("seconds_per_iteration") is not None:
+            out.append((peer, case, "mean-field s/iteration", f"{r['seconds_per_iteration']:.5f}"))
+            out.append(
+                (peer, case, f"mean-field avg travel time ({r['iterations']} it.)", f"{r['avg_travel_time']:.4f}")
+            )
+        if r.get("fp_error"):
+            out.append((peer, case, "fictitious play", r["fp_error"]))
+    for r in results.get("reference_tstt", []):
+        out.append(
+            ("gamescale gradient_projection", r["case"], f"reference TSTT at gap {r['gap']:.0e}", f"{r['tstt']:.6g}")
+        )
+    for name, (met, detail) in results["targets"].items():
+        out.append(("target", name, "met" if met else "NOT MET", detail))
+    return out
+
+
+def targets(results: dict) -> dict[str, tuple[bool, str]]:
+    mf = {(r["peer"].split()[0], r["case"]): r for r in results["mean_field"]}
+    out: dict[str, tuple[bool, str]] = {}
+    sf = mf.get(("gamescale", "sioux_falls"), {})
+    if "seconds_per_iteration" in sf:
+        out["sioux_falls MF iteration <= 1 s"] = (
+            sf["seconds_per_iteration"] <= 1.0,
+            f"{sf['seconds_per_iteration']:.4f} s",
+        )
+    ours, theirs = mf.get(("gamescale", "braess"), {}), mf.get(("openspiel", "braess"), {})
+    if "seconds_per_iteration" in ours and "seconds_per_iteration" in theirs:
+        speedup = theirs["seconds_per_iteration"] / ours["seconds_per_iteration"]
+        out["braess MF >= 100x OpenSpiel"] = (speedup >= 100, f"{speedup:.0f}x")
+    for case in TNTP_FILES:
+        rows = [r for r in results["static_ue"] if r.get("case") == case and "seconds" in r]
+        ours_ue = [r for r in rows if r["peer"] == "gamescale"]
+        aeq = [r for r in rows if r["peer"].startswith("aequilibrae")]
+        if ours_ue and aeq:
+            best_ours = min(ours_ue, key=lambda r: r["seconds"])
+            best_aeq = min(aeq, key=lambda r: r["seconds"])
+            rel = abs(best_ours["tstt"] - best_aeq["tstt"]) / best_aeq["tstt"]
+            out[f"{case} static UE <= AequilibraE"] = (
+                best_ours["seconds"] <= best_aeq["seconds"],
+                f"{best_ours['seconds']:.4f} s ({best_ours['solver']}) vs {best_aeq['seconds']:.4f} s "
+                f"({best_aeq['solver']}), {best_aeq['seconds'] / best_ours['seconds']:.0f}x; TSTT rel. diff {rel:.1e}",
+            )
+    return out
 
 
 def main() -> None:
-    ue = [
-        time_static_ue(n, m)
-        for n in ("braess", "sioux_falls")
-        for m in ("gradient_projection", "conjugate_frank_wolfe")
-    ]
-    ue += aequilibrae_rows()
-    sim = [simulator_throughput("sioux_falls", 14_000, 8), simulator_throughput("braess", 1000, 64)]
-    print(f"\nstatic UE to relative gap {TARGET_GAP:g}")
-    print(f"{'network':<12} {'solver':<36} {'iters':>6} {'seconds':>9} {'gap':>10} {'TSTT':>14}")
-    for r in ue:
-        print(
-            f"{r['network']:<12} {r['solver']:<36} {r['iterations']:>6} {r['seconds']:>9.3f} {r['relative_gap']:>10.2e} {r['tstt']:>14.6g}"
-        )
-    print("\nN-player batch simulator (random legal moves)")
-    print(f"{'network':<12} {'vehicles':>9} {'games':>6} {'steps':>6} {'veh-steps/s':>14}")
-    for r in sim:
-        print(
-            f"{r['network']:<12} {r['vehicles']:>9} {r['games']:>6} {r['steps']:>6} {r['vehicle_steps_per_second']:>14.3g}"
-        )
-    mf = mean_field_rows()
-    print_mean_field(mf)
-    out = Path(__file__).parent / "results" / "routing.json"
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="short run: fewer repeats, OpenSpiel budget 20 s")
+    parser.add_argument("--json", default=str(Path(__file__).parent / "results" / "routing.json"))
+    args = parser.parse_args()
+    quick = args.quick
+    started = time.perf_counter()
+    results: dict = {
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "load_avg": os.getloadavg()},
+        "quick": quick,
+    }
+    results["static_ue"] = static_ue_rows(1 if quick else 3, ("bfw",) if quick else ("bfw", "cfw"))
+    results["reference_tstt"] = [] if quick else [converged_tstt(c) for c in TNTP_FILES]
+    results["simulator"] = [simulator_throughput("sioux_falls", 14_000, 2 if quick else 8)]
+    results["simulator"] += ray_simulator_throughput(
+        "sioux_falls",
+        14_000,
+        games_per_shard=2 if quick else 4,
+        shards=4 if quick else 8,
+        worker_counts=(1, 2),
+        repeats=1 if quick else 3,
+    )
+    results["mean_field"] = mean_field_rows(quick)
+    results["targets"] = targets(results)
+    rows = table_rows(results)
+    widths = [max(len(r[i]) for r in [("peer", "case", "metric", "value"), *rows]) for i in range(4)]
+    for row in [("peer", "case", "metric", "value"), *rows]:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    results["table"] = [dict(zip(("peer", "case", "metric", "value"), r, strict=True)) for r in rows]
+    results["wall_s"] = time.perf_counter() - started
+    out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"static_ue": ue, "simulator": sim, "mean_field": mf}, indent=2))
-    print(f"\nwrote {out}")
+    out.write_text(json.dumps(results, indent=2, default=str))
+    print(f"\n{results['wall_s']:.0f} s; wrote {out}")
 
 
 if __name__ == "__main__":

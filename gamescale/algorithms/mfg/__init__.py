@@ -50,3 +50,4 @@ register_algorithm("boltzmann", BoltzmannConfig, BoltzmannPolicyIteration, "MFG 
 # Algorithms that sample the population on rollout workers register themselves on import.
 import gamescale.algorithms.mfg.sampled_fp  # noqa: E402, F401
 import gamescale.algorithms.mfg.correlated  # noqa: E402, F401
+import gamescale.algorithms.mfg.deep  # noqa: E402, F401

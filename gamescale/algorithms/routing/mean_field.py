@@ -55,8 +55,7 @@ def model_of(env: Any) -> RoutingFlowModel:
 def evaluate(model: RoutingFlowModel, policy: np.ndarray) -> dict[str, Any]:
     """Flow, Q-values (policy and best response) and the metrics of `policy [T, n, D, A]`."""
     flow = model.flow(policy)
-    br_value, br_q = model.values(flow.steps)
-    pi_value, pi_q = model.values(flow.steps, policy)
+    (br_value, br_q), (pi_value, pi_q) = model.values_pair(flow.steps, policy)
     pi_start = model.expected(pi_value)
     return {
         "flow": flow,

@@ -91,6 +91,10 @@ class RoutingFlowModel:
     at_dest: np.ndarray = field(init=False, repr=False)  # [n, D] node is the destination
     dead: np.ndarray = field(init=False, repr=False)  # [n, D] dead end, not the destination
     departures: np.ndarray = field(init=False, repr=False)  # [T + 1, n, D] departing mass
+    # Precomputed for the passes (speed only): node order for the per-node backward pass
+    # (heads before tails; None when the network has a cycle), destination cells, BPR terms.
+    backward_order: tuple[int, ...] | None = field(init=False, repr=False)
+    dest_cells: np.ndarray = field(init=False, repr=False)  # [D] flat (node, destination) cells
 
     def __post_init__(self) -> None:
         net, d = self.network, self.network.demand
@@ -138,6 +142,8 @@ class RoutingFlowModel:
             at_dest=at_dest,
             dead=dead,
             departures=departures,
+            backward_order=_backward_order(net),
+            dest_cells=(destinations * D + np.arange(D)).astype(np.int64),
         ).items():
             set_(self, name, value)
 
@@ -159,27 +165,44 @@ class RoutingFlowModel:
         return np.broadcast_to(p, self.policy_shape).copy()
 
     def flow(self, policy: np.ndarray) -> Flow:
-        """Forward pass: the population flow of `policy [T, n, D, A]` (loop over steps)."""
+        """Forward pass: the population flow of `policy [T, n, D, A]` (loop over steps).
+
+        Only "event" steps, where some mass is ready at a node, do work: at any other step
+        nothing enters or leaves a link, so the link masses and times are those of the
+        step before (the skipped steps are filled in afterwards; results are the same as
+        doing every step)."""
         net = self.network
         T, L, D = self.horizon, net.num_links, self.num_destinations
         tail, head = net.init_node, net.term_node
-        d_idx = np.arange(D)
+        links = np.arange(L)
         ready = self.departures.copy()
+        ready_flat = ready.reshape(T + 1, -1)
         enter = np.zeros((T, L, D))
         on_link = np.zeros((T, L))
         steps = np.zeros((T, L), np.int64)
         leave = np.zeros((T + 2, L))
-        arrived = np.zeros(T + 1)
+        arrived_in = np.zeros(T)  # mass arriving at step t
         stuck = np.zeros(T + 1)
         current = np.zeros(L)
+        # [T, L, D]: probability that a vehicle at link l's tail at step t picks l
+        pick = policy[:, tail[:, None], np.arange(D)[None, :], self.link_slot[:, None]]
+        movable_tail = self.movable[tail]  # [L, D]
+        has_dead = bool(self.dead.any())
+        event = self.departures.reshape(T + 1, -1).any(axis=1)
+        event_rows = []
         for t in range(T):
+            if not event[t]:
+                continue
+            event_rows.append(t)
             r = ready[t]
-            arrived[t + 1] = arrived[t] + r[self.destinations, d_idx].sum()
-            stuck_mass = r * self.dead
-            ready[t + 1] += stuck_mass
-            stuck[t] = stuck_mass.sum()
-            e = (r * self.movable)[tail] * policy[t][tail, :, self.link_slot]  # [L, D]
-            enter[t] = e
+            arrived_in[t] = ready_flat[t, self.dest_cells].sum()
+            if has_dead:
+                stuck_mass = r * self.dead
+                ready[t + 1] += stuck_mass
+                stuck[t] = stuck_mass.sum()
+                event[t + 1] |= stuck[t] > 0
+            e = enter[t]
+            np.multiply(r[tail] * movable_tail, pick[t], out=e)  # [L, D]
             total = e.sum(axis=1)
             current = current - leave[t] + total
             on_link[t] = current
@@ -188,7 +211,19 @@ class RoutingFlowModel:
             exit_t = t + k
             ok = exit_t <= T
             np.add.at(ready, (exit_t[ok], head[ok]), e[ok])
-            leave[np.minimum(exit_t, T + 1), np.arange(L)] += total  # one entry per link
+            leave[np.minimum(exit_t, T + 1), links] += total  # one entry per link
+            event[exit_t[ok & (total > 0)]] = True
+        # skipped steps: the link state of the last event step (of an empty network before the first)
+        last = np.full(T, -1)
+        last[event_rows] = event_rows
+        last = np.maximum.accumulate(last)
+        if len(event_rows) < T:
+            idle = last < 0
+            on_link = on_link[np.maximum(last, 0)]
+            steps = steps[np.maximum(last, 0)]
+            on_link[idle] = 0.0
+            steps[idle] = link_steps(net, np.zeros(L), self.num_vehicles, self.time_step)
+        arrived = np.concatenate([[0.0], np.cumsum(arrived_in)])
         stuck[T] = (ready[T] * self.dead).sum()
         waiting = 1.0 - np.cumsum(self.departures.sum(axis=(1, 2)))[:-1]
         waiting = np.concatenate([[1.0], waiting]) if T >= 0 else waiting
@@ -199,11 +234,61 @@ class RoutingFlowModel:
         """Backward pass against link times `steps [T, L]`: `(value [T + 1, n, D],
         q [T, n, D, A])`, optimal if `policy` is None, else of `policy`. Rewards are
         -time units; q is -inf on illegal slots (slot 0 holds the value where no choice)."""
+        return self.values_pair(steps, policy, optimal=policy is None)[0]
+
+    def values_pair(
+        self, steps: np.ndarray, policy: np.ndarray | None, optimal: bool = True
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """`values` for the optimal policy (if `optimal`) and then for `policy` (if given),
+        sharing the set-up: a list of `(value, q)` in that order."""
+        net = self.network
+        T, dt = self.horizon, self.time_step
+        n, D = net.num_nodes, self.num_destinations
+        policies = ([None] if optimal else []) + ([policy] if policy is not None else [])
+        end = np.where(self.at_dest, 0.0, -self.late_penalty)
+        if self.backward_order is None:
+            return [self._values_by_step(steps, p, end) for p in policies]
+        # acyclic network: one node at a time over all steps, heads before tails
+        t_col = np.arange(T)[:, None]
+        exit_t = t_col + steps  # [T, L]
+        ok = exit_t <= T
+        exit_t = np.minimum(exit_t, T)
+        cost = -dt * steps  # [T, L] time units of the link, as a reward
+        lost = -(T - np.arange(T)) * dt - self.late_penalty  # [T] value of never arriving
+        fixed = np.where(self.at_dest, 0.0, lost[:, None, None])  # [T, n, D] where no choice
+        q_fixed = np.where(self.legal, fixed[..., None], -np.inf)  # [T, n, D, A]
+        out = []
+        for p in policies:
+            value = np.empty((T + 1, n, D))
+            value[:T] = fixed
+            value[T] = end
+            q = q_fixed.copy()
+            for v in self.backward_order:
+                slots = self.slot_link[v]
+                lk = slots[slots >= 0]
+                cont = np.where(
+                    ok[:, lk, None], cost[:, lk, None] + value[exit_t[:, lk], net.term_node[lk]], lost[:, None, None]
+                )  # [T, A_v, D]
+                q_v = np.where(self.movable[v][None, :, None], np.transpose(cont, (0, 2, 1)), fixed[:, v, :, None])
+                q[:, v, :, : len(lk)] = q_v
+                q_v = q[:, v]  # [T, D, A]
+                if p is None:
+                    best = q_v.max(axis=-1)
+                else:
+                    best = (p[:, v] * np.where(self.legal[v], q_v, 0.0)).sum(axis=-1)
+                value[:T, v] = np.where(self.movable[v], best, fixed[:, v])
+            out.append((value, q))
+        return out
+
+    def _values_by_step(
+        self, steps: np.ndarray, policy: np.ndarray | None, end: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """`values` as a loop over steps (any network, cycles included)."""
         net = self.network
         T, dt = self.horizon, self.time_step
         value = np.empty((T + 1, net.num_nodes, self.num_destinations))
         q = np.empty((T, *value.shape[1:], self.num_actions))
-        value[T] = np.where(self.at_dest, 0.0, -self.late_penalty)
+        value[T] = end
         head = net.term_node
         safe_slot = np.maximum(self.slot_link, 0)
         for t in range(T - 1, -1, -1):
@@ -230,6 +315,28 @@ class RoutingFlowModel:
     def expected(self, value: np.ndarray) -> float:
         """Demand-weighted mean of the OD classes' start values."""
         return float(self.od_frac @ self.start_values(value))
+
+
+def _backward_order(net: Network) -> tuple[int, ...] | None:
+    """Nodes with out-links, each after every node its links lead to (None if cyclic)."""
+    n = net.num_nodes
+    out_deg = net.out_degree().astype(np.int64)
+    pending = out_deg.copy()
+    into = [[] for _ in range(n)]
+    for tail, head in zip(net.init_node.tolist(), net.term_node.tolist(), strict=True):
+        into[head].append(tail)
+    queue = [v for v in range(n) if pending[v] == 0]
+    order = []
+    while queue:
+        v = queue.pop()
+        order.append(v)
+        for u in into[v]:
+            pending[u] -= 1
+            if pending[u] == 0:
+                queue.append(u)
+    if len(order) < n:
+        return None
+    return tuple(v for v in order if out_deg[v] > 0)
 
 
 def make_flow_model(

@@ -1,0 +1,479 @@
+"""Deep RL for mean-field games (2203.11973): deep average-network fictitious play (D-AFP)
+and deep Munchausen online mirror descent (D-MOMD).
+
+Both learn from transitions of particles simulated on rollout shards against a fixed
+mean-field flow, with neural networks of `(t, s)`. The state space is finite, so a network
+is also evaluated on ALL `(t, s)` at once to give a policy table `[T, S, A]`: particles
+play that table, its flow is propagated exactly (the mean field the rewards are computed
+from), and its exploitability is evaluated exactly, on the same scale as the exact solvers.
+
+D-AFP, iteration k (the mean field is that of the average-policy network pi_bar):
+
+1. mu = propagate(pi_bar) `[T + 1, S]`;
+2. particles play epsilon-greedy(Q) against mu -> transitions (t, s, a, r, s');
+3. fitted Q (DQN with a target network refreshed `q_rounds` times):
+   y = r + max_{a' legal} Q_target(t + 1, s', a')  (no bootstrap at t = T - 1);
+4. particles play the greedy best response argmax Q against mu; their (t, s, a) pairs go
+   into a fixed-capacity reservoir (uniform over every pair ever offered, so over the
+   best responses of all iterations, weighted by the distributions they induce);
+5. pi_bar is trained by cross-entropy on the reservoir (the averaging of fictitious play
+   done by distillation, without mixing networks).
+
+D-MOMD, iteration k (one Q-network, pi_k = softmax(q_k / tau) over legal actions):
+
+1. mu = propagate(pi_k); particles play (1 - epsilon) pi_k + epsilon uniform against mu;
+2. fitted Q on the Munchausen target, with log pi_k from the previous iteration's weights:
+   y = r + tau * log pi_k(a | t, s) + tau * logsumexp_{a' legal} q_target(t + 1, s', a') / tau,
+   whose fixed point is pi_{k+1} proportional to pi_k * exp(Q_{k+1} / tau): the Q-network
+   implicitly sums the past Q-functions as OMD (learning rate 1 / tau) does.
+
+Randomness comes from `np.random.default_rng([seed, iteration, purpose])` and the shard
+tasks, never from generators kept across steps, so a resumed run reproduces an
+uninterrupted one. The networks live in the learners (`ctx.learners["q"]`,
+`ctx.learners["policy"]`); the algorithm reads their weights and evaluates a local copy.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import torch
+from pydantic import Field
+from torch import nn
+from torch.nn import functional as F
+
+from gamescale.algorithms.base import LearnerSpec, ShardTask, State, StepContext
+from gamescale.algorithms.mfg.evaluation import best_response, exploitability, policy_value, propagate
+from gamescale.algorithms.mfg.particles import sample_categorical
+from gamescale.algorithms.registry import AlgorithmConfig, register_algorithm
+from gamescale.envs.mfg.game import MeanFieldGame
+
+# --------------------------------------------------------------------------- networks
+
+
+class TimeStateNetwork(nn.Module):
+    """An MLP of `(t, s)`: `forward(t [B], s [B]) -> [B, A]` (Q-values or policy logits).
+
+    The first layer is a sum of a state and a time embedding, which equals a linear layer
+    on the concatenated one-hot codes of s (S entries) and t (T entries). `legal [S, A]`
+    (a buffer, so it travels with the weights) masks illegal actions where needed.
+    """
+
+    def __init__(
+        self, num_states: int, horizon: int, num_actions: int, hidden_sizes: tuple[int, ...], legal: np.ndarray
+    ):
+        super().__init__()
+        width = hidden_sizes[0]
+        self.state_embedding = nn.Embedding(num_states, width)
+        self.time_embedding = nn.Embedding(horizon, width)
+        nn.init.normal_(self.state_embedding.weight, std=0.5)
+        nn.init.normal_(self.time_embedding.weight, std=0.5)
+        self.bias = nn.Parameter(torch.zeros(width))
+        layers: list[nn.Module] = []
+        for size_in, size_out in zip(hidden_sizes[:-1], hidden_sizes[1:], strict=True):
+            layers += [nn.ReLU(), nn.Linear(size_in, size_out)]
+        layers += [nn.ReLU(), nn.Linear(hidden_sizes[-1], num_actions)]
+        self.head = nn.Sequential(*layers)
+        self.register_buffer("legal", torch.as_tensor(np.asarray(legal, dtype=bool)))
+
+    def forward(self, t: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+        return self.head(self.state_embedding(s) + self.time_embedding(t) + self.bias)
+
+
+def make_network(
+    num_states: int, horizon: int, num_actions: int, hidden_sizes: tuple[int, ...], legal: np.ndarray
+) -> TimeStateNetwork:
+    """Module factory of the learners (wrap in functools.partial)."""
+    return TimeStateNetwork(num_states, horizon, num_actions, tuple(hidden_sizes), legal)
+
+
+def _columns(module: nn.Module, batch: pa.RecordBatch, *names: str) -> list[torch.Tensor]:
+    device = next(module.parameters()).device
+    return [torch.as_tensor(np.array(batch.column(name).to_numpy(zero_copy_only=False))).to(device) for name in names]
+
+
+def regression_loss(module: nn.Module, batch: pa.RecordBatch) -> tuple[torch.Tensor, dict[str, float]]:
+    """Mean squared error of `Q(t, s, action)` against the `target` column (float32)."""
+    t, s, a, target = _columns(module, batch, "t", "state", "action", "target")
+    q = module(t, s).gather(1, a[:, None])[:, 0]
+    loss = F.mse_loss(q, target)
+    return loss, {"q_loss": float(loss.detach())}
+
+
+def cross_entropy_loss(module: nn.Module, batch: pa.RecordBatch) -> tuple[torch.Tensor, dict[str, float]]:
+    """Cross-entropy of the legal-masked policy logits at `(t, state)` against `action`."""
+    t, s, a = _columns(module, batch, "t", "state", "action")
+    logits = module(t, s).masked_fill(~module.legal[s], -1e9)
+    loss = F.cross_entropy(logits, a)
+    return loss, {"policy_loss": float(loss.detach())}
+
+
+class NetworkTable:
+    """Evaluates a learner's network on every `(t, s)`: `table(weights) -> [T, S, A]` float64."""
+
+    def __init__(self, factory: Any, horizon: int, num_states: int):
+        with torch.random.fork_rng(devices=[]):  # building a module must not move the global RNG
+            self.module = factory()
+        self.module.eval()
+        grid_t, grid_s = np.meshgrid(np.arange(horizon), np.arange(num_states), indexing="ij")
+        self.t = torch.as_tensor(grid_t.reshape(-1))
+        self.s = torch.as_tensor(grid_s.reshape(-1))
+        self.shape = (horizon, num_states)
+
+    def __call__(self, weights: Mapping[str, np.ndarray]) -> np.ndarray:
+        self.module.load_state_dict({k: torch.as_tensor(np.array(v)) for k, v in weights.items()})
+        with torch.no_grad():
+            out = self.module(self.t, self.s).numpy().astype(np.float64)
+        return out.reshape(*self.shape, -1)
+
+
+def masked_log_softmax(logits: np.ndarray, legal: np.ndarray) -> np.ndarray:
+    """log softmax over legal actions of `logits [..., S, A]` (`legal [S, A]`); -inf on illegal."""
+    masked = np.where(legal, logits, -np.inf)
+    shifted = masked - masked.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+def masked_softmax(logits: np.ndarray, legal: np.ndarray) -> np.ndarray:
+    """Softmax over legal actions `[..., S, A]`; exactly zero on illegal actions."""
+    return np.exp(masked_log_softmax(logits, legal))
+
+
+def greedy_table(q: np.ndarray, legal: np.ndarray) -> np.ndarray:
+    """Argmax policy `[T, S, A]` over legal actions (ties -> lowest action)."""
+    best = np.argmax(np.where(legal, q, -np.inf), axis=-1)
+    policy = np.zeros(q.shape)
+    np.put_along_axis(policy, best[..., None], 1.0, axis=-1)
+    return policy
+
+
+def uniform_table(legal: np.ndarray, horizon: int) -> np.ndarray:
+    """Uniform over legal actions, `[T, S, A]`."""
+    per_state = legal / legal.sum(axis=-1, keepdims=True)
+    return np.broadcast_to(per_state, (horizon, *legal.shape)).astype(np.float64)
+
+
+# --------------------------------------------------------------------------- particles
+
+TRANSITIONS_SCHEMA = pa.schema(
+    [
+        ("t", pa.int64()),
+        ("state", pa.int64()),
+        ("action", pa.int64()),
+        ("reward", pa.float64()),
+        ("next_state", pa.int64()),
+    ]
+)
+
+
+def simulate_transitions(
+    game: MeanFieldGame, policy: np.ndarray, mu: np.ndarray, num_particles: int, rng: np.random.Generator
+) -> dict[str, np.ndarray]:
+    """Transitions of `num_particles` agents playing `policy [T, S, A]` against the flow `mu [T + 1, S]`.
+
+    Rewards and kernels are the game's at the GIVEN flow (a representative agent in the
+    mean-field limit). Returns columns of `TRANSITIONS_SCHEMA`, each `[T * N]`, time-major;
+    the reward of the last step (t = T - 1) includes the terminal reward at s'.
+    """
+    T, S = game.horizon, game.num_states
+    states = sample_categorical(np.broadcast_to(game.initial_distribution, (num_particles, S)), rng)
+    columns: dict[str, list[np.ndarray]] = {name: [] for name in TRANSITIONS_SCHEMA.names}
+    for t in range(T):
+        next_state, prob = game.transition(t, mu[t])
+        reward = np.asarray(game.reward(t, mu[t]), dtype=np.float64)  # [S, A]
+        actions = sample_categorical(policy[t, states], rng)
+        branch = sample_categorical(prob[states, actions], rng)
+        successors = next_state[states, actions, branch]
+        r = reward[states, actions]
+        if t == T - 1:
+            r = r + np.asarray(game.terminal_reward(mu[T]), dtype=np.float64)[successors]
+        columns["t"].append(np.full(num_particles, t, dtype=np.int64))
+        columns["state"].append(states)
+        columns["action"].append(actions)
+        columns["reward"].append(r)
+        columns["next_state"].append(successors)
+        states = successors
+    return {name: np.concatenate(parts) for name, parts in columns.items()}
+
+
+def transitions_shard(env: Any, shared: dict[str, Any], task: ShardTask) -> pa.RecordBatch:
+    """Shard function: `shared = {"policy": [T, S, A], "mu": [T + 1, S], "num_particles": total,
+    "stream": int}`. The total is split evenly over shards; `stream` separates the random
+    streams of several calls in one iteration (the shard seeds depend only on the iteration)."""
+    total = int(shared["num_particles"])
+    mine = total // task.num_shards + (1 if task.index < total % task.num_shards else 0)
+    rng = np.random.default_rng([task.seed, int(shared.get("stream", 0))])
+    columns = simulate_transitions(env, np.asarray(shared["policy"]), np.asarray(shared["mu"]), mine, rng)
+    return pa.RecordBatch.from_pydict(columns, schema=TRANSITIONS_SCHEMA)
+
+
+def collect(batches: list[pa.RecordBatch]) -> dict[str, np.ndarray]:
+    """Concatenate shard batches (in shard order) into numpy columns."""
+    table = pa.Table.from_batches(batches, schema=TRANSITIONS_SCHEMA)
+    return {name: table.column(name).to_numpy() for name in TRANSITIONS_SCHEMA.names}
+
+
+# --------------------------------------------------------------------------- reservoir
+
+
+def reservoir_add(
+    buffer: Mapping[str, np.ndarray], seen: int, items: Mapping[str, np.ndarray], rng: np.random.Generator
+) -> tuple[dict[str, np.ndarray], int]:
+    """Reservoir sampling (Vitter's algorithm R), vectorised over the new items.
+
+    `buffer` holds columns of capacity C; `seen` items were offered before. Item number n
+    (0-based, over all time) fills slot n while n < C, else replaces slot j ~ U{0..n} when
+    j < C. Later items win a slot drawn twice, as in the sequential algorithm, so the
+    buffer is a uniform sample of every item ever offered. Returns (new buffer, new seen).
+    """
+    capacity = len(next(iter(buffer.values())))
+    count = len(next(iter(items.values())))
+    index = seen + np.arange(count)  # global item numbers
+    slot = np.where(index < capacity, index, rng.integers(0, index + 1))
+    accepted = np.flatnonzero(slot < capacity)
+    _, last_rev = np.unique(slot[accepted][::-1], return_index=True)
+    keep = accepted[len(accepted) - 1 - last_rev]  # the last item per slot
+    new = {name: column.copy() for name, column in buffer.items()}
+    for name in new:
+        new[name][slot[keep]] = items[name][keep]
+    return new, seen + count
+
+
+# --------------------------------------------------------------------------- configs
+
+
+class _DeepConfig(AlgorithmConfig):
+    hidden_sizes: tuple[int, ...] = Field((64, 64), min_length=1, description="MLP widths")
+    num_particles: int = Field(1000, ge=1, description="exploring agents simulated per iteration (all shards)")
+    epsilon: float = Field(0.2, ge=0.0, le=1.0, description="probability of a uniform legal action")
+    q_learning_rate: float = Field(3e-3, gt=0.0)
+    q_rounds: int = Field(10, ge=1, description="target-network refreshes per iteration")
+    q_steps_per_round: int = Field(40, ge=1, description="gradient steps between refreshes")
+    batch_size: int = Field(256, ge=1)
+
+
+class DeepAFPConfig(_DeepConfig):
+    """Deep average-network fictitious play (2203.11973)."""
+
+    name: str = "deep_afp"
+    br_particles: int = Field(1000, ge=1, description="best-response agents whose (t, s, a) enter the reservoir")
+    reservoir_size: int = Field(50_000, ge=1)
+    policy_learning_rate: float = Field(3e-3, gt=0.0)
+    policy_steps: int = Field(150, ge=1, description="cross-entropy steps per iteration")
+    policy_batch_size: int = Field(512, ge=1)
+
+
+class DeepMOMDConfig(_DeepConfig):
+    """Deep Munchausen online mirror descent (2203.11973)."""
+
+    name: str = "deep_momd"
+    tau: float = Field(2.0, gt=0.0, description="softmax temperature; OMD learning rate 1 / tau")
+    log_policy_floor: float | None = Field(None, description="clip log pi_k from below in the target (None: no clip)")
+
+
+# --------------------------------------------------------------------------- shared shell
+
+
+class _DeepShell:
+    def __init__(self, config: _DeepConfig, game: MeanFieldGame):
+        if not isinstance(game, MeanFieldGame):
+            raise ValueError(f"{config.name} needs a single-population mean-field game, got {type(game).__name__}")
+        self.config = config
+        self.game = game
+        self.T, self.S, self.A = game.horizon, game.num_states, game.num_actions
+        self.legal = game.legal_actions
+        self.factory = functools.partial(make_network, self.S, self.T, self.A, tuple(config.hidden_sizes), self.legal)
+        # Not named `tables`: the framework calls an algorithm's `tables(state)` at the end of a run.
+        self.evaluate_network = NetworkTable(self.factory, self.T, self.S)
+
+    def _sample(
+        self, ctx: StepContext, policy: np.ndarray, mu: np.ndarray, n: int, stream: int
+    ) -> dict[str, np.ndarray]:
+        shared = {"policy": policy, "mu": mu, "num_particles": n, "stream": stream}
+        return collect(ctx.shards.map(transitions_shard, ctx.shard_tasks(), shared=shared))
+
+    def _fit_q(self, ctx: StepContext, data: dict[str, np.ndarray], target_fn: Any) -> tuple[np.ndarray, float]:
+        """Fitted Q: `q_rounds` target refreshes, each `q_steps_per_round` regression steps.
+
+        `target_fn(q_table [T, S, A]) -> y [num transitions]` builds the targets from the
+        current (target) network. Returns the final Q table and the last regression loss.
+        """
+        cfg, learner = self.config, ctx.learners["q"]
+        loss = float("nan")
+        for round_ in range(cfg.q_rounds):
+            target = target_fn(self.evaluate_network(learner.get_weights())).astype(np.float32)
+            batch = pa.RecordBatch.from_pydict(
+                {"t": data["t"], "state": data["state"], "action": data["action"], "target": target}
+            )
+            seed = int(np.random.SeedSequence([ctx.seed, ctx.iteration, 1, round_]).generate_state(1)[0])
+            metrics = learner.update(batch, cfg.q_steps_per_round, min(cfg.batch_size, batch.num_rows), seed)
+            loss = float(metrics["q_loss"])
+        return self.evaluate_network(learner.get_weights()), loss
+
+    def _br_regret(self, q: np.ndarray, mu: np.ndarray) -> float:
+        """How far the greedy policy of the learned Q is from the exact best response to mu."""
+        _, best = best_response(self.game, mu)
+        value = policy_value(self.game, greedy_table(q, self.legal), mu)
+        return float(self.game.initial_distribution @ (best[0] - value[0]))
+
+    def summary(self, state: State) -> dict[str, Any]:
+        return {"exploitability": float(state["exploitability"]), "iterations": int(state["iteration"])}
+
+
+# --------------------------------------------------------------------------- D-AFP
+
+
+class DeepAverageFictitiousPlay(_DeepShell):
+    """D-AFP; learners `q` (best-response Q-network) and `policy` (average-policy network).
+
+    State: `iteration` int, `exploitability` float, `reservoir_seen` int, and the reservoir
+    columns `reservoir_t`, `reservoir_state`, `reservoir_action`, each `[reservoir_size]` int64
+    (the first `min(seen, size)` entries are filled).
+    """
+
+    config: DeepAFPConfig
+
+    def learner_specs(self) -> dict[str, LearnerSpec]:
+        cfg = self.config
+        return {
+            "q": LearnerSpec(self.factory, regression_loss, cfg.q_learning_rate, "adam", seed=1),
+            "policy": LearnerSpec(self.factory, cross_entropy_loss, cfg.policy_learning_rate, "adam", seed=2),
+        }
+
+    def init(self, seed: int) -> State:
+        del seed  # networks are seeded by their specs; sampling by (seed, iteration)
+        size = self.config.reservoir_size
+        return {
+            "iteration": 0,
+            "exploitability": float("nan"),
+            "reservoir_seen": 0,
+            "reservoir_t": np.zeros(size, dtype=np.int64),
+            "reservoir_state": np.zeros(size, dtype=np.int64),
+            "reservoir_action": np.zeros(size, dtype=np.int64),
+        }
+
+    def average_policy(self, ctx: StepContext) -> np.ndarray:
+        """The average policy `[T, S, A]`: softmax of the policy network over legal actions."""
+        return masked_softmax(self.evaluate_network(ctx.learners["policy"].get_weights()), self.legal)
+
+    def step(self, state: State, ctx: StepContext) -> tuple[State, dict[str, float]]:
+        cfg, game, T = self.config, self.game, self.T
+        mu = propagate(game, self.average_policy(ctx))  # the mean field of pi_bar, [T + 1, S]
+
+        q_now = self.evaluate_network(ctx.learners["q"].get_weights())
+        explore = (1 - cfg.epsilon) * greedy_table(q_now, self.legal) + cfg.epsilon * uniform_table(self.legal, T)
+        data = self._sample(ctx, explore, mu, cfg.num_particles, stream=0)
+        last = data["t"] == T - 1
+        legal = self.legal
+
+        def target(q: np.ndarray) -> np.ndarray:
+            value = np.where(legal, q, -np.inf).max(axis=-1)  # [T, S]
+            bootstrap = value[np.minimum(data["t"] + 1, T - 1), data["next_state"]]
+            return data["reward"] + np.where(last, 0.0, bootstrap)
+
+        q, q_loss = self._fit_q(ctx, data, target)
+        br = greedy_table(q, self.legal)
+        pairs = self._sample(ctx, br, mu, cfg.br_particles, stream=1)
+
+        buffer = {"t": state["reservoir_t"], "state": state["reservoir_state"], "action": state["reservoir_action"]}
+        items = {"t": pairs["t"], "state": pairs["state"], "action": pairs["action"]}
+        rng = np.random.default_rng([ctx.seed, ctx.iteration, 2])
+        buffer, seen = reservoir_add(buffer, int(state["reservoir_seen"]), items, rng)
+        filled = min(seen, cfg.reservoir_size)
+        batch = pa.RecordBatch.from_pydict({name: column[:filled] for name, column in buffer.items()})
+        seed = int(np.random.SeedSequence([ctx.seed, ctx.iteration, 3]).generate_state(1)[0])
+        policy_metrics = ctx.learners["policy"].update(
+            batch, cfg.policy_steps, min(cfg.policy_batch_size, filled), seed
+        )
+
+        exploit = exploitability(game, self.average_policy(ctx))
+        new_state = {
+            "iteration": int(state["iteration"]) + 1,
+            "exploitability": exploit,
+            "reservoir_seen": seen,
+            "reservoir_t": buffer["t"],
+            "reservoir_state": buffer["state"],
+            "reservoir_action": buffer["action"],
+        }
+        metrics = {
+            "exploitability": exploit,
+            "q_loss": q_loss,
+            "policy_loss": float(policy_metrics["policy_loss"]),
+            "br_regret": self._br_regret(q, mu),
+            "reservoir_filled": float(filled),
+        }
+        return new_state, metrics
+
+
+# --------------------------------------------------------------------------- D-MOMD
+
+
+class DeepMunchausenMirrorDescent(_DeepShell):
+    """D-MOMD; one learner `q` whose softmax(q / tau) is the policy.
+
+    State: `iteration` int, `exploitability` float (the networks hold everything else).
+    """
+
+    config: DeepMOMDConfig
+
+    def learner_specs(self) -> dict[str, LearnerSpec]:
+        return {"q": LearnerSpec(self.factory, regression_loss, self.config.q_learning_rate, "adam", seed=1)}
+
+    def init(self, seed: int) -> State:
+        del seed
+        return {"iteration": 0, "exploitability": float("nan")}
+
+    def policy(self, q: np.ndarray) -> np.ndarray:
+        """softmax(q / tau) over legal actions, `[T, S, A]`."""
+        return masked_softmax(q / self.config.tau, self.legal)
+
+    def step(self, state: State, ctx: StepContext) -> tuple[State, dict[str, float]]:
+        cfg, game, T, tau = self.config, self.game, self.T, self.config.tau
+        q_prev = self.evaluate_network(ctx.learners["q"].get_weights())  # q_k, [T, S, A]
+        log_pi = masked_log_softmax(q_prev / tau, self.legal)  # log pi_k, -inf on illegal
+        pi = np.exp(log_pi)
+        mu = propagate(game, pi)
+        behaviour = (1 - cfg.epsilon) * pi + cfg.epsilon * uniform_table(self.legal, T)
+        data = self._sample(ctx, behaviour, mu, cfg.num_particles, stream=0)
+        last = data["t"] == T - 1
+        munchausen = log_pi[data["t"], data["state"], data["action"]]
+        if cfg.log_policy_floor is not None:
+            munchausen = np.maximum(munchausen, cfg.log_policy_floor)
+        reward = data["reward"] + tau * munchausen
+        legal = self.legal
+
+        def target(q: np.ndarray) -> np.ndarray:
+            scaled = np.where(legal, q / tau, -np.inf)
+            top = scaled.max(axis=-1)
+            soft_value = tau * (top + np.log(np.exp(scaled - top[..., None]).sum(axis=-1)))  # [T, S]
+            bootstrap = soft_value[np.minimum(data["t"] + 1, T - 1), data["next_state"]]
+            return reward + np.where(last, 0.0, bootstrap)
+
+        q, q_loss = self._fit_q(ctx, data, target)
+        policy = self.policy(q)
+        exploit = exploitability(game, policy)
+        entropy = -(np.where(policy > 0, policy * np.log(np.where(policy > 0, policy, 1.0)), 0.0)).sum(-1)
+        metrics = {
+            "exploitability": exploit,
+            "q_loss": q_loss,
+            "policy_entropy": float((propagate(game, policy)[:-1] * entropy).sum() / T),
+        }
+        return {"iteration": int(state["iteration"]) + 1, "exploitability": exploit}, metrics
+
+
+register_algorithm(
+    "deep_afp",
+    DeepAFPConfig,
+    DeepAverageFictitiousPlay,
+    "deep average-network fictitious play: DQN best responses distilled into a policy net",
+)
+register_algorithm(
+    "deep_momd",
+    DeepMOMDConfig,
+    DeepMunchausenMirrorDescent,
+    "deep Munchausen online mirror descent: one Q-network, softmax(q / tau) policy",
+)
