@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pyarrow.dataset as ds
+import pytest
 from typer.testing import CliRunner
 
 import gamescale
@@ -123,3 +124,38 @@ def test_readme_python_example_runs(ray_cluster, tmp_path):
     exec(compile(code, "README.md", "exec"), namespace)
     assert namespace["run"].finished and namespace["same"].metrics.num_rows == 5
     assert namespace["game"].num_states == 400
+
+
+DEEP_SMALL = {
+    "env.size": 5,
+    "env.horizon": 5,
+    "run.iterations": 4,
+    "run.checkpoint_every": 2,
+    "algorithm.num_particles": 300,
+    "algorithm.q_rounds": 2,
+    "algorithm.q_steps_per_round": 10,
+    "algorithm.hidden_sizes": [16],
+}
+
+
+class Crash(RuntimeError):
+    pass
+
+
+def test_learner_state_survives_a_crash_and_resume(ray_cluster, tmp_path):
+    """A run with a learner actor, crashed after its first checkpoint and resumed, equals
+    an uninterrupted one run with a different number of workers."""
+
+    def crash_after_checkpoint(ctx):
+        if ctx.iteration == 2:
+            raise Crash("simulated driver failure")
+
+    out = tmp_path / "crashed"
+    with pytest.raises(Crash):
+        gamescale.run("mfg-deep-momd", overrides=DEEP_SMALL, workers=2, out=out, callbacks=[crash_after_checkpoint])
+    assert not (out / "summary.json").exists()
+    assert (storage.latest_checkpoint(out) / "learner-q.pt").is_file()
+    resumed = gamescale.resume(out)
+    reference = gamescale.run("mfg-deep-momd", overrides=DEEP_SMALL, workers=1, out=tmp_path / "reference")
+    assert resumed.metrics["iteration"].to_pylist() == [0, 1, 2, 3]
+    assert metric_rows(resumed) == metric_rows(reference)
