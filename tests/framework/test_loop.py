@@ -159,3 +159,11 @@ def test_learner_state_survives_a_crash_and_resume(ray_cluster, tmp_path):
     reference = gamescale.run("mfg-deep-momd", overrides=DEEP_SMALL, workers=1, out=tmp_path / "reference")
     assert resumed.metrics["iteration"].to_pylist() == [0, 1, 2, 3]
     assert metric_rows(resumed) == metric_rows(reference)
+
+
+def test_n_player_routing_same_metrics_with_1_and_2_workers(ray_cluster, tmp_path):
+    overrides = {"run.iterations": 3, "env.num_vehicles": 200}
+    one = gamescale.run("routing-n-player", overrides=overrides, workers=1, out=tmp_path / "one")
+    two = gamescale.run("routing-n-player", overrides=overrides, workers=2, out=tmp_path / "two")
+    assert metric_rows(one) == metric_rows(two)
+    assert one.metrics["avg_travel_time"].to_pylist()[-1] > 0

@@ -172,7 +172,9 @@ class NVsMeanField:
         fig, ax = plt.subplots(figsize=(6, 4))
         ax.errorbar(t["num_vehicles"], t["distance"], yerr=t["distance_std"], marker="o", capsize=3)
         ax.set_xscale("log")
+        # Distances are non-negative; symlog keeps an exact 0 plottable, with no negative half.
         ax.set_yscale("symlog", linthresh=1e-3)
+        ax.set_ylim(bottom=0)
         ax.set_xlabel("number of vehicles N")
         ax.set_ylabel("|avg travel time N-player - mean field|")
         ax.set_title(f"{self.model.network.name}: N-player vs mean-field equilibrium")

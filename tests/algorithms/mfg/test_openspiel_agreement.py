@@ -57,12 +57,8 @@ def test_crowd_1d_matches_openspiel_at_1_10_50(algorithm):
     check_agreement("mfg_crowd_modelling", CrowdModelling1D(), algorithm, [1, 10, 50])
 
 
-@pytest.mark.parametrize("algorithm", ["fp", "md"])
-def test_crowd_2d_matches_openspiel_first_iterations(algorithm):
-    check_agreement("mfg_crowd_modelling_2d", CrowdModelling2D(), algorithm, [1, 3])
-
-
-@pytest.mark.slow
+# OpenSpiel walks the 2D game tree in Python (~45 s for both algorithms); kept in the
+# default set because agreement with an independent implementation is the point.
 @pytest.mark.parametrize("algorithm", ["fp", "md"])
 def test_crowd_2d_matches_openspiel_at_1_10_50(algorithm):
     check_agreement("mfg_crowd_modelling_2d", CrowdModelling2D(), algorithm, [1, 10, 50])
