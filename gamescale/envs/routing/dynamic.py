@@ -27,7 +27,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from gamescale.envs.routing.network import Network, link_cost, link_cost_at
+from gamescale.envs.routing.network import Demand, Network, link_cost, link_cost_at
 
 PENDING, ON_NETWORK, ARRIVED = 0, 1, 2
 
@@ -40,6 +40,20 @@ def link_steps(
     flow = np.asarray(vehicles_on_link, np.float64) * vehicle_weight
     tt = link_cost(net, flow) if links is None else link_cost_at(net, links, flow)
     return np.maximum(1, np.floor(tt / time_step + 1e-9)).astype(np.int32)
+
+
+def departure_steps(demand: Demand, time_step: float, horizon: int) -> np.ndarray:
+    """Departure step of each OD row (int64); a one-line error naming the row of a departure
+    before 0 or at/after the horizon."""
+    steps = np.floor(demand.departure_time / time_step + 1e-9).astype(np.int64)
+    late = np.flatnonzero((steps >= horizon) | (demand.departure_time < 0))
+    if len(late):
+        r = int(late[0])
+        raise ValueError(
+            f"{demand.where(r)}: departure time {demand.departure_time[r]:g} is outside [0, horizon "
+            f"{horizon} x {time_step:g})"
+        )
+    return steps
 
 
 def apportion(weights: np.ndarray, total: int) -> np.ndarray:
@@ -96,14 +110,7 @@ class DynamicRoutingGame:
             raise ValueError("time_step must be > 0 and horizon >= 1")
         if d.num_od == 0:
             raise ValueError(f"{d.source}: network {self.network.name} has no demand")
-        dep = np.floor(d.departure_time / self.time_step + 1e-9).astype(np.int32)
-        late = np.flatnonzero((dep >= self.horizon) | (d.departure_time < 0))
-        if len(late):
-            r = int(late[0])
-            raise ValueError(
-                f"{d.where(r)}: departure time {d.departure_time[r]:g} is outside [0, horizon "
-                f"{self.horizon} x {self.time_step:g})"
-            )
+        dep = departure_steps(d, self.time_step, self.horizon).astype(np.int32)
         row = np.repeat(np.arange(d.num_od), apportion(d.flow, n)).astype(np.int32)
         object.__setattr__(self, "od_row", row)
         object.__setattr__(self, "origin", d.origin[row])

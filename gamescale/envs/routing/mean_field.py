@@ -40,7 +40,7 @@ from pydantic import Field
 
 from gamescale.envs.mfg.game import MeanFieldGame
 from gamescale.envs.registry import EnvConfig
-from gamescale.envs.routing.dynamic import link_steps
+from gamescale.envs.routing.dynamic import departure_steps, link_steps
 from gamescale.envs.routing.network import Network
 
 
@@ -105,14 +105,7 @@ class RoutingFlowModel:
             raise ValueError(f"time_step must be > 0 and horizon >= 1, got {self.time_step:g} and {self.horizon}")
         if self.num_vehicles <= 0 or self.late_penalty < 0:
             raise ValueError("num_vehicles must be > 0 and late_penalty >= 0")
-        dep = np.floor(d.departure_time / self.time_step + 1e-9).astype(np.int64)
-        late = np.flatnonzero((dep >= self.horizon) | (d.departure_time < 0))
-        if len(late):
-            r = int(late[0])
-            raise ValueError(
-                f"{d.where(r)}: departure time {d.departure_time[r]:g} is outside [0, horizon "
-                f"{self.horizon} x {self.time_step:g})"
-            )
+        dep = departure_steps(d, self.time_step, self.horizon)
         destinations, od_dest = np.unique(d.destination, return_inverse=True)
         n, D, L = net.num_nodes, len(destinations), net.num_links
         deg = net.out_degree()
