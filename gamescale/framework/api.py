@@ -40,9 +40,10 @@ class Run:
         return summary is not None and summary.get("status") == "completed"
 
 
-def _overrides(
+def merge_overrides(
     overrides: dict[str, Any] | None, workers: int | None, address: str | None, out: str | Path | None
 ) -> dict[str, Any]:
+    """Config overrides plus the `workers`, `address` and `out` shortcuts as dotted keys."""
     merged = dict(overrides or {})
     if workers is not None:
         merged["runtime.workers"] = workers
@@ -67,7 +68,7 @@ def run(
     Joins the Ray cluster this process is already connected to, or `address`, or starts
     an embedded local Ray.
     """
-    config = load_config(name_or_config, _overrides(overrides, workers, address, out))
+    config = load_config(name_or_config, merge_overrides(overrides, workers, address, out))
     run_dir = start_run(config, progress=progress, callbacks=callbacks)
     return load_run(run_dir)
 

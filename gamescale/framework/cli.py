@@ -37,11 +37,10 @@ def list_experiments() -> None:
 
 
 def _load(source: str | None, from_env: str | None, sets: list[str] | None, workers, address, out):
-    from gamescale.framework.api import _overrides
-    from gamescale.framework.config import load_config, load_raw  # noqa: F401
+    from gamescale.framework.api import merge_overrides
+    from gamescale.framework.config import load_config, parse_assignment
 
-    overrides = _overrides(None, workers, address, out)
-    overrides.update({k: v for k, v in (_split(s) for s in sets or [])})
+    overrides = merge_overrides(dict(parse_assignment(s) for s in sets or []), workers, address, out)
     if from_env:
         import yaml
 
@@ -52,15 +51,6 @@ def _load(source: str | None, from_env: str | None, sets: list[str] | None, work
     if not source:
         raise GamescaleError("name an experiment or a YAML file (see `gamescale list`)")
     return load_config(source, overrides)
-
-
-def _split(text: str) -> tuple[str, object]:
-    from gamescale.framework.config import parse_value
-
-    if "=" not in text:
-        raise GamescaleError(f"--set {text!r}: expected KEY=VALUE, e.g. env.size=20")
-    key, value = text.split("=", 1)
-    return key.strip(), parse_value(value)
 
 
 @app.command()

@@ -116,20 +116,19 @@ def parse_value(text: str) -> Any:
         return text
 
 
+def parse_assignment(text: str) -> tuple[str, Any]:
+    """`"env.size=20"` -> `("env.size", 20)`: one `--set` override."""
+    if "=" not in text:
+        raise ConfigError(f"--set {text!r}: expected KEY=VALUE, e.g. env.size=20")
+    key, value = text.split("=", 1)
+    return key.strip(), parse_value(value)
+
+
 def apply_overrides(raw: dict[str, Any], overrides: dict[str, Any] | list[str] | None, source: str) -> dict[str, Any]:
     """Set dotted keys (`env.size`) in a raw config mapping; values from strings are YAML-parsed."""
     if not overrides:
         return raw
-    items: list[tuple[str, Any]]
-    if isinstance(overrides, dict):
-        items = list(overrides.items())
-    else:
-        items = []
-        for text in overrides:
-            if "=" not in text:
-                raise ConfigError(f"--set {text!r}: expected KEY=VALUE, e.g. env.size=20")
-            key, value = text.split("=", 1)
-            items.append((key.strip(), parse_value(value)))
+    items = list(overrides.items()) if isinstance(overrides, dict) else [parse_assignment(t) for t in overrides]
     for key, value in items:
         parts = key.split(".")
         node = raw

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
@@ -131,7 +132,7 @@ class MetricsWriter:
                 part.unlink()
             elif last >= next_iteration:
                 table = pq.read_table(part)
-                kept = table.filter(pa.compute.less(table["iteration"], next_iteration))
+                kept = table.filter(pc.less(table["iteration"], next_iteration))
                 with atomic_path(self.folder / _part_name(first, next_iteration - 1)) as tmp:
                     pq.write_table(kept, tmp)
                 part.unlink()

@@ -3,13 +3,15 @@ MeanFieldGame and the decision-point flow model agree; mass is conserved; closed
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
 from gamescale.algorithms.mfg.evaluation import exploitability, policy_value, propagate
 from gamescale.envs.registry import make_env
 from gamescale.envs.routing.mean_field import MeanFieldRoutingGame, make_flow_model
-from gamescale.envs.routing.network import Demand, Network, braess
+from gamescale.envs.routing.network import Demand, braess
 
 
 def random_policy(model, seed: int) -> np.ndarray:
@@ -76,23 +78,7 @@ def test_departure_times_and_waiting_mass():
     """Two classes, one departing at step 10: waiting mass 1/2 until then, conserved."""
     base = braess()
     demand = Demand(origin=[0, 0], destination=[3, 3], flow=[0.5, 0.5], departure_time=[0.0, 0.5])
-    net = Network(
-        **{
-            f: getattr(base, f)
-            for f in (
-                "name",
-                "node_ids",
-                "init_node",
-                "term_node",
-                "capacity",
-                "length",
-                "free_flow_time",
-                "congestion_time",
-                "power",
-            )
-        },
-        demand=demand,
-    )
+    net = replace(base, demand=demand)
     game = MeanFieldRoutingGame(make_flow_model(net, 0.05, 100))
     flow = game.model.flow(game.model.uniform_policy())
     assert flow.waiting[:11].tolist() == [1.0] + [0.5] * 10
@@ -105,23 +91,7 @@ def test_departure_times_and_waiting_mass():
 def test_bad_input_errors():
     base = braess()
     late = Demand(origin=[0], destination=[3], flow=[1.0], departure_time=[7.0])
-    net = Network(
-        **{
-            f: getattr(base, f)
-            for f in (
-                "name",
-                "node_ids",
-                "init_node",
-                "term_node",
-                "capacity",
-                "length",
-                "free_flow_time",
-                "congestion_time",
-                "power",
-            )
-        },
-        demand=late,
-    )
+    net = replace(base, demand=late)
     with pytest.raises(ValueError, match="departure time 7 is outside"):
         make_flow_model(net, 0.05, 100)
     with pytest.raises(ValueError, match="unknown network"):
