@@ -12,6 +12,17 @@ The loop an algorithm lives in::
         ctx = StepContext(iteration=iteration, seed=seed, shards=runner, learners=learners)
         state, metrics = algorithm.step(state, ctx)     # metrics: {"exploitability": ...}
 
+An algorithm may also say it is finished: the optional `should_stop(state, metrics)`
+returns a `Stop` (converged, target reached, budget spent) and the loop ends the run
+after that iteration's row, recording the reason in `summary.json`.
+
+Sampling may overlap with learning: `ctx.shards.submit(fn, tasks, shared)` starts the
+shards and returns a `PendingBatches` at once; the algorithm trains on its learner and
+only then calls `.result()`. In one process `submit` simply computes eagerly, so the
+numbers are the same; on actors the two run at the same time. Algorithms that need a
+second set of actors (reward-model scoring beside generation) name them in the optional
+`pool_specs()`; they arrive as `ctx.pools[name]`, each a `ShardRunner`.
+
 `state` is a nested dict of numpy arrays and Python scalars (str, int, float, bool),
 so the framework can checkpoint it without pickling code. All randomness comes from
 `shard_seed(seed, iteration, shard)`, never from a generator kept in the state, so a
@@ -75,12 +86,31 @@ def make_shard_tasks(
 
 
 @runtime_checkable
+class PendingBatches(Protocol):
+    """Shards started by `ShardRunner.submit`; `result()` waits and returns them in task order."""
+
+    def result(self) -> list[pa.RecordBatch]: ...
+
+
+class DoneBatches:
+    """A `PendingBatches` whose batches are already computed (the in-process runner)."""
+
+    def __init__(self, batches: list[pa.RecordBatch]):
+        self.batches = batches
+
+    def result(self) -> list[pa.RecordBatch]:
+        return self.batches
+
+
+@runtime_checkable
 class ShardRunner(Protocol):
     """Runs a shard function over tasks and returns the batches in task order."""
 
     num_workers: int
 
     def map(self, fn: ShardFn, tasks: Sequence[ShardTask], shared: Any = None) -> list[pa.RecordBatch]: ...
+
+    def submit(self, fn: ShardFn, tasks: Sequence[ShardTask], shared: Any = None) -> PendingBatches: ...
 
 
 class LocalShardRunner:
@@ -93,6 +123,33 @@ class LocalShardRunner:
 
     def map(self, fn: ShardFn, tasks: Sequence[ShardTask], shared: Any = None) -> list[pa.RecordBatch]:
         return [fn(self.env, shared, task) for task in tasks]
+
+    def submit(self, fn: ShardFn, tasks: Sequence[ShardTask], shared: Any = None) -> PendingBatches:
+        return DoneBatches(self.map(fn, tasks, shared))
+
+
+@dataclass(frozen=True)
+class PoolSpec:
+    """A named set of actors an algorithm needs beside the run's rollout workers.
+
+    `env` is the environment config its actors build (None: the run's own env);
+    `workers` None means `runtime.workers`.
+    """
+
+    env: Mapping[str, Any] | None = None
+    workers: int | None = None
+
+
+@dataclass(frozen=True)
+class Stop:
+    """An algorithm's word that its run is finished.
+
+    `reason` is "converged", "target" or "budget"; `message` says it in the algorithm's
+    words (it is written to summary.json and shown on the console).
+    """
+
+    reason: str
+    message: str
 
 
 @dataclass(frozen=True)
@@ -133,6 +190,7 @@ class StepContext:
     shards: ShardRunner
     num_shards: int = 1
     learners: Mapping[str, LearnerHandle] = field(default_factory=dict)
+    pools: Mapping[str, ShardRunner] = field(default_factory=dict)
 
     def shard_tasks(self, payloads: Sequence[Any] | None = None) -> list[ShardTask]:
         return make_shard_tasks(self.seed, self.iteration, self.num_shards, payloads)
@@ -151,6 +209,9 @@ class Algorithm(Protocol):
         """Extra results for summary.json (JSON-serialisable); may be empty."""
         ...
 
-    # Optional, looked up with getattr by the framework at the end of a run:
+    # Optional, looked up with getattr by the framework:
+    #   should_stop(state, metrics) -> Stop | None   after every step: end the run early
+    #   pool_specs() -> dict[str, PoolSpec]         extra actor pools, as ctx.pools[name]
+    # and at the end of a run:
     #   tables(state) -> dict[str, pa.Table]   each written to RUN_DIR/<name>.parquet
     #   plots(state, plots_dir: pathlib.Path) -> None   extra PNGs beside the metric plots

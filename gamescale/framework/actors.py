@@ -12,6 +12,7 @@ Import this module only after `gamescale.framework.runtime.connect` (see its doc
 from __future__ import annotations
 
 import os
+import threading
 from collections import deque
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -90,10 +91,41 @@ class RolloutPool:
                 queue.appendleft(position)
         return results  # type: ignore[return-value]
 
+    def submit(self, fn: ShardFn, tasks: Sequence[ShardTask], shared: Any = None) -> PendingMap:
+        """Start `map` now on a driver thread; the caller goes on (e.g. trains) meanwhile."""
+        return PendingMap(self.map, fn, tasks, shared)
+
     def shutdown(self) -> None:
         for worker in self.workers:
             ray.kill(worker)
         self.workers = []
+
+
+class PendingMap:
+    """A `RolloutPool.map` running on a driver thread (a `PendingBatches`).
+
+    Ray's driver API is thread-safe; the thread only dispatches and waits, so the
+    GIL-holding work of the caller (a learner call is itself a wait on an actor) and the
+    shards on the workers proceed together.
+    """
+
+    def __init__(self, map_fn, fn: ShardFn, tasks: Sequence[ShardTask], shared: Any):
+        self._batches: list[pa.RecordBatch] | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(map_fn, fn, list(tasks), shared), daemon=True)
+        self._thread.start()
+
+    def _run(self, map_fn, fn, tasks, shared) -> None:
+        try:
+            self._batches = map_fn(fn, tasks, shared)
+        except BaseException as exc:  # re-raised in the caller's thread by result()
+            self._error = exc
+
+    def result(self) -> list[pa.RecordBatch]:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._batches  # type: ignore[return-value]
 
 
 @ray.remote(max_restarts=0)

@@ -34,17 +34,23 @@ class LazyPool:
     """A `ShardRunner` that starts its rollout actors on the first `map` call, so exact
     solvers that never sample never start workers."""
 
-    def __init__(self, config: ExperimentConfig):
-        self.env_cfg = config.env.model_dump(mode="json")
-        self.num_workers = config.runtime.workers
+    def __init__(self, config: ExperimentConfig, env_cfg: dict[str, Any] | None = None, workers: int | None = None):
+        self.env_cfg = dict(env_cfg) if env_cfg is not None else config.env.model_dump(mode="json")
+        self.num_workers = workers or config.runtime.workers
         self.pool: Any = None  # a gamescale.framework.actors.RolloutPool once started
 
-    def map(self, fn: ShardFn, tasks: Sequence[ShardTask], shared: Any = None) -> list[pa.RecordBatch]:
+    def _started(self) -> Any:
         if self.pool is None:
             from gamescale.framework.actors import RolloutPool
 
             self.pool = RolloutPool(self.env_cfg, self.num_workers)
-        return self.pool.map(fn, tasks, shared)
+        return self.pool
+
+    def map(self, fn: ShardFn, tasks: Sequence[ShardTask], shared: Any = None) -> list[pa.RecordBatch]:
+        return self._started().map(fn, tasks, shared)
+
+    def submit(self, fn: ShardFn, tasks: Sequence[ShardTask], shared: Any = None) -> Any:
+        return self._started().submit(fn, tasks, shared)
 
     def shutdown(self) -> None:
         if self.pool is not None:
@@ -156,6 +162,11 @@ def _loop(
 
     run = config.run
     pool = LazyPool(config)
+    pool_specs = getattr(algorithm, "pool_specs", None)
+    extra_pools = {
+        name: LazyPool(config, None if spec.env is None else dict(spec.env), spec.workers)
+        for name, spec in (pool_specs() if pool_specs is not None else {}).items()
+    }
     specs = dict(algorithm.learner_specs())
     learners = {name: RemoteLearner(spec, config.runtime.gpus) for name, spec in specs.items()}
     writer = storage.MetricsWriter(run_dir)
@@ -182,6 +193,7 @@ def _loop(
                     shards=pool,
                     num_shards=config.runtime.shards,
                     learners=learners,
+                    pools=extra_pools,
                 )
                 state, metrics = algorithm.step(state, ctx)
                 row = {"iteration": iteration, "time_s": time.perf_counter() - clock}
@@ -205,6 +217,8 @@ def _loop(
         _finish(config, algorithm, state, run_dir, row, pool)
     finally:
         pool.shutdown()
+        for extra in extra_pools.values():
+            extra.shutdown()
         for learner in learners.values():
             learner.shutdown()
 
