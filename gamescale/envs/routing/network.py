@@ -21,8 +21,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from scipy.sparse import csr_matrix
-from scipy.sparse.csgraph import dijkstra
 
 DATA_DIR = Path(__file__).parent / "data"
 
@@ -171,6 +169,9 @@ def check_demand_reachable(net: Network) -> None:
     d = net.demand
     if d.num_od == 0:
         return
+    from scipy.sparse import csr_matrix  # scipy.sparse is slow to import: only when used
+    from scipy.sparse.csgraph import dijkstra
+
     graph = csr_matrix((np.ones(net.num_links), (net.init_node, net.term_node)), shape=(net.num_nodes,) * 2)
     origins, inverse = np.unique(d.origin, return_inverse=True)
     hops = dijkstra(graph, unweighted=True, indices=origins)
