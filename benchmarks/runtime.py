@@ -1,7 +1,9 @@
-"""Runtime benchmark: actor round trips, Arrow throughput through the object store, and
-rollout throughput (particle agent-steps per second) with 1 and 2 rollout workers.
+"""Runtime benchmark: wall time of a cold exact run from the shell, the overhead per trial
+of a 16-trial sweep on the embedded cluster, actor round trips, Arrow throughput through
+the object store, and rollout throughput (particle agent-steps per second) with 1 and 2
+rollout workers.
 
-    python benchmarks/runtime.py [--json benchmarks/results/runtime.json]
+    python benchmarks/runtime.py [--json benchmarks/results/runtime.json] [--quick]
 
 Prints a table and writes JSON. Runs on an embedded local Ray bound to 127.0.0.1.
 """
@@ -12,6 +14,11 @@ import argparse
 import json
 import os
 import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -76,14 +83,78 @@ def rollout_throughput(workers: int, particles: int, shards: int, size: int, hor
     return best
 
 
+def _gamescale(*args: str) -> float:
+    """Wall time of one `gamescale ...` command in a fresh process (cold: nothing cached)."""
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "gamescale", *args], check=True, capture_output=True)
+    return time.perf_counter() - start
+
+
+def cold_exact_run_s(repeats: int = 3) -> list[float]:
+    """`gamescale run mfg-crowd-fp --set run.iterations=20` from the shell, each in a new process."""
+    times = []
+    for _ in range(repeats):
+        folder = tempfile.mkdtemp(prefix="gamescale-bench-")
+        try:
+            times.append(_gamescale("run", "mfg-crowd-fp", "--set", "run.iterations=20", "--no-progress",
+                                    "--out", f"{folder}/run"))
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+    return times
+
+
+def ray_start_s() -> float:
+    """Starting (and stopping) the embedded cluster alone, in a fresh process."""
+    code = "from gamescale.framework.runtime import connect; connect(); import ray; ray.shutdown()"
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+    return time.perf_counter() - start
+
+
+def sweep_overhead(trials: int = 16, iterations: int = 5) -> dict[str, float]:
+    """A sweep of `trials` short exact trials on the embedded cluster, from the shell.
+
+    Overhead per trial = (wall - cluster start - the trials' own work / concurrency) / trials,
+    where the work is the sum of each trial's last `time_s` and concurrency is the number
+    of CPUs (each exact trial asks for one).
+    """
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    rates = ",".join(f"{0.05 * (i + 1):.2f}" for i in range(trials // 2))
+    folder = tempfile.mkdtemp(prefix="gamescale-bench-")
+    try:
+        wall = _gamescale("sweep", "mfg-crowd-fp", "--grid", f"algorithm.learning_rate={rates}", "--seeds", "2",
+                          "--set", f"run.iterations={iterations}", "--no-progress", "--out", f"{folder}/sweep")
+        table = pq.read_table(f"{folder}/sweep/sweep.parquet")
+        per_trial = table.group_by("trial").aggregate([("time_s", "max")])["time_s_max"]
+        work = float(pc.sum(per_trial).as_py())
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    start = ray_start_s()
+    concurrency = os.cpu_count() or 1
+    return {
+        "trials": trials,
+        "wall_s": wall,
+        "ray_start_s": start,
+        "trial_work_s": work,
+        "overhead_per_trial_s": max(0.0, wall - start - work / concurrency) / trials,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", default="benchmarks/results/runtime.json")
     parser.add_argument("--particles", type=int, default=400_000)
+    parser.add_argument("--quick", action="store_true", help="one cold run, a 8-trial sweep")
     args = parser.parse_args()
+    cold = cold_exact_run_s(1 if args.quick else 3)
+    sweep = sweep_overhead(8 if args.quick else 16)
     connect(None, num_cpus=os.cpu_count())
     results = {
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "ray": ray.__version__},
+        "cold_exact_run_s": {"median": statistics.median(cold), "all": cold},
+        "sweep": sweep,
         "actor_round_trip_ms": round_trip_ms(),
         "arrow_batch_throughput_mb_s": arrow_throughput_mb_s(),
         "rollout": [],
@@ -93,6 +164,11 @@ def main() -> None:
         results["rollout"].append({"workers": workers, "agent_steps_per_s": steps})
     ray.shutdown()
     print(f"{'measure':40s} {'value':>14s}")
+    print(f"{'cold 20-iteration exact run, shell (s)':40s} {results['cold_exact_run_s']['median']:14.2f}")
+    label = f"sweep of {sweep['trials']} trials, wall (s)"
+    print(f"{label:40s} {sweep['wall_s']:14.2f}")
+    print(f"{'  of which embedded Ray start (s)':40s} {sweep['ray_start_s']:14.2f}")
+    print(f"{'  overhead per trial (s)':40s} {sweep['overhead_per_trial_s']:14.3f}")
     print(f"{'actor call round trip (ms)':40s} {results['actor_round_trip_ms']:14.3f}")
     print(f"{'Arrow batch through object store (MB/s)':40s} {results['arrow_batch_throughput_mb_s']:14.1f}")
     for row in results["rollout"]:

@@ -21,6 +21,7 @@ import numpy as np
 import pyarrow as pa
 import ray
 from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
+from ray.util import get_current_placement_group
 
 from gamescale.algorithms.base import LearnerSpec, Metrics, ShardFn, ShardTask
 from gamescale.algorithms.learner import TorchLearner
@@ -54,6 +55,10 @@ class RolloutPool:
     def __init__(self, env_cfg: Mapping[str, Any], num_workers: int):
         if num_workers < 1:
             raise ValueError("a rollout pool needs at least one worker")
+        cpus = float(ray.cluster_resources().get("CPU", 0.0))
+        if num_workers > cpus and get_current_placement_group() is None:
+            # Each worker reserves a CPU; more than the cluster has would wait forever.
+            raise ClusterError(f"{num_workers} rollout workers need {num_workers} CPUs but the cluster has {cpus:g}")
         self.num_workers = num_workers
         self.env_cfg = dict(env_cfg)
         self.workers = [RolloutWorker.remote(self.env_cfg) for _ in range(num_workers)]

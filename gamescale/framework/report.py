@@ -222,32 +222,40 @@ def _fmt(value) -> str:
 
 
 def print_table(console, title: str, header: list[str], rows: list[list[str]], first_label: str = "") -> None:
-    """Print rows readably: as they are when every column fits the console; otherwise
-    transposed (one line per column) so no number is ever cut to an ellipsis."""
+    """Print rows readably: numbers are never cut or wrapped (each numeric column is at
+    least as wide as its longest number); labels and headers may wrap. When the numbers
+    do not fit the console side by side, the table is transposed (one line per column of
+    the original) and, if need be, printed in several parts, so every value is shown."""
     from rich.table import Table
 
-    widths = [max([len(h)] + [len(r[i]) for r in rows]) + 3 for i, h in enumerate(header)]
-    if sum(widths) + 1 <= console.width or len(header) <= 2:
+    def width(cells: list[str]) -> int:
+        return max([len(c) for c in cells] + [1])
+
+    numeric = [max(width([r[i] for r in rows]), min(len(header[i]), 14)) for i in range(1, len(header))]
+    spare = console.width - sum(w + 3 for w in numeric) - 4
+    if spare >= 12 or len(header) <= 2:
         view = Table(title=title)
-        for name in header:
-            view.add_column(name, justify="right", overflow="fold")
+        view.add_column(header[0], justify="left", overflow="fold", max_width=max(spare, 12))
+        for name, w in zip(header[1:], numeric, strict=True):
+            view.add_column(name, justify="right", overflow="fold", min_width=w)
         for row in rows:
             view.add_row(*row)
         console.print(view)
         return
-    # Transposed: each original column becomes a line; original rows become columns,
-    # as many as fit, taken from the start and the end.
-    label_width = max(len(h) for h in header[1:]) + 3
-    cell_width = max(len(r[i]) for r in rows for i in range(len(header))) + 3 if rows else 10
-    room = max(2, (console.width - label_width) // max(cell_width, 8))
-    keep = list(range(len(rows))) if len(rows) <= room else [*range(room // 2), -1, *range(len(rows) - (room - room // 2 - 1), len(rows))]
-    view = Table(title=title)
-    view.add_column(first_label or header[0], justify="left", no_wrap=True)
-    for i in keep:
-        view.add_column("…" if i < 0 else rows[i][0], justify="right", no_wrap=True)
-    for j, name in enumerate(header[1:], start=1):
-        view.add_row(name, *["…" if i < 0 else rows[i][j] for i in keep])
-    console.print(view)
+    names = header[1:]
+    name_width = width(names)
+    cell_width = max([width(r[1:]) for r in rows] + [8])
+    room = max(1, (console.width - name_width - 4) // (cell_width + 3))
+    parts = [rows[i : i + room] for i in range(0, len(rows), room)] or [[]]
+    for number, part in enumerate(parts, start=1):
+        suffix = f" (part {number} of {len(parts)})" if len(parts) > 1 else ""
+        view = Table(title=title + suffix)
+        view.add_column(first_label or header[0], justify="left", no_wrap=True)
+        for row in part:
+            view.add_column(row[0], justify="right", overflow="fold", min_width=cell_width)
+        for j, name in enumerate(names, start=1):
+            view.add_row(name, *[row[j] for row in part])
+        console.print(view)
 
 
 def ordered_metrics(names: list[str], config: ExperimentConfig | None) -> list[str]:
@@ -366,7 +374,8 @@ def compare(paths, out: Path, console=None, title: str = "comparison") -> list[P
             if not (path / SWEEP_TABLE).is_file():
                 raise ConfigError(f"sweep {path} has not finished (no {SWEEP_TABLE}); `gamescale resume {path}`")
             log_y += load_config(plan["base"]).report.log_y
-            series += _series_from_sweep(pq.read_table(path / SWEEP_TABLE), list(plan["grid"]), f"{label}: ")
+            prefix = f"{label}: " if len(paths) > 1 else ""
+            series += _series_from_sweep(pq.read_table(path / SWEEP_TABLE), list(plan["grid"]), prefix)
             continue
         config = load_config(path / storage.CONFIG_FILE)
         log_y += config.report.log_y
