@@ -287,9 +287,33 @@ def report(run_dir: Path, console=None, max_rows: int = 12) -> list[Path]:
     stopped = _stopped(run_dir)
     if stopped:
         console.print(f"stopped: {stopped}")
+    placed = _placement_line(run_dir)
+    if placed:
+        console.print(placed)
     for path in plots:
         console.print(f"plot: {path}")
     return plots
+
+
+def _placement_line(run_dir: Path) -> str:
+    """`ran on 2 nodes: 2 rollout workers (spread), 1 learner` from summary.json, if actors ran."""
+    import json
+
+    path = Path(run_dir) / storage.SUMMARY_FILE
+    if not path.is_file():
+        return ""
+    placement = json.loads(path.read_text()).get("placement") or {}
+    nodes = placement.get("nodes") or []
+    if not nodes:
+        return ""
+    parts = []
+    for name, pool in (placement.get("pools") or {}).items():
+        count = len(pool["workers"]) - pool.get("dropped_workers", 0)
+        label = "rollout workers" if name == "rollout" else f"'{name}' workers"
+        parts.append(f"{count} {label} ({pool['placement']})")
+    if placement.get("learners"):
+        parts.append(f"{len(placement['learners'])} learner(s)")
+    return f"ran on {len(nodes)} node(s): " + ", ".join(parts)
 
 
 def _stopped(run_dir: Path) -> str:
