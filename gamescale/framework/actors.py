@@ -287,6 +287,9 @@ class LearnerActor(TorchLearner):
     def node(self) -> str:
         return f"{ray.util.get_node_ip_address()}/{ray.get_runtime_context().get_node_id()[:12]}"
 
+    def pid(self) -> int:
+        return os.getpid()
+
 
 class RemoteLearner:
     """A `LearnerHandle` backed by a `LearnerActor`.
@@ -335,6 +338,9 @@ class RemoteLearner:
 
     def save_bytes(self) -> bytes:
         return self._call(self.actor.save_bytes.remote())
+
+    def pid(self) -> int:
+        return self._call(self.actor.pid.remote())
 
     def load_bytes(self, data: bytes) -> None:
         self._call(self.actor.load_bytes.remote(data))
