@@ -20,7 +20,7 @@ from gamescale.algorithms.lm.tokenizer import ByteTokenizer
 
 
 def kl_enum(p, q):
-    return sum(pi * math.log(pi / qi) for pi, qi in zip(p, q) if pi > 0)
+    return sum(pi * math.log(pi / qi) for pi, qi in zip(p, q, strict=True) if pi > 0)
 
 
 def softmax(x):
@@ -33,7 +33,7 @@ def test_divergences_match_enumeration_on_a_tiny_vocabulary():
     p_logits, q_logits = rng.normal(size=(2, 3, 5)) * 2, rng.normal(size=(2, 3, 5)) * 2
     mask = np.array([[1, 1, 0], [1, 0, 1]], dtype=bool)
     fwd, rev, jsd, jsd2 = [], [], [], []
-    for b, t in zip(*np.nonzero(mask)):
+    for b, t in zip(*np.nonzero(mask), strict=True):
         p, q = softmax(p_logits[b, t]), softmax(q_logits[b, t])
         fwd.append(kl_enum(p, q))
         rev.append(kl_enum(q, p))

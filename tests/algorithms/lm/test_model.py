@@ -42,7 +42,7 @@ def test_kv_cache_matches_full_forward(positions):
 
 def test_seeded_init_is_deterministic_and_seed_dependent():
     a, b, c = build_model(tiny(), 7), build_model(tiny(), 7), build_model(tiny(), 8)
-    for (name, pa), pb, pc in zip(a.state_dict().items(), b.state_dict().values(), c.state_dict().values()):
+    for (name, pa), pb in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
         assert torch.equal(pa, pb), name
     assert not torch.equal(a.head.weight, c.head.weight)
 
