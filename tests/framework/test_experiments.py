@@ -15,6 +15,8 @@ PROMISED = {
     "mfg-ce": "ce_gap",
     "routing-static-ue": "relative_gap",
     "routing-n-vs-mean-field": "distance",
+    "bond-jeffreys": "kl_from_reference",
+    "bond-vs-bon": "reward",
 }
 
 

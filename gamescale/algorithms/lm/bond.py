@@ -439,6 +439,32 @@ def score_shard(env: BondTask, shared: dict[str, Any], task: ShardTask) -> pa.Re
     )
 
 
+def evaluate_policy(task: BondTask, weights: Mapping[str, np.ndarray], num_prompts: int, seed: int) -> dict[str, float]:
+    """True reward and Monte-Carlo KL(pi || pi_ref) of a policy (its weights) on
+    `num_prompts` fresh prompts, one completion each; with their standard errors."""
+    policy = _loaded_policy(task.config, weights, "eval")
+    generator = torch.Generator().manual_seed(int(np.random.SeedSequence([seed, 0xE7A1]).generate_state(1)[0]))
+    prompts = task.sample_prompts(num_prompts, generator)
+    samples = sample(policy, prompts, task.config.completion_length, generator=generator)
+    with torch.no_grad():
+        ref = sequence_logprob(task.reference, samples.tokens, task.config.prompt_length).double().numpy()
+    log_ratio = samples.logprobs.sum(dim=1).double().numpy() - ref
+    true = task.true_reward(samples.completions.numpy())
+    root = np.sqrt(max(num_prompts, 1))
+    return {
+        "reward": float(true.mean()),
+        "reward_se": float(true.std() / root),
+        "kl_from_reference": float(log_ratio.mean()),
+        "kl_se": float(log_ratio.std() / root),
+    }
+
+
+def best_of_n_at_kl(frontier: Mapping[str, np.ndarray], kl: float) -> float:
+    """The Best-of-N baseline's true reward at KL `kl`, linear between its points
+    (clamped to the first / last point outside them)."""
+    return float(np.interp(kl, np.asarray(frontier["kl"]), np.asarray(frontier["true_reward"])))
+
+
 # ---- the learners' loss
 
 
@@ -525,7 +551,7 @@ class BondLab:
         }
 
     def pool_specs(self) -> dict[str, PoolSpec]:
-        return {"reward": PoolSpec()}
+        return {"reward": PoolSpec(workers=1)}  # scoring is light: one actor beside the samplers
 
     def init(self, seed: int) -> State:
         cfg, task = self.config, self.task
@@ -764,9 +790,10 @@ class BondLab:
                 )
             },
         }
-        for name, h in state["history"].items():
-            if len(h["kl"]):
-                out[name] = {"kl_from_reference": float(h["kl"][-1]), "reward": float(h["true_reward"][-1])}
+        for m in self.methods:
+            final = evaluate_policy(self.task, state["sampler"][m.name], self.config.eval_prompts, 1)
+            final["best_of_n_reward_at_same_kl"] = best_of_n_at_kl(state["frontier"], final["kl_from_reference"])
+            out[m.name] = final
         return out
 
     def tables(self, state: State) -> dict[str, pa.Table]:
