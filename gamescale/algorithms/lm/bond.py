@@ -347,7 +347,7 @@ def _loaded_policy(task: BondTaskConfig, weights: Mapping[str, np.ndarray], slot
             model = build_reference(task)
         model.eval()
         _POLICY_CACHE[key] = model
-    model.load_state_dict({k: torch.as_tensor(np.asarray(v)) for k, v in weights.items()})
+    model.load_state_dict({k: torch.as_tensor(np.array(v)) for k, v in weights.items()})
     return model
 
 
@@ -358,7 +358,7 @@ def _loaded_reward_model(vocab_size: int, hidden: int, weights: Mapping[str, np.
         model = build_reward_model(vocab_size, hidden, 0)
         model.eval()
         _POLICY_CACHE[key] = model
-    model.load_state_dict({k: torch.as_tensor(np.asarray(v)) for k, v in weights.items()})
+    model.load_state_dict({k: torch.as_tensor(np.array(v)) for k, v in weights.items()})
     return model
 
 
