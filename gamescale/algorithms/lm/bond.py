@@ -835,12 +835,14 @@ class BondLab:
 
         plots_dir.mkdir(parents=True, exist_ok=True)
         fig, ax = plt.subplots(figsize=(6.5, 4.5))
-        for name, h in state["history"].items():
+        styles = ["-", "--", "-.", ":"]
+        for i, (name, h) in enumerate(state["history"].items()):
             if len(h["kl"]):
                 kl = _smooth(np.asarray(h["kl"]))
                 reward = _smooth(np.asarray(h["true_reward"]))
-                ax.plot(kl, reward, "-", lw=1.5, label=name)
-                ax.plot(kl[-1:], reward[-1:], "o", color=ax.lines[-1].get_color())
+                order = 10 - i  # the first (headline) method on top where curves overlap
+                (line,) = ax.plot(kl, reward, styles[i % 4], lw=2.0 if i == 0 else 1.4, label=name, zorder=order)
+                ax.plot(kl[-1:], reward[-1:], "o", color=line.get_color(), zorder=order)
         f = state["frontier"]
         ax.plot(f["kl"], f["true_reward"], "k--s", ms=4, label="Best-of-N (reference)")
         for n, k, r in zip(f["n"], f["kl"], f["true_reward"], strict=True):

@@ -73,17 +73,23 @@ def test_jbond_beats_reference_at_bounded_kl_and_matches_best_of_2_with_one_samp
 
 
 @pytest.mark.slow
-def test_jbond_matches_best_of_n_frontier_over_a_longer_run():
+def test_jbond_is_on_or_above_the_best_of_n_frontier_over_a_longer_run():
     algorithm, env = build(methods=["jbond"], frontier_n=[1, 2, 4, 8, 16, 32, 64])
-    state, learners, _ = run(algorithm, env, 120)
-    final = bond.evaluate_policy(env, learners["jbond"].get_weights(), 2048, seed=5)
-    frontier = state["frontier"]
-    at_same_kl = bond.best_of_n_at_kl(frontier, final["kl_from_reference"])
-    # At equal KL J-BOND's reward is Best-of-N's or better (within 3 standard errors) ...
-    assert final["reward"] >= at_same_kl - 3 * final["reward_se"], (final, at_same_kl)
-    # ... and one sample reaches the reward of Best-of-N with N >= 8 reference samples.
-    matched = frontier["n"][frontier["true_reward"] <= final["reward"]]
-    assert matched.max() >= 8, (final, frontier)
+    frontier = None
+    state, learners, compared = None, None, 0
+    for chunk in range(4):
+        state, learners, _ = run(algorithm, env, 30, state=state, learners=learners, start=30 * chunk)
+        frontier = state["frontier"]
+        point = bond.evaluate_policy(env, learners["jbond"].get_weights(), 2048, seed=5 + chunk)
+        if point["kl_from_reference"] <= frontier["kl"][-1]:
+            # At equal KL J-BOND's reward is Best-of-N's or better (within 3 standard errors).
+            at_same_kl = bond.best_of_n_at_kl(frontier, point["kl_from_reference"])
+            assert point["reward"] >= at_same_kl - 3 * point["reward_se"], (chunk, point, at_same_kl)
+            compared += 1
+    assert compared >= 2, "J-BOND left the Best-of-N frontier's KL range too early to compare"
+    # One J-BOND sample reaches the reward of Best-of-N with N >= 16 reference samples.
+    matched = frontier["n"][frontier["true_reward"] <= point["reward"]]
+    assert matched.max() >= 16, (point, frontier)
 
 
 def test_bond_jeffreys_settles_near_its_best_of_n_target():
