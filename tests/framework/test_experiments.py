@@ -15,6 +15,9 @@ PROMISED = {
     "mfg-ce": "ce_gap",
     "routing-static-ue": "relative_gap",
     "routing-n-vs-mean-field": "distance",
+    "distill-offline": "golden_distance",
+    "distill-online": "golden_distance",
+    "distill-diversity-sweep": "golden_distance",
 }
 
 

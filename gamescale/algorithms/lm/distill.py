@@ -164,7 +164,9 @@ def distill_loss(
     device = next(module.parameters()).device
     width = batch.schema.field("tokens").type.list_size
     tokens = torch.as_tensor(batch.column("tokens").values.to_numpy().reshape(-1, width).astype(np.int64))
-    teacher = torch.as_tensor(batch.column("teacher_logprobs").values.to_numpy().reshape(len(tokens), -1, vocab_size))
+    teacher = torch.as_tensor(
+        np.array(batch.column("teacher_logprobs").values.to_numpy()).reshape(len(tokens), -1, vocab_size)
+    )
     tokens, teacher = tokens.to(device), teacher.to(device)
     student_logits = module(tokens[:, :-1])[:, prompt_length - 1 :]
     if student_logits.shape[-1] != teacher.shape[-1]:
