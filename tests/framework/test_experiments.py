@@ -17,6 +17,9 @@ PROMISED = {
     "routing-n-vs-mean-field": "distance",
     "bond-jeffreys": "kl_from_reference",
     "bond-vs-bon": "reward",
+    "distill-offline": "golden_distance",
+    "distill-online": "golden_distance",
+    "distill-diversity-sweep": "golden_distance",
 }
 # Smaller data for the two-iteration runs where an experiment's set-up dominates them.
 _BOND_QUICK = {

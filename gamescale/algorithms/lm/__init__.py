@@ -40,3 +40,16 @@ __all__ = [
     "sequence_logprob",
     "token_logprobs",
 ]
+
+# Registered algorithms (import after the core so bond.py can import this package's modules).
+from gamescale.algorithms.lm.config import DistillConfig  # noqa: E402
+from gamescale.algorithms.lm.distill import TeacherHackingDistillation  # noqa: E402
+from gamescale.algorithms.registry import register_algorithm  # noqa: E402
+
+register_algorithm(
+    "distill",
+    DistillConfig,
+    TeacherHackingDistillation,
+    "student distilled from a teacher of a known oracle (2502.02671)",
+)
+__all__ += ["DistillConfig", "TeacherHackingDistillation"]

@@ -48,6 +48,18 @@ class TransformerConfig(BaseModel):
         return self.d_model // self.n_heads
 
 
+class ModelShape(BaseModel):
+    """Shape of a lab model (vocabulary and context come from the lab)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    d_model: int = Field(64, ge=8)
+    n_layers: int = Field(2, ge=1)
+    n_heads: int = Field(4, ge=1)
+    d_ff: int = Field(128, ge=8)
+    positions: Literal["learned", "rotary"] = "learned"
+
+
 @dataclass
 class KVCache:
     """Keys and values of every layer, preallocated: `keys[i]`, `values[i]` are
