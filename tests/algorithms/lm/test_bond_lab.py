@@ -164,3 +164,20 @@ def test_bad_configs_are_named():
         make_env("bond_task", d_model=30, n_heads=4)
     with pytest.raises(ValueError, match="bond_task"):
         bond.BondLab(algorithm_config({"name": "bond"}), object())
+
+
+@pytest.mark.slow
+def test_bond_jeffreys_experiment_beats_the_reference_at_moderate_kl(ray_cluster, tmp_path):
+    import json
+
+    import gamescale
+
+    run = gamescale.run("bond-jeffreys", out=tmp_path / "bond-jeffreys")
+    assert run.finished
+    summary = json.loads((run.dir / "summary.json").read_text())
+    final = summary["bond_jeffreys"]
+    # Higher true reward than the reference policy, at a KL near Best-of-8's (1.2 nats).
+    assert final["reward"] > summary["reference_reward"] + 0.2, summary
+    assert 0.5 < final["kl_from_reference"] < 2.5, summary
+    assert (run.dir / "plots" / "reward_vs_kl.png").is_file()
+    assert (run.dir / "frontier.parquet").is_file()
