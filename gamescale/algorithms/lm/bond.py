@@ -1,6 +1,8 @@
-"""The mathematics of Best-of-N distillation (BOND, 2407.14622) that needs no model.
+"""Best-of-N distillation (BOND, 2407.14622): the mathematics, the sample-based losses,
+and the registered `bond` lab that trains BOND, J-BOND and REINFORCE-with-KL side by side
+against the Best-of-N baseline.
 
-Conventions. A *policy* over a finite set of K outcomes (whole completions) is a
+The part that needs no model comes first. Conventions. A *policy* over a finite set of K outcomes (whole completions) is a
 probability vector `probs [..., K]`; `rewards [K]` scores each outcome. Best-of-N draws
 N outcomes i.i.d. from the policy and keeps the one with the highest reward; ties are
 broken uniformly among the tied draws (any rule that picks among equal rewards in
@@ -255,7 +257,6 @@ def reinforce_kl_loss(
 # best of N reference samples under r_phi, at KL = log N - (N - 1) / N.
 
 METHOD_KINDS = ("bond_forward", "bond_backward", "bond_jeffreys", "jbond", "reinforce_kl")
-SEQUENCE_SCHEMA_TYPE = pa.list_(pa.int32())
 
 
 class BondConfig(AlgorithmConfig):
@@ -367,10 +368,8 @@ def _share(total: int, task: ShardTask) -> int:
 
 
 def _list_column(rows: np.ndarray) -> pa.Array:
-    """`[B, W]` ints as a list<int32> column (one list per row)."""
-    rows = np.ascontiguousarray(rows, dtype=np.int32)
-    offsets = np.arange(0, rows.size + 1, max(rows.shape[1], 1), dtype=np.int32)[: rows.shape[0] + 1]
-    return pa.ListArray.from_arrays(pa.array(offsets), pa.array(rows.reshape(-1)))
+    """`[B, W]` ints as a list<int32> column (one list of W ids per row)."""
+    return _ragged_list_column([np.asarray(rows)])
 
 
 def _ragged_list_column(blocks: list[np.ndarray]) -> pa.Array:
