@@ -30,7 +30,11 @@ _BOND_QUICK = {
     "algorithm.frontier_n": [1, 2],
     "algorithm.batch_size": 8,
 }
-QUICK = {"bond-jeffreys": _BOND_QUICK, "bond-vs-bon": _BOND_QUICK}
+QUICK = {
+    # one learner actor per method: fewer methods, fewer actor start-ups
+    "bond-jeffreys": {**_BOND_QUICK, "algorithm.methods": ["bond_jeffreys"]},
+    "bond-vs-bon": {**_BOND_QUICK, "algorithm.kl_coefs": [1.0]},
+}
 
 
 def test_names_are_file_names_and_configs_validate():
