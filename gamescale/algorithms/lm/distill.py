@@ -53,7 +53,7 @@ import torch.nn.functional as F
 from gamescale.algorithms.base import LearnerSpec, ShardTask, State, StepContext, shard_seed
 from gamescale.algorithms.lm.config import DistillConfig
 from gamescale.algorithms.lm.losses import divergence, sequence_distance
-from gamescale.algorithms.lm.model import CausalTransformer, TransformerConfig, build_model
+from gamescale.algorithms.lm.model import CausalTransformer, TransformerConfig, build_model, torch_threads
 from gamescale.algorithms.lm.sampling import sample
 from gamescale.algorithms.lm.scaling import HackingReport, detect_teacher_hacking
 
@@ -91,6 +91,11 @@ def generate_shard(env: Any, shared: dict[str, Any], task: ShardTask) -> pa.Reco
     Prompts are split into contiguous slices over the shards; the draws come from a torch
     generator seeded by the shard's seed, so results do not depend on worker placement.
     """
+    with torch_threads(1):
+        return _generate(env, shared, task)
+
+
+def _generate(env: Any, shared: dict[str, Any], task: ShardTask) -> pa.RecordBatch:
     prompts = np.asarray(shared["prompts"])
     repeats = int(shared.get("samples_per_prompt", 1))
     bounds = np.linspace(0, len(prompts), task.num_shards + 1).astype(int)
@@ -309,6 +314,10 @@ class TeacherHackingDistillation:
         return pending
 
     def step(self, state: State, ctx: StepContext) -> tuple[State, dict[str, float]]:
+        with torch_threads(1):
+            return self._step(state, ctx)
+
+    def _step(self, state: State, ctx: StepContext) -> tuple[State, dict[str, float]]:
         c = self.config
         learner = ctx.learners["student"]
         state = dict(state)
@@ -391,6 +400,7 @@ class TeacherHackingDistillation:
             h["golden"],
             min_rise=self.config.hacking_min_rise,
             fit_start=self.config.law_fit_start,
+            smooth=self.config.hacking_smooth,
         )
 
     def summary(self, state: State) -> dict[str, Any]:

@@ -10,6 +10,7 @@ the cache grows by `L`; without one, the sequence starts at position 0.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
 from typing import Literal
@@ -223,3 +224,15 @@ def build_model(cfg: TransformerConfig, seed: int) -> CausalTransformer:
     generator = torch.Generator().manual_seed(int(seed))
     _init_weights(model, generator)
     return model
+
+
+@contextlib.contextmanager
+def torch_threads(count: int):
+    """Run the block with `count` torch intra-op threads (tiny models only lose from more:
+    on a busy machine the extra threads spin against other processes)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

@@ -79,6 +79,17 @@ class HackingReport:
     proxy_departure_step: float | None
 
 
+def trailing_mean(values: np.ndarray, window: int) -> np.ndarray:
+    """Mean of each point and the `window - 1` before it (fewer at the start)."""
+    values = np.asarray(values, dtype=np.float64)
+    if window <= 1 or len(values) == 0:
+        return values
+    sums = np.cumsum(np.concatenate(([0.0], values)))
+    index = np.arange(1, len(values) + 1)
+    lower = np.maximum(index - window, 0)
+    return (sums[index] - sums[lower]) / (index - lower)
+
+
 def detect_teacher_hacking(
     steps: np.ndarray,
     proxy: np.ndarray,
@@ -87,18 +98,20 @@ def detect_teacher_hacking(
     fit_start: int = 1,
     tolerance: float = 0.05,
     tail: int = 5,
+    smooth: int = 1,
 ) -> HackingReport:
     """Flag teacher hacking in curves measured at `steps` (increasing, > 0).
 
-    The golden law is fitted on points [fit_start, argmin golden]; the proxy law on the
-    same window. `tail` points at the end decide whether the proxy is still falling
-    (least-squares slope of log proxy vs log step < 0).
+    Both curves are first smoothed by a trailing mean over `smooth` points (SGD noise of
+    online runs is not a rise). The golden law is fitted on points [fit_start, argmin
+    golden]; the proxy law on the same window. `tail` points at the end decide whether the
+    proxy is still falling (least-squares slope of log proxy vs log step < 0).
     """
     steps = np.asarray(steps, dtype=np.float64)
-    proxy = np.asarray(proxy, dtype=np.float64)
-    golden = np.asarray(golden, dtype=np.float64)
     if not (len(steps) == len(proxy) == len(golden)) or len(steps) == 0:
         raise ValueError("steps, proxy and golden must be non-empty and of equal length")
+    proxy = trailing_mean(proxy, smooth)
+    golden = trailing_mean(golden, smooth)
     i_min = int(np.argmin(golden))
     golden_rise = float(golden[-1] / golden[i_min] - 1.0) if golden[i_min] > 0 else 0.0
     golden_law = proxy_law = None

@@ -27,7 +27,7 @@ from pydantic import Field, model_validator
 from torch import nn
 
 from gamescale.algorithms.lm.losses import forward_kl
-from gamescale.algorithms.lm.model import CausalTransformer, ModelShape, TransformerConfig, build_model
+from gamescale.algorithms.lm.model import CausalTransformer, ModelShape, TransformerConfig, build_model, torch_threads
 from gamescale.algorithms.lm.sampling import sample
 from gamescale.envs.registry import EnvConfig
 
@@ -154,7 +154,7 @@ class DistillLab:
 
     def __init__(self, config: DistillLabConfig):
         self.config = config
-        with torch.random.fork_rng(devices=[]):
+        with torch.random.fork_rng(devices=[]), torch_threads(1):
             self.oracle = make_oracle(config)
             self.teacher = make_teacher(config, self.oracle)
         self.eval_prompts = uniform_prompts(

@@ -201,3 +201,16 @@ def test_crashed_run_resumes_with_identical_losses_on_actors(ray_cluster, tmp_pa
     assert rows(resumed) == rows(reference)
     assert (resumed.dir / "plots" / "distill_loglog.png").is_file()
     assert (resumed.dir / "distill_curves.parquet").is_file()
+
+
+@pytest.mark.slow
+def test_offline_distillation_hacks_the_teacher_and_online_does_not(ray_cluster, tmp_path):
+    """The shipped experiments: offline ends with the golden distance clearly above its
+    minimum while the proxy still falls; online does not."""
+    offline = gamescale.run("distill-offline", out=tmp_path / "offline")
+    online = gamescale.run("distill-online", out=tmp_path / "online")
+    off, on = offline.summary, online.summary
+    assert off["hacking_detected"] is True, off
+    assert off["golden_rise"] > 0.05 and off["proxy_drop_after_onset"] > 0
+    assert on["hacking_detected"] is False, on
+    assert on["golden_final"] < off["golden_final"]
