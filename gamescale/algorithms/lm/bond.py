@@ -49,6 +49,7 @@ from gamescale.algorithms.base import (
     Stop,
     make_shard_tasks,
 )
+from gamescale.algorithms.lm.model import torch_threads
 from gamescale.algorithms.lm.reward import (
     RewardModel,
     RewardModelConfig,
@@ -332,6 +333,18 @@ def expand_methods(cfg: BondConfig) -> list[Method]:
 # ---- models in a process: built once, weights loaded per call
 
 
+def _single_threaded(fn: Any) -> Any:
+    """Run `fn` with one torch thread: the lab's models are tiny, and on a busy machine
+    extra intra-op threads only spin against other processes."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with torch_threads(1):
+            return fn(*args, **kwargs)
+
+    return wrapper
+
+
 _POLICY_CACHE: dict[Any, Any] = {}
 
 
@@ -388,6 +401,7 @@ def _rows(column: pa.ChunkedArray | pa.Array, width: int) -> np.ndarray:
     return np.asarray(column.flatten().to_numpy(zero_copy_only=False), dtype=np.int64).reshape(-1, width)
 
 
+@_single_threaded
 def generate_shard(env: BondTask, shared: dict[str, Any], task: ShardTask) -> pa.RecordBatch:
     """Shard function: for every method, this shard's prompts, one policy sample per prompt
     and `anchor_samples` anchor samples per prompt, with the log-probabilities the losses need.
@@ -426,6 +440,7 @@ def generate_shard(env: BondTask, shared: dict[str, Any], task: ShardTask) -> pa
     return pa.RecordBatch.from_pydict(data)
 
 
+@_single_threaded
 def score_shard(env: BondTask, shared: dict[str, Any], task: ShardTask) -> pa.RecordBatch:
     """Shard function of the reward pool: learned r_phi and true r* of `task.payload`
     (completions `[M, T]` int) under `shared = {"weights", "hidden"}`."""
@@ -438,6 +453,7 @@ def score_shard(env: BondTask, shared: dict[str, Any], task: ShardTask) -> pa.Re
     )
 
 
+@_single_threaded
 def evaluate_policy(task: BondTask, weights: Mapping[str, np.ndarray], num_prompts: int, seed: int) -> dict[str, float]:
     """True reward and Monte-Carlo KL(pi || pi_ref) of a policy (its weights) on
     `num_prompts` fresh prompts, one completion each; with their standard errors."""
@@ -552,6 +568,7 @@ class BondLab:
     def pool_specs(self) -> dict[str, PoolSpec]:
         return {"reward": PoolSpec(workers=1)}  # scoring is light: one actor beside the samplers
 
+    @_single_threaded
     def init(self, seed: int) -> State:
         cfg, task = self.config, self.task
         rm_cfg = cfg.reward_model
@@ -606,6 +623,7 @@ class BondLab:
             "learned_reward": np.array(learned_r),
         }
 
+    @_single_threaded
     def step(self, state: State, ctx: StepContext) -> tuple[State, Metrics]:
         cfg = self.config
         shared = {
@@ -778,6 +796,7 @@ class BondLab:
             return Stop("target", f"{self.methods[0].name} reached true reward {metrics['reward']:.4g} >= {target:g}")
         return None
 
+    @_single_threaded
     def summary(self, state: State) -> dict[str, Any]:
         out: dict[str, Any] = {
             "reward_model_accuracy": float(state["reward_model_accuracy"]),

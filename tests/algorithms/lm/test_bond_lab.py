@@ -23,7 +23,7 @@ SMALL_RM = {"num_pairs": 1024, "num_eval_pairs": 512, "steps": 200}
 @pytest.fixture(autouse=True)
 def _one_thread():
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny models: threads only add overhead on a shared 2-core machine
+    torch.set_num_threads(1)  # the in-process learners too: tiny models only lose from threads
     yield
     torch.set_num_threads(threads)
 
