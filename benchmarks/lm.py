@@ -173,13 +173,20 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small models and short timings")
     parser.add_argument("--json", default="benchmarks/results/lm.json")
     parser.add_argument("--no-actors", action="store_true", help="skip the Ray part")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads in this process (tiny models: 1)")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     quick = args.quick
     cfg = model_config(quick)
     batch, prompt = (32, 8) if quick else (64, 8)
     repeats = 2 if quick else 5
     results: dict = {
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch": torch.__version__},
+        "machine": {
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "torch": torch.__version__,
+            "torch_threads": args.threads,
+        },
         "model": cfg.model_dump(),
         "batch": batch,
         "training": training_throughput(cfg, batch, prompt, 2.0 if quick else 10.0),

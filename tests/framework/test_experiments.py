@@ -19,6 +19,8 @@ PROMISED = {
     "distill-online": "golden_distance",
     "distill-diversity-sweep": "golden_distance",
 }
+# Per-experiment extra overrides that keep the two-iteration smoke run cheap.
+QUICK = {name: {"env.teacher_steps": 20} for name in ("distill-offline", "distill-online", "distill-diversity-sweep")}
 
 
 def test_names_are_file_names_and_configs_validate():
@@ -30,7 +32,8 @@ def test_names_are_file_names_and_configs_validate():
 
 @pytest.mark.parametrize("name", EXPERIMENTS)
 def test_experiment_runs_two_iterations(ray_cluster, tmp_path, name):
-    run = gamescale.run(name, overrides={"run.iterations": 2, "run.checkpoint_every": 1}, out=tmp_path / name)
+    overrides = {"run.iterations": 2, "run.checkpoint_every": 1, **QUICK.get(name, {})}
+    run = gamescale.run(name, overrides=overrides, out=tmp_path / name)
     assert run.finished
     table = run.metrics
     assert table["iteration"].to_pylist() == [0, 1]
