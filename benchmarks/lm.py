@@ -113,10 +113,11 @@ def hf_generate_throughput(cfg: TransformerConfig, batch: int, prompt: int, repe
     new = cfg.context_length - prompt
     kw = dict(max_new_tokens=new, min_new_tokens=new, do_sample=True, top_k=0, use_cache=True, pad_token_id=0)
     with torch.no_grad():
-        model.generate(prompts, **{**kw, "max_new_tokens": 2, "min_new_tokens": 2})
+        mask = torch.ones_like(prompts)
+        model.generate(prompts, attention_mask=mask, **{**kw, "max_new_tokens": 2, "min_new_tokens": 2})
         start = time.perf_counter()
         for _ in range(repeats):
-            model.generate(prompts, **kw)
+            model.generate(prompts, attention_mask=mask, **kw)
     return repeats * batch * new / (time.perf_counter() - start)
 
 
@@ -195,7 +196,7 @@ def main() -> None:
             "no_cache": sampling_throughput(cfg, batch, prompt, False, repeats),
             "hf_generate": hf_generate_throughput(cfg, batch, prompt, repeats),
         },
-        "trl_gkd_step_s": None,  # TRL is not installed in this environment: see the report
+        "trl_gkd_step_s": None,  # TRL's GKDTrainer is not measured (not installed: it needs datasets/accelerate)
         "actors": [],
     }
     if not args.no_actors:
