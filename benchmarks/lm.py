@@ -113,10 +113,11 @@ def hf_generate_throughput(cfg: TransformerConfig, batch: int, prompt: int, repe
     new = cfg.context_length - prompt
     kw = dict(max_new_tokens=new, min_new_tokens=new, do_sample=True, top_k=0, use_cache=True, pad_token_id=0)
     with torch.no_grad():
-        model.generate(prompts, **{**kw, "max_new_tokens": 2, "min_new_tokens": 2})
+        mask = torch.ones_like(prompts)
+        model.generate(prompts, attention_mask=mask, **{**kw, "max_new_tokens": 2, "min_new_tokens": 2})
         start = time.perf_counter()
         for _ in range(repeats):
-            model.generate(prompts, **kw)
+            model.generate(prompts, attention_mask=mask, **kw)
     return repeats * batch * new / (time.perf_counter() - start)
 
 
@@ -173,13 +174,20 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small models and short timings")
     parser.add_argument("--json", default="benchmarks/results/lm.json")
     parser.add_argument("--no-actors", action="store_true", help="skip the Ray part")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads in this process (tiny models: 1)")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     quick = args.quick
     cfg = model_config(quick)
     batch, prompt = (32, 8) if quick else (64, 8)
     repeats = 2 if quick else 5
     results: dict = {
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch": torch.__version__},
+        "machine": {
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "torch": torch.__version__,
+            "torch_threads": args.threads,
+        },
         "model": cfg.model_dump(),
         "batch": batch,
         "training": training_throughput(cfg, batch, prompt, 2.0 if quick else 10.0),
@@ -188,7 +196,7 @@ def main() -> None:
             "no_cache": sampling_throughput(cfg, batch, prompt, False, repeats),
             "hf_generate": hf_generate_throughput(cfg, batch, prompt, repeats),
         },
-        "trl_gkd_step_s": None,  # TRL is not installed in this environment: see the report
+        "trl_gkd_step_s": None,  # TRL's GKDTrainer is not measured (not installed: it needs datasets/accelerate)
         "actors": [],
     }
     if not args.no_actors:

@@ -23,6 +23,7 @@ PROMISED = {
 }
 # Smaller data for the two-iteration runs where an experiment's set-up dominates them.
 _BOND_QUICK = {
+    **{name: {"env.teacher_steps": 20} for name in ("distill-offline", "distill-online", "distill-diversity-sweep")},
     "algorithm.reward_model.num_pairs": 256,
     "algorithm.reward_model.num_eval_pairs": 64,
     "algorithm.reward_model.steps": 20,
@@ -31,6 +32,7 @@ _BOND_QUICK = {
     "algorithm.batch_size": 8,
 }
 QUICK = {
+    **{name: {"env.teacher_steps": 20} for name in ("distill-offline", "distill-online", "distill-diversity-sweep")},
     # one learner actor per method: fewer methods, fewer actor start-ups
     "bond-jeffreys": {**_BOND_QUICK, "algorithm.methods": ["bond_jeffreys"]},
     "bond-vs-bon": {**_BOND_QUICK, "algorithm.kl_coefs": [1.0]},

@@ -35,8 +35,8 @@ class DistillConfig(AlgorithmConfig):
     steps_per_iteration: int = Field(10, ge=1)
     learning_rate: float = Field(3e-3, gt=0)
     sync_every: int = Field(1, ge=1, description="iterations between student weight pushes to the samplers")
-    hacking_min_rise: float = Field(0.05, ge=0, description="golden rise above its minimum that counts as hacking")
-    hacking_smooth: int = Field(5, ge=1, description="trailing-mean window over evaluations before detection")
+    hacking_min_rise: float = Field(0.03, ge=0, description="golden rise above its minimum that counts as hacking")
+    hacking_smooth: int = Field(8, ge=1, description="trailing-mean window over evaluations before detection")
     law_fit_start: int = Field(2, ge=0, description="first evaluation index used in power-law fits")
 
     @model_validator(mode="after")

@@ -371,7 +371,7 @@ class TeacherHackingDistillation:
     def evaluate(self, weights: Mapping[str, np.ndarray]) -> tuple[float, float]:
         """(golden, held-out proxy) distances of a student holding `weights`, on the
         held-out prompts (loads the weights into `self.student`)."""
-        self.student.load_state_dict({k: torch.as_tensor(np.asarray(v)) for k, v in weights.items()})
+        self.student.load_state_dict({k: torch.as_tensor(np.array(v)) for k, v in weights.items()})
         P = self.prompt_length
         with torch.no_grad():
             golden = sequence_distance(self.lab.oracle, self.student, self.eval_oracle, P)

@@ -103,8 +103,9 @@ def detect_teacher_hacking(
     """Flag teacher hacking in curves measured at `steps` (increasing, > 0).
 
     Both curves are first smoothed by a trailing mean over `smooth` points (SGD noise of
-    online runs is not a rise). The golden law is fitted on points [fit_start, argmin
-    golden]; the proxy law on the same window. `tail` points at the end decide whether the
+    online runs is not a rise). The golden law is fitted on the smoothed points
+    [fit_start, argmin golden] and the onset is where the golden curve leaves it for good
+    (by more than `tolerance`); the proxy law is fitted on the same window. `tail` points at the end decide whether the
     proxy is still falling (least-squares slope of log proxy vs log step < 0).
     """
     steps = np.asarray(steps, dtype=np.float64)
@@ -122,11 +123,6 @@ def detect_teacher_hacking(
         proxy_law = fit_power_law(steps[window], proxy[window])
         left = departure_index(steps, golden, golden_law, tolerance, start=i_min)
         onset = i_min if left is None else left
-        # the golden curve left its law where it started to bend up: walk back to the
-        # first point after the minimum region that is above the law
-        left_early = departure_index(steps[: i_min + 1], golden[: i_min + 1], golden_law, tolerance, start=fit_start)
-        if left_early is not None:
-            onset = min(onset, left_early)
     proxy_departure = None
     if proxy_law is not None:
         j = departure_index(steps, proxy, proxy_law, tolerance, start=i_min)

@@ -185,7 +185,7 @@ class DistillLab:
                 raise ValueError(f"student vocabulary {cfg.vocab_size} does not match the teacher's {self.vocab_size}")
             self._students[key] = build_model(cfg, 0).eval().requires_grad_(False)
         module = self._students[key]
-        module.load_state_dict({k: torch.as_tensor(np.asarray(v)) for k, v in weights.items()})
+        module.load_state_dict({k: torch.as_tensor(np.array(v)) for k, v in weights.items()})
         return module
 
 

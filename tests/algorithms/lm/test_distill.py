@@ -211,6 +211,6 @@ def test_offline_distillation_hacks_the_teacher_and_online_does_not(ray_cluster,
     online = gamescale.run("distill-online", out=tmp_path / "online")
     off, on = offline.summary, online.summary
     assert off["hacking_detected"] is True, off
-    assert off["golden_rise"] > 0.05 and off["proxy_drop_after_onset"] > 0
+    assert off["golden_rise"] > 0.03 and off["proxy_drop_after_onset"] > 0
     assert on["hacking_detected"] is False, on
     assert on["golden_final"] < off["golden_final"]
