@@ -23,7 +23,6 @@ PROMISED = {
 }
 # Smaller data for the two-iteration runs where an experiment's set-up dominates them.
 _BOND_QUICK = {
-    **{name: {"env.teacher_steps": 20} for name in ("distill-offline", "distill-online", "distill-diversity-sweep")},
     "algorithm.reward_model.num_pairs": 256,
     "algorithm.reward_model.num_eval_pairs": 64,
     "algorithm.reward_model.steps": 20,
