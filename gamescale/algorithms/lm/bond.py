@@ -37,7 +37,6 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import torch
-from pydantic import Field, field_validator
 
 from gamescale.algorithms.base import (
     LearnerSpec,
@@ -49,10 +48,10 @@ from gamescale.algorithms.base import (
     Stop,
     make_shard_tasks,
 )
+from gamescale.algorithms.lm.config import METHOD_KINDS, BondConfig  # noqa: F401
 from gamescale.algorithms.lm.model import torch_threads
 from gamescale.algorithms.lm.reward import (
     RewardModel,
-    RewardModelConfig,
     build_reward_model,
     pairwise_accuracy,
     preference_labels,
@@ -60,7 +59,6 @@ from gamescale.algorithms.lm.reward import (
     train_reward_model,
 )
 from gamescale.algorithms.lm.sampling import sample, sequence_logprob
-from gamescale.algorithms.registry import AlgorithmConfig, register_algorithm
 from gamescale.envs.bond.task import BondTask, BondTaskConfig, build_reference
 
 
@@ -257,49 +255,8 @@ def reinforce_kl_loss(
 # Best-of-N itself (no training) is evaluated once at init: the true and learned reward of the
 # best of N reference samples under r_phi, at KL = log N - (N - 1) / N.
 
-METHOD_KINDS = ("bond_forward", "bond_backward", "bond_jeffreys", "jbond", "reinforce_kl")
 
 
-class BondConfig(AlgorithmConfig):
-    """The BOND lab: which methods to train side by side, and their hyperparameters."""
-
-    name: str = "bond"
-    methods: tuple[str, ...] = Field(("jbond", "bond_jeffreys", "reinforce_kl"), min_length=1)
-    n: int = Field(4, ge=1, description="N of the Best-of-N distilled by bond_* methods")
-    beta: float = Field(0.5, ge=0.0, le=1.0, description="Jeffreys weight of the backward KL")
-    anchor_samples: int = Field(8, ge=1, description="reference samples per prompt for the quantile estimate")
-    ema_rate: float = Field(0.05, gt=0.0, le=1.0, description="J-BOND anchor EMA rate")
-    jbond_penalty: float = Field(
-        float(np.log(16.0)), ge=0.0, description="J-BOND: log-target drop when worse than both anchors"
-    )
-    kl_coefs: tuple[float, ...] = Field(
-        (0.1,), min_length=1, description="REINFORCE-with-KL coefficients (one run each)"
-    )
-    batch_size: int = Field(64, ge=2, description="prompts per method per iteration")
-    learning_rate: float = Field(1e-4, gt=0.0)
-    updates_per_iteration: int = Field(1, ge=1, description="learner steps on each batch")
-    weight_sync_every: int = Field(1, ge=1, description="K: learner weights go to the samplers every K iterations")
-    frontier_n: tuple[int, ...] = Field((1, 2, 4, 8, 16, 32), min_length=1, description="N of the Best-of-N baseline")
-    eval_prompts: int = Field(256, ge=1, description="prompts for the Best-of-N baseline at init")
-    reward_model: RewardModelConfig = Field(default_factory=RewardModelConfig)
-    target_reward: float | None = Field(None, description="stop once the first method's true reward reaches this")
-
-    @field_validator("methods")
-    @classmethod
-    def _known_methods(cls, methods: tuple[str, ...]) -> tuple[str, ...]:
-        unknown = [m for m in methods if m not in METHOD_KINDS]
-        if unknown:
-            raise ValueError(f"unknown BOND method(s) {unknown}; known: {', '.join(METHOD_KINDS)}")
-        if len(set(methods)) != len(methods):
-            raise ValueError(f"BOND methods repeat: {list(methods)}")
-        return methods
-
-    @field_validator("frontier_n")
-    @classmethod
-    def _positive_n(cls, values: tuple[int, ...]) -> tuple[int, ...]:
-        if any(v < 1 for v in values):
-            raise ValueError(f"frontier_n must be >= 1, got {list(values)}")
-        return tuple(sorted(set(values)))
 
 
 @dataclass(frozen=True)
@@ -884,4 +841,3 @@ def _smooth(values: np.ndarray, window: int = 5) -> np.ndarray:
     return (cumulative[1:] - cumulative[np.arange(1, len(values) + 1) - counts]) / counts
 
 
-register_algorithm("bond", BondConfig, BondLab, "BOND / J-BOND / REINFORCE+KL vs Best-of-N (2407.14622)")

@@ -14,24 +14,10 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 from torch.nn import functional as F
 
-
-class RewardModelConfig(BaseModel):
-    """Shape, data and training of the reward model."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    hidden: int = Field(32, ge=1, description="width of the token / bigram features and of the MLP")
-    num_pairs: int = Field(2048, ge=2, description="preference pairs for training")
-    num_eval_pairs: int = Field(512, ge=2, description="held-out pairs for the accuracy metric")
-    temperature: float = Field(0.1, gt=0.0, description="Bradley-Terry temperature of the labels (noise)")
-    steps: int = Field(300, ge=1)
-    batch_size: int = Field(256, ge=1)
-    learning_rate: float = Field(3e-3, gt=0.0)
-    seed: int = 0
+from gamescale.algorithms.lm.config import RewardModelConfig
 
 
 class RewardModel(nn.Module):
