@@ -11,11 +11,10 @@ Import this module only after `gamescale.framework.runtime.connect` (see its doc
 
 from __future__ import annotations
 
-import logging
 import os
+import sys
 import threading
 import time
-import warnings
 from collections import deque
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -214,12 +213,13 @@ class RolloutPool:
             return
         ready, _ = ray.wait(list(reviving), num_returns=len(reviving), timeout=1.0 if block else 0)
         for ref in ready:
-            worker, _ = reviving.pop(ref)
+            worker, since = reviving.pop(ref)
             try:
                 self._saw(worker, ray.get(ref))
                 idle.append(worker)
             except (ActorDiedError, ActorUnavailableError, RayActorError):
-                reviving[self.workers[worker].node.remote()] = (worker, time.monotonic())
+                # Not back yet: ask again, keeping the time it was first lost.
+                reviving[self.workers[worker].node.remote()] = (worker, since)
         now = time.monotonic()
         for ref, (worker, since) in list(reviving.items()):
             if now - since > self.revive_timeout_s:
@@ -229,13 +229,11 @@ class RolloutPool:
             raise ClusterError("every rollout worker was lost and none came back (no capacity left on the cluster)")
 
     def _drop(self, worker: int) -> None:
-        warnings.warn(
+        message = (
             f"rollout worker {worker} did not come back within {self.revive_timeout_s:g} s "
-            "(no capacity left on the cluster); continuing with fewer workers",
-            RuntimeWarning,
-            stacklevel=3,
+            "(no capacity left on the cluster); continuing with fewer workers"
         )
-        logging.getLogger("gamescale").warning("rollout worker %d dropped; the pool shrinks", worker)
+        print(f"gamescale: warning: {message}", file=sys.stderr, flush=True)
         ray.kill(self.workers[worker])
         self.active.remove(worker)
         self.dropped += 1

@@ -140,6 +140,42 @@ def test_losing_a_worker_node_after_a_checkpoint_loses_nothing(cluster, ray_clus
     assert rows(run) == rows(reference)
 
 
+def test_with_no_capacity_left_the_pool_shrinks_and_the_run_completes(cluster, tmp_path):
+    """Three workers fill the cluster (2 + 1 CPUs); the worker node dies and nothing can
+    take its worker: it is dropped with a warning after the revive timeout, the other two
+    finish the run, and the rows equal an undisturbed run's."""
+    overrides = {**SAMPLED, "run.iterations": 150, "runtime.worker_revive_timeout_s": 2}
+    out = tmp_path / "shrunk"
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "gamescale", *run_args("mfg-crowd-sampled-fp", cluster.address, out, overrides, 3)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    worker_node = next(iter(cluster.worker_nodes))
+    try:
+        deadline = time.monotonic() + 240
+        while not storage.checkpoint_dirs(out):
+            assert driver.poll() is None, driver.stderr.read()[-2000:]
+            assert time.monotonic() < deadline, "no checkpoint in time"
+            time.sleep(0.1)
+        os.kill(_raylet_pid(worker_node), signal.SIGKILL)
+        stdout, stderr = driver.communicate(timeout=400)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+        cluster.remove_node(worker_node, allow_graceful=False)
+        cluster.add_node(num_cpus=1, node_ip_address="127.0.0.1")
+        cluster.wait_for_nodes()
+    assert driver.returncode == 0, stderr[-2000:]
+    run = gamescale.load_run(out)
+    assert "continuing with fewer workers" in stderr, (stderr[-2000:], run.summary["placement"])
+    assert run.summary["placement"]["pools"]["rollout"]["dropped_workers"] == 1
+    assert run.metrics["iteration"].to_pylist() == list(range(overrides["run.iterations"]))
+    reference = gamescale.run("mfg-crowd-sampled-fp", overrides=overrides, workers=2, out=tmp_path / "reference")
+    assert rows(run) == rows(reference)
+
+
 def test_bad_input_against_the_multi_node_cluster(cluster, tmp_path):
     # (`gamescale submit` to a two-node cluster is tested in test_submit.py.)
     too_many = gamescale_cli("run", "mfg-crowd-sampled-fp", "--address", cluster.address, "--workers", "5",
