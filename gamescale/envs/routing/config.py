@@ -5,18 +5,21 @@ from __future__ import annotations
 from pydantic import Field
 
 from gamescale.envs.registry import EnvConfig
+from gamescale.envs.routing.grid import GridConfig
 
 
 class RoutingNetworkConfig(EnvConfig):
     """A road network with its static OD demand.
 
-    net: a built-in name (pigou, braess, braess_no_middle, braess_tntp, sioux_falls) or the
-    path of a TNTP `_net` file; trips: its `_trips` file (default: the one beside it).
+    net: a built-in name (pigou, braess, braess_no_middle, braess_tntp, sioux_falls), `grid`
+    (the seeded synthetic city whose parameters are `grid`), or the path of a TNTP `_net`
+    file; trips: its `_trips` file (default: the one beside it).
     """
 
     name: str = "routing_network"
     net: str = "braess"
     trips: str | None = None
+    grid: GridConfig = GridConfig()
 
 
 class RoutingNPlayerConfig(RoutingNetworkConfig):

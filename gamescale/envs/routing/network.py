@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from scipy.sparse import csr_matrix
@@ -80,6 +81,7 @@ class Network:
     free_flow_time, congestion_time, power: the BPR cost above, network time unit.
     first_thru_node: internal index of the first node that may be passed through; nodes
       below it are zones that trips may start or end at but not cross (TNTP semantics).
+    coordinates: `[num_nodes, 2]` node positions (x, y) in the source's unit, or None.
     out_ptr, out_links: CSR adjacency, the links leaving node v are
       out_links[out_ptr[v]:out_ptr[v+1]] (sorted by link id).
     """
@@ -97,6 +99,7 @@ class Network:
     first_thru_node: int = 0
     time_step: float = 1.0  # default dynamic-game time step, network time unit
     horizon: int = 100  # default dynamic-game number of time steps
+    coordinates: np.ndarray | None = None  # [num_nodes, 2] (x, y) where known (TNTP _node file), else None
     out_ptr: np.ndarray = field(init=False, repr=False)
     out_links: np.ndarray = field(init=False, repr=False)
 
@@ -108,6 +111,8 @@ class Network:
         for name in ("capacity", "length", "free_flow_time", "congestion_time", "power"):
             set_(self, name, np.asarray(getattr(self, name), np.float64))
         n, m = self.num_nodes, self.num_links
+        if self.coordinates is not None:
+            set_(self, "coordinates", np.asarray(self.coordinates, np.float64).reshape(n, 2))
         if m and (self.init_node.min() < 0 or max(self.init_node.max(), self.term_node.max()) >= n):
             raise ValueError(f"network {self.name}: a link refers to an unknown node")
         if np.any(self.capacity <= 0):
@@ -259,17 +264,22 @@ BUILT_IN = {
 }
 
 
-def load_network(net: str, trips: str | None = None) -> Network:
-    """A built-in network by name, or a TNTP `_net` file (with `trips`, or the `_trips`
-    file beside it). Demand must be reachable (checked)."""
-    if net in BUILT_IN and trips is None:
+def load_network(net: str, trips: str | None = None, grid: Any = None) -> Network:
+    """A built-in network by name, the synthetic city `grid` (parameters `grid`, a
+    `GridConfig`), or a TNTP `_net` file (with `trips`, or the `_trips` file beside it).
+    Demand must be reachable (checked)."""
+    if net == "grid" and trips is None:
+        from gamescale.envs.routing.grid import grid_network
+
+        network = grid_network(grid)
+    elif net in BUILT_IN and trips is None:
         network = BUILT_IN[net]()
     else:
         from gamescale.envs.routing.tntp import load_tntp
 
         path = Path(net)
         if not path.exists():
-            raise ValueError(f"unknown network {net!r}: not a built-in ({', '.join(BUILT_IN)}) nor a file")
+            raise ValueError(f"unknown network {net!r}: not a built-in ({', '.join(BUILT_IN)}, grid) nor a file")
         if trips is None:
             guess = path.with_name(path.name.replace("_net", "_trips"))
             if guess == path or not guess.exists():
