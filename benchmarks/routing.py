@@ -97,7 +97,7 @@ def _aequilibrae_assignment(net: Network, algorithm: str):
             "a_node": ids[net.init_node],
             "b_node": ids[net.term_node],
             "direction": np.ones(net.num_links, np.int8),
-            "free_flow_time": fft,
+            "free_flow_time": np.maximum(fft, 1e-6),  # it refuses 0 (Chicago connectors); alpha 0 there
             "capacity": net.capacity,
             "alpha": alpha,
             "beta": net.power,

@@ -515,6 +515,8 @@ class PathGradientProjection(_StaticUEBase):
             runner, num_shards, seed, it = LocalShardRunner(self.network), 1, 0, 0
         else:
             runner, num_shards, seed, it = ctx.shards, ctx.num_shards, ctx.seed, ctx.iteration
+            if runner.num_workers <= 1:  # one worker: this process (no actor to start); same numbers
+                runner = LocalShardRunner(self.network)
         blocks = origin_blocks(len(self.graph.sources), num_shards)
         tasks = make_shard_tasks(seed, it, len(blocks), blocks)
         batches = runner.map(shortest_path_shard, tasks, {"costs": costs, "best": best})
