@@ -1,9 +1,9 @@
 """gamescale: game-theoretic and learning experiments at cluster scale on Ray.
 
-import gamescale
-run = gamescale.run("mfg-crowd-fp", overrides={"run.iterations": 20})
-run.metrics            # pyarrow.Table, one row per iteration
-env = gamescale.make_env("crowd_modelling_2d", size=20)   # no Ray needed
+    import gamescale
+    run = gamescale.run("mfg-crowd-fp", overrides={"run.iterations": 20})
+    run.metrics            # pyarrow.Table, one row per iteration
+    env = gamescale.make_env("crowd_modelling_2d", size=20)   # no Ray needed
 """
 
 from gamescale.envs.registry import make_env

@@ -176,9 +176,14 @@ def check_demand_reachable(net: Network) -> None:
     d = net.demand
     if d.num_od == 0:
         return
-    graph = csr_matrix((np.ones(net.num_links), (net.init_node, net.term_node)), shape=(net.num_nodes,) * 2)
+    # zones below first_thru_node may not be crossed: their out-links leave from a copy node
+    n = net.num_nodes
+    zones = min(max(net.first_thru_node, 0), n)
+    copy_of = np.arange(n)
+    copy_of[:zones] = n + np.arange(zones)
+    graph = csr_matrix((np.ones(net.num_links), (copy_of[net.init_node], net.term_node)), shape=(n + zones,) * 2)
     origins, inverse = np.unique(d.origin, return_inverse=True)
-    hops = dijkstra(graph, unweighted=True, indices=origins)
+    hops = dijkstra(graph, unweighted=True, indices=copy_of[origins])
     bad = np.flatnonzero(~np.isfinite(hops[inverse, d.destination]) & (d.flow > 0))
     if len(bad):
         r = int(bad[0])
@@ -264,9 +269,12 @@ BUILT_IN = {
 }
 
 
-def load_network(net: str, trips: str | None = None, grid: Any = None) -> Network:
+def load_network(
+    net: str, trips: str | None = None, grid: Any = None, toll_weight: float = 0.0, distance_weight: float = 0.0
+) -> Network:
     """A built-in network by name, the synthetic city `grid` (parameters `grid`, a
-    `GridConfig`), or a TNTP `_net` file (with `trips`, or the `_trips` file beside it).
+    `GridConfig`), or a TNTP `_net` file (with `trips`, or the `_trips` file beside it;
+    link costs generalised by `toll_weight` and `distance_weight`, see `load_tntp`).
     Demand must be reachable (checked)."""
     if net == "grid" and trips is None:
         from gamescale.envs.routing.grid import grid_network
@@ -285,6 +293,6 @@ def load_network(net: str, trips: str | None = None, grid: Any = None) -> Networ
             if guess == path or not guess.exists():
                 raise ValueError(f"{net}: no trips file given and none found beside it")
             trips = str(guess)
-        network = load_tntp(path, Path(trips))
+        network = load_tntp(path, Path(trips), toll_weight=toll_weight, distance_weight=distance_weight)
     check_demand_reachable(network)
     return network
