@@ -14,11 +14,22 @@ __version__ = "0.1.0"
 def __getattr__(name: str):
     # The runtime (and Ray) is imported only when a run is asked for, so `make_env`
     # stays light for notebooks and unit tests.
-    if name in ("run", "resume", "load_run", "Run"):
+    if name in ("run", "resume", "load_run", "Run", "sweep", "resume_sweep", "load_runs", "Sweep"):
         from gamescale.framework import api
 
         return getattr(api, name)
     raise AttributeError(name)
 
 
-__all__ = ["make_env", "run", "resume", "load_run", "Run", "__version__"]
+__all__ = [
+    "make_env",
+    "run",
+    "resume",
+    "load_run",
+    "Run",
+    "sweep",
+    "resume_sweep",
+    "load_runs",
+    "Sweep",
+    "__version__",
+]

@@ -2,11 +2,14 @@
 
 `build(config, env) -> Algorithm` (see `gamescale.algorithms.base`). Families register
 themselves when their subpackage of `gamescale.algorithms` is imported; every subpackage
-is imported on first lookup.
+is imported on first lookup. A family whose algorithms need heavy imports (torch) registers
+the builder as a `"module:attribute"` string, resolved only when a run builds it, so
+looking up or validating any config never pays for torch.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -27,7 +30,7 @@ class AlgorithmConfig(BaseModel):
 class AlgorithmEntry:
     name: str
     config_cls: type[AlgorithmConfig]
-    build: Callable[[Any, Any], Any]
+    build: Callable[[Any, Any], Any] | str
     description: str
 
 
@@ -36,7 +39,7 @@ _loaded = False
 
 
 def register_algorithm(
-    name: str, config_cls: type[AlgorithmConfig], build: Callable[[Any, Any], Any], description: str = ""
+    name: str, config_cls: type[AlgorithmConfig], build: Callable[[Any, Any], Any] | str, description: str = ""
 ) -> None:
     if name in _ALGORITHMS and _ALGORITHMS[name].build is not build:
         raise ValueError(f"algorithm {name!r} is registered twice")
@@ -67,5 +70,13 @@ def algorithm_config(data: dict[str, Any]) -> AlgorithmConfig:
     return entry.config_cls.model_validate(data)
 
 
+def resolve_builder(build: Callable[[Any, Any], Any] | str) -> Callable[[Any, Any], Any]:
+    """A builder itself, or the attribute named by a `"module:attribute"` string."""
+    if callable(build):
+        return build
+    module, _, attribute = build.partition(":")
+    return getattr(importlib.import_module(module), attribute)
+
+
 def build_algorithm(config: AlgorithmConfig, env: Any) -> Any:
-    return algorithm_entry(config.name).build(config, env)
+    return resolve_builder(algorithm_entry(config.name).build)(config, env)

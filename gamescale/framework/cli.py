@@ -81,11 +81,18 @@ def resume(
     run_dir: Path,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
 ) -> None:
-    """Continue a killed run from its newest checkpoint."""
+    """Continue a killed run or sweep from its newest checkpoints."""
     from gamescale.framework.loop import resume_run
     from gamescale.framework.report import report as print_report
+    from gamescale.framework.report import report_sweep
+    from gamescale.framework.sweep import is_sweep_dir, resume_sweep
 
     try:
+        if is_sweep_dir(run_dir):
+            resume_sweep(run_dir, progress=progress)
+            report_sweep(run_dir)
+            typer.echo(f"sweep directory: {run_dir}")
+            return
         resume_run(run_dir, progress=progress)
         print_report(run_dir)
     except GamescaleError as exc:
@@ -94,14 +101,53 @@ def resume(
 
 
 @app.command()
-def report(run_dir: Path) -> None:
-    """Write plots/*.png for a run and print its metrics table."""
+def report(
+    run_dirs: Annotated[list[Path], typer.Argument(help="run or sweep directories; several are overlaid")],
+    out: Annotated[Path | None, typer.Option(help="where a comparison writes its plots")] = None,
+) -> None:
+    """Plots and a table: of one run, of one sweep, or of several overlaid."""
+    from gamescale.framework.report import compare, report_sweep
     from gamescale.framework.report import report as print_report
+    from gamescale.framework.sweep import is_sweep_dir
 
     try:
-        print_report(run_dir)
+        if len(run_dirs) == 1 and is_sweep_dir(run_dirs[0]):
+            report_sweep(run_dirs[0])
+        elif len(run_dirs) == 1 and out is None:
+            print_report(run_dirs[0])
+        else:
+            import datetime as dt
+
+            out = out or Path("runs") / f"compare-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
+            compare(run_dirs, out)
     except GamescaleError as exc:
         _fail(str(exc))
+
+
+@app.command()
+def sweep(
+    name: Annotated[str, typer.Argument(help="experiment name or YAML file")],
+    grid: Annotated[list[str] | None, typer.Option("--grid", help="KEY=V1,V2,... (repeat for a grid)")] = None,
+    seeds: Annotated[int, typer.Option(help="seeds per grid point (run.seed, run.seed + 1, ...)")] = 1,
+    set_: SetOption = None,
+    workers: Annotated[int | None, typer.Option(help="rollout workers per trial")] = None,
+    address: Annotated[str | None, typer.Option(help="join this Ray cluster instead of starting one")] = None,
+    out: Annotated[Path | None, typer.Option(help="sweep directory")] = None,
+    progress: Annotated[bool, typer.Option(help="show Tune's progress")] = True,
+) -> None:
+    """Run an experiment over a grid of values and seeds on Ray Tune."""
+    from gamescale.framework.report import report_sweep
+    from gamescale.framework.sweep import default_sweep_dir, parse_grid, plan_sweep, start_sweep
+
+    try:
+        config = _load(name, None, set_, workers, address, None)
+        plan = plan_sweep(config, parse_grid(grid or []), seeds)
+        sweep_dir = out or default_sweep_dir(config)
+        start_sweep(plan, sweep_dir, progress=progress)
+        report_sweep(sweep_dir)
+    except GamescaleError as exc:
+        _fail(str(exc))
+    typer.echo(f"sweep directory: {sweep_dir}")
 
 
 @app.command()

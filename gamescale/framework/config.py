@@ -54,6 +54,7 @@ class RunConfig(_Section):
 
 class ReportConfig(_Section):
     log_y: list[str] = Field(default_factory=list, description="metrics plotted on a log scale")
+    headline: list[str] = Field(default_factory=list, description="metrics shown first on the console")
 
 
 class ExperimentConfig(_Section):

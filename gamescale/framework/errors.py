@@ -15,3 +15,7 @@ class CheckpointError(GamescaleError):
 
 class ClusterError(GamescaleError):
     """A Ray cluster that cannot be reached or used."""
+
+
+class TrainingError(GamescaleError):
+    """Training that cannot go on (a non-finite loss); the last good checkpoint is kept."""

@@ -26,7 +26,7 @@ from gamescale.algorithms.registry import build_algorithm
 from gamescale.envs.registry import build_env
 from gamescale.framework import storage
 from gamescale.framework.config import ExperimentConfig, dump_config, load_config
-from gamescale.framework.errors import CheckpointError, ConfigError, GamescaleError
+from gamescale.framework.errors import CheckpointError, ConfigError, GamescaleError, TrainingError
 from gamescale.framework.runtime import connect
 
 
@@ -35,12 +35,14 @@ class LazyPool:
     solvers that never sample never start workers."""
 
     def __init__(self, config: ExperimentConfig, env_cfg: dict[str, Any] | None = None, workers: int | None = None):
+        self.config = config
         self.env_cfg = dict(env_cfg) if env_cfg is not None else config.env.model_dump(mode="json")
         self.num_workers = workers or config.runtime.workers
         self.pool: Any = None  # a gamescale.framework.actors.RolloutPool once started
 
     def _started(self) -> Any:
         if self.pool is None:
+            _connect_for_actors(self.config)
             from gamescale.framework.actors import RolloutPool
 
             self.pool = RolloutPool(self.env_cfg, self.num_workers)
@@ -87,6 +89,17 @@ def _build(config: ExperimentConfig) -> tuple[Any, Any]:
     return env, algorithm
 
 
+def _connect_if_asked(config: ExperimentConfig) -> None:
+    """Join the cluster named by `runtime.address` now, so an unreachable one fails before
+    the run directory exists. Without an address Ray starts later, with the first actor."""
+    if config.runtime.address is not None:
+        connect(config.runtime.address, config.runtime.num_cpus)
+
+
+def _connect_for_actors(config: ExperimentConfig) -> None:
+    connect(config.runtime.address, config.runtime.num_cpus)
+
+
 def _is_finished(run_dir: Path) -> bool:
     path = run_dir / storage.SUMMARY_FILE
     if not path.is_file():
@@ -105,7 +118,7 @@ def start_run(
     if (run_dir / storage.CONFIG_FILE).exists():
         raise ConfigError(f"run directory {run_dir} already holds a run; use `gamescale resume {run_dir}`")
     _, algorithm = _build(config)
-    connect(config.runtime.address, config.runtime.num_cpus)
+    _connect_if_asked(config)
     run_dir.mkdir(parents=True, exist_ok=True)
     storage.write_text_atomic(run_dir / storage.CONFIG_FILE, dump_config(config))
     _loop(config, algorithm, run_dir, None, progress, callbacks)
@@ -124,7 +137,7 @@ def resume_run(run_dir: Path, progress: bool = True, callbacks: Sequence[Callbac
     checkpoint = storage.latest_checkpoint(run_dir)
     loaded = storage.load_checkpoint(checkpoint) if checkpoint is not None else None
     _, algorithm = _build(config)
-    connect(config.runtime.address, config.runtime.num_cpus)
+    _connect_if_asked(config)
     _loop(config, algorithm, run_dir, loaded, progress, callbacks)
     return run_dir
 
@@ -145,6 +158,17 @@ def _progress_bar(enabled: bool, total: int, completed: int, name: str):
     return progress, task
 
 
+def _check_finite_loss(config: ExperimentConfig, iteration: int, row: dict[str, float]) -> None:
+    """A learner loss that is NaN or infinite ends the run before the bad state is saved:
+    the newest checkpoint on disk stays the last good one."""
+    bad = [k for k, v in row.items() if (k == "loss" or k.endswith("_loss") or k.startswith("loss")) and not np.isfinite(v)]
+    if bad:
+        raise TrainingError(
+            f"{config.name}: {bad[0]} is {row[bad[0]]} at iteration {iteration}; "
+            "the run stopped; its last good checkpoint is kept"
+        )
+
+
 def _headline(row: dict[str, float]) -> str:
     shown = [(k, v) for k, v in row.items() if k not in ("iteration", "time_s")][:2]
     return "  ".join(f"{k}={v:.4g}" for k, v in shown)
@@ -158,8 +182,6 @@ def _loop(
     progress: bool,
     callbacks: Sequence[Callback],
 ) -> None:
-    from gamescale.framework.actors import RemoteLearner
-
     run = config.run
     pool = LazyPool(config)
     pool_specs = getattr(algorithm, "pool_specs", None)
@@ -168,7 +190,12 @@ def _loop(
         for name, spec in (pool_specs() if pool_specs is not None else {}).items()
     }
     specs = dict(algorithm.learner_specs())
-    learners = {name: RemoteLearner(spec, config.runtime.gpus) for name, spec in specs.items()}
+    learners: dict[str, Any] = {}
+    if specs:
+        _connect_for_actors(config)
+        from gamescale.framework.actors import RemoteLearner
+
+        learners = {name: RemoteLearner(spec, config.runtime.gpus) for name, spec in specs.items()}
     writer = storage.MetricsWriter(run_dir)
     try:
         if loaded is None:
@@ -182,11 +209,15 @@ def _loop(
             for name, learner in learners.items():
                 learner.load_bytes(blobs[name])
         writer.discard_from(start)
+        stopped = None if loaded is None else loaded[2].get("stopped")
         clock = time.perf_counter() - time_offset
         bar, task = _progress_bar(progress, run.iterations, start, config.name)
         row: dict[str, float] = {}
+        should_stop = getattr(algorithm, "should_stop", None)
         with bar:
             for iteration in range(start, run.iterations):
+                if stopped is not None:  # resumed after the algorithm had already said it was done
+                    break
                 ctx = StepContext(
                     iteration=iteration,
                     seed=run.seed,
@@ -198,23 +229,36 @@ def _loop(
                 state, metrics = algorithm.step(state, ctx)
                 row = {"iteration": iteration, "time_s": time.perf_counter() - clock}
                 row.update({k: float(v) for k, v in metrics.items()})
+                _check_finite_loss(config, iteration, row)
                 writer.append(row)
                 done = iteration + 1
-                if done % run.checkpoint_every == 0 or done == run.iterations:
+                stop = should_stop(state, metrics) if should_stop is not None else None
+                if stop is not None:
+                    stopped = {"reason": stop.reason, "message": stop.message, "iteration": iteration}
+                if done % run.checkpoint_every == 0 or done == run.iterations or stopped is not None:
                     writer.flush()
+                    meta: dict[str, Any] = {"time_s": row["time_s"]}
+                    if stopped is not None:
+                        meta["stopped"] = stopped
                     storage.save_checkpoint(
                         run_dir,
                         done,
                         state,
                         {name: learner.save_bytes() for name, learner in learners.items()},
-                        {"time_s": row["time_s"]},
+                        meta,
                         run.keep_checkpoints,
                     )
                 bar.update(task, completed=done, metric=_headline(row))
                 for callback in callbacks:
                     callback(RunContext(run_dir, config, iteration, row, pool, learners))
         writer.flush()
-        _finish(config, algorithm, state, run_dir, row, pool)
+        if stopped is None:
+            stopped = {
+                "reason": "iterations",
+                "message": f"ran the configured {run.iterations} iterations",
+                "iteration": run.iterations - 1,
+            }
+        _finish(config, algorithm, state, run_dir, row, pool, stopped)
     finally:
         pool.shutdown()
         for extra in extra_pools.values():
@@ -230,8 +274,9 @@ def _finish(
     run_dir: Path,
     row: dict[str, float],
     pool: LazyPool,
+    stopped: dict[str, Any],
 ) -> None:
-    from gamescale.framework.report import write_plots
+    from gamescale.framework.report import write_pictures, write_plots
 
     extra: dict[str, Any] = {}
     summary_fn = getattr(algorithm, "summary", None)
@@ -243,6 +288,7 @@ def _finish(
             pq.write_table(table, tmp)
     plots_dir = run_dir / storage.PLOTS_DIR
     write_plots(run_dir, config)
+    write_pictures(run_dir)
     plots_fn = getattr(algorithm, "plots", None)
     if plots_fn is not None:
         plots_fn(state, plots_dir)
@@ -252,7 +298,8 @@ def _finish(
     summary = {
         "status": "completed",
         "name": config.name,
-        "iterations": config.run.iterations,
+        "iterations": int(stopped["iteration"]) + 1,
+        "stopped": stopped,
         "final": {k: (v if not isinstance(v, float) or np.isfinite(v) else None) for k, v in row.items()},
         "workers": config.runtime.workers,
         "shards_reissued": pool.pool.reissued if pool.pool is not None else 0,

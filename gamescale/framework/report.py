@@ -44,34 +44,361 @@ def write_plots(run_dir: Path, config: ExperimentConfig) -> list[Path]:
     return written
 
 
-def report(run_dir: Path, console=None, max_rows: int = 12) -> list[Path]:
-    """Write the plots and print the metrics table (first rows, last rows) of a run."""
-    from rich.console import Console
+MEAN_FIELD_TABLE = "mean_field.parquet"
+
+
+def _mass_grids(table) -> tuple[np.ndarray, np.ndarray | None]:
+    """`mass [P, T + 1, X, Y]` (Y = 1 on a line) and `wall [X, Y]` (or None) from a
+    `mean_field` table (see `gamescale.algorithms.mfg.pictures`)."""
+    cols = {name: table[name].to_numpy(zero_copy_only=False) for name in table.column_names}
+    population, t, x = cols["population"].astype(int), cols["t"].astype(int), cols["x"].astype(int)
+    y = cols["y"].astype(int) if "y" in cols else np.zeros_like(x)
+    grid = np.zeros((population.max() + 1, t.max() + 1, x.max() + 1, y.max() + 1))
+    grid[population, t, x, y] = cols["mass"]
+    wall = None
+    if "wall" in cols:
+        wall = np.zeros(grid.shape[2:], dtype=bool)
+        wall[x, y] = cols["wall"].astype(bool)
+    return grid, wall
+
+
+def write_pictures(run_dir: Path, max_panels: int = 6) -> list[Path]:
+    """Draw the population from `mean_field.parquet`, if the run wrote one: on a line, a
+    heatmap over (time, state) per population; on a grid, heatmaps at a few times (walls
+    grey) in `plots/mean_field.png` and every time step in `plots/mean_field.gif`."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pyarrow.parquet as pq
+
+    source = Path(run_dir) / MEAN_FIELD_TABLE
+    if not source.is_file():
+        return []
+    grid, wall = _mass_grids(pq.read_table(source))
+    num_populations, num_times, size_x, size_y = grid.shape
+    folder = Path(run_dir) / storage.PLOTS_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    if size_y == 1:  # states on a line: time runs down the picture
+        fig, axes = plt.subplots(1, num_populations, figsize=(5 * num_populations, 4), squeeze=False)
+        for p, ax in enumerate(axes[0]):
+            image = ax.imshow(grid[p, :, :, 0], aspect="auto", origin="lower", cmap="viridis", interpolation="nearest")
+            ax.set_xlabel("state")
+            ax.set_ylabel("time")
+            ax.set_title("mean field" if num_populations == 1 else f"population {p}")
+            fig.colorbar(image, ax=ax, label="mass")
+        written.append(_save(fig, folder / "mean_field.png"))
+        plt.close(fig)
+        return written
+    times = np.unique(np.linspace(0, num_times - 1, min(max_panels, num_times)).round().astype(int))
+    masked = np.ma.masked_array(grid, np.broadcast_to(wall, grid.shape)) if wall is not None else grid
+    # The start is often a point mass; scale colours to the later steps (t = 0 saturates)
+    # and with a square-root norm so a thin crowd still shows.
+    vmax = float(grid[:, 1:].max() if num_times > 1 else grid.max()) or 1.0
+    norm = matplotlib.colors.PowerNorm(gamma=0.5, vmin=0.0, vmax=vmax)
+    cmap = matplotlib.colormaps["viridis"].with_extremes(bad="0.55")  # walls in grey
+    fig, axes = plt.subplots(
+        num_populations, len(times), figsize=(2.4 * len(times) + 1, 2.4 * num_populations + 0.4), squeeze=False
+    )
+    for p in range(num_populations):
+        for ax, t in zip(axes[p], times, strict=True):
+            image = ax.imshow(masked[p, t].T, origin="lower", cmap=cmap, norm=norm, interpolation="nearest")
+            ax.set_title(f"t = {t}" if num_populations == 1 else f"pop {p}, t = {t}", fontsize=9)
+            ax.set_xticks([])
+            ax.set_yticks([])
+    fig.colorbar(image, ax=axes, shrink=0.8, label="mass")
+    fig.suptitle("mean field over time (grey: walls)", fontsize=10)
+    written.append(_save(fig, folder / "mean_field.png"))
+    plt.close(fig)
+    written.append(_animate(masked, cmap, norm, folder / "mean_field.gif"))
+    return written
+
+
+def _save(fig, path: Path) -> Path:
+    with storage.atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+    return path
+
+
+def _animate(masked, cmap, norm, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+    from matplotlib.animation import FuncAnimation, PillowWriter
+
+    num_populations, num_times = masked.shape[:2]
+    fig, axes = plt.subplots(1, num_populations, figsize=(3.2 * num_populations, 3.4), squeeze=False)
+    images = []
+    for p, ax in enumerate(axes[0]):
+        images.append(ax.imshow(masked[p, 0].T, origin="lower", cmap=cmap, norm=norm, interpolation="nearest"))
+        ax.set_xticks([])
+        ax.set_yticks([])
+    title = fig.suptitle("t = 0")
+
+    def draw(t: int):
+        for p, image in enumerate(images):
+            image.set_data(masked[p, t].T)
+        title.set_text(f"t = {t}")
+        return [*images, title]
+
+    animation = FuncAnimation(fig, draw, frames=num_times, blit=False)
+    with storage.atomic_path(path) as tmp:
+        animation.save(str(tmp), writer=PillowWriter(fps=max(2, min(12, num_times // 4))))
+    plt.close(fig)
+    return path
+
+
+def write_sweep_plots(table, keys: list[str], folder: Path, config: ExperimentConfig) -> list[Path]:
+    """Each metric against iteration: per grid point, the mean over seeds and its 95% interval."""
+    return _overlay_plots(_series_from_sweep(table, keys), Path(folder), config.report.log_y, config.name)
+
+
+def _series_from_sweep(table, keys: list[str], prefix: str = "") -> list[dict]:
+    """One series per grid point: label, iterations, and per metric (mean, half-width) arrays."""
+    from gamescale.framework.sweep import metric_columns, t_interval
+
+    if not table.num_rows:
+        return []
+    frame = table.to_pandas()
+    metrics = metric_columns(table, keys)
+    groups = frame.groupby(keys, sort=False, dropna=False) if keys else [((), frame)]
+    series = []
+    for values, group in groups:
+        values = values if isinstance(values, tuple) else (values,)
+        label = ", ".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in zip(keys, values, strict=False)) or "all"
+        iterations = np.sort(group["iteration"].unique())
+        by_iteration = group.groupby("iteration")
+        curves = {}
+        for metric in metrics:
+            stats = [t_interval(by_iteration.get_group(i)[metric].to_numpy()) for i in iterations]
+            curves[metric] = (np.array([m for m, _ in stats]), np.array([h for _, h in stats]))
+        series.append({"label": f"{prefix}{label}", "iterations": iterations, "curves": curves})
+    return series
+
+
+def _overlay_plots(series: list[dict], folder: Path, log_y, title: str) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    folder.mkdir(parents=True, exist_ok=True)
+    metrics: list[str] = []
+    for entry in series:
+        metrics.extend(m for m in entry["curves"] if m not in metrics)
+    written = []
+    for metric in metrics:
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        positive = False
+        for entry in series:
+            if metric not in entry["curves"]:
+                continue
+            mean, half = entry["curves"][metric]
+            line = ax.plot(entry["iterations"], mean, label=entry["label"])[0]
+            if np.any(half > 0):
+                ax.fill_between(entry["iterations"], mean - half, mean + half, alpha=0.2, color=line.get_color())
+            positive = positive or bool(np.any(mean > 0))
+        if metric in log_y and positive:
+            ax.set_yscale("log")
+        ax.set_xlabel("iteration")
+        ax.set_ylabel(metric)
+        ax.set_title(f"{title}: {metric}")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        written.append(_save(fig, folder / f"{metric}.png"))
+        plt.close(fig)
+    return written
+
+
+# ---------------------------------------------------------------- console tables
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return "nan" if value != value else f"{value:.6g}"
+    return str(value)
+
+
+def print_table(console, title: str, header: list[str], rows: list[list[str]], first_label: str = "") -> None:
+    """Print rows readably: as they are when every column fits the console; otherwise
+    transposed (one line per column) so no number is ever cut to an ellipsis."""
     from rich.table import Table
+
+    widths = [max([len(h)] + [len(r[i]) for r in rows]) + 3 for i, h in enumerate(header)]
+    if sum(widths) + 1 <= console.width or len(header) <= 2:
+        view = Table(title=title)
+        for name in header:
+            view.add_column(name, justify="right", overflow="fold")
+        for row in rows:
+            view.add_row(*row)
+        console.print(view)
+        return
+    # Transposed: each original column becomes a line; original rows become columns,
+    # as many as fit, taken from the start and the end.
+    label_width = max(len(h) for h in header[1:]) + 3
+    cell_width = max(len(r[i]) for r in rows for i in range(len(header))) + 3 if rows else 10
+    room = max(2, (console.width - label_width) // max(cell_width, 8))
+    keep = list(range(len(rows))) if len(rows) <= room else [*range(room // 2), -1, *range(len(rows) - (room - room // 2 - 1), len(rows))]
+    view = Table(title=title)
+    view.add_column(first_label or header[0], justify="left", no_wrap=True)
+    for i in keep:
+        view.add_column("…" if i < 0 else rows[i][0], justify="right", no_wrap=True)
+    for j, name in enumerate(header[1:], start=1):
+        view.add_row(name, *["…" if i < 0 else rows[i][j] for i in keep])
+    console.print(view)
+
+
+def ordered_metrics(names: list[str], config: ExperimentConfig | None) -> list[str]:
+    """Headline metrics first (`report.headline`, then log-scaled ones), then the rest, `time_s` last."""
+    metrics = [n for n in names if n not in ("iteration", "time_s")]
+    headline = list(config.report.headline) + list(config.report.log_y) if config is not None else []
+    first = [m for m in dict.fromkeys(headline) if m in metrics]
+    rest = [m for m in metrics if m not in first]
+    return first + rest + (["time_s"] if "time_s" in names else [])
+
+
+def report(run_dir: Path, console=None, max_rows: int = 12) -> list[Path]:
+    """Write the plots and pictures of one run and print its metrics table (first and last rows)."""
+    from rich.console import Console
 
     run_dir = Path(run_dir)
     if not (run_dir / storage.CONFIG_FILE).is_file():
         raise ConfigError(f"{run_dir} is not a run directory (no {storage.CONFIG_FILE})")
     config = load_config(run_dir / storage.CONFIG_FILE)
-    plots = write_plots(run_dir, config)
+    plots = write_plots(run_dir, config) + write_pictures(run_dir)
     table = storage.read_metrics(run_dir)
     console = console or Console()
-    view = Table(title=f"{config.name} — {table.num_rows} iterations ({run_dir})")
-    for name in table.column_names:
-        view.add_column(name, justify="right")
+    columns = ordered_metrics(table.column_names, config)
     n = table.num_rows
-    shown = list(range(n)) if n <= max_rows else [*range(max_rows // 2), -1, *range(n - max_rows // 2, n)]
-    columns = table.to_pydict()
-    for i in shown:
-        if i < 0:
-            view.add_row(*["…"] * len(columns))
-            continue
-        cells = []
-        for name, values in columns.items():
-            value = values[i]
-            cells.append(str(value) if name == "iteration" else ("" if value is None else f"{value:.6g}"))
-        view.add_row(*cells)
-    console.print(view)
+    shown = list(range(n)) if n <= max_rows else [*range(max_rows // 2), *range(n - max_rows // 2, n)]
+    data = table.to_pydict()
+    rows = [[str(data["iteration"][i])] + [_fmt(data[c][i]) for c in columns] for i in shown]
+    print_table(console, f"{config.name} — {n} iterations ({run_dir})", ["iteration", *columns], rows)
+    stopped = _stopped(run_dir)
+    if stopped:
+        console.print(f"stopped: {stopped}")
     for path in plots:
         console.print(f"plot: {path}")
     return plots
+
+
+def _stopped(run_dir: Path) -> str:
+    import json
+
+    path = Path(run_dir) / storage.SUMMARY_FILE
+    if not path.is_file():
+        return ""
+    stopped = json.loads(path.read_text()).get("stopped") or {}
+    return f"{stopped.get('reason', '')} ({stopped.get('message', '')})" if stopped else ""
+
+
+# ---------------------------------------------------------------- comparing runs and sweeps
+
+
+def _labels(paths: list[Path]) -> list[str]:
+    """A legend label per directory: the experiment name, or the folder name where names repeat."""
+    import json
+
+    from gamescale.framework.sweep import SWEEP_FILE, is_sweep_dir
+
+    names = []
+    for path in paths:
+        if is_sweep_dir(path):
+            names.append(json.loads((path / SWEEP_FILE).read_text())["name"])
+        else:
+            names.append(load_config(path / storage.CONFIG_FILE).name)
+    return [path.name if names.count(name) > 1 else name for name, path in zip(names, paths, strict=True)]
+
+
+def _check_dirs(paths: list[Path]) -> list[Path]:
+    from gamescale.framework.sweep import is_sweep_dir
+
+    paths = [Path(p) for p in paths]
+    if not paths:
+        raise ConfigError("name at least one run or sweep directory")
+    for path in paths:
+        if not (path / storage.CONFIG_FILE).is_file() and not is_sweep_dir(path):
+            raise ConfigError(f"{path} is not a run or sweep directory (no {storage.CONFIG_FILE} or sweep.json)")
+    return paths
+
+
+def load_runs(paths):
+    """Metrics of several runs and sweeps as one table with a `run` column in front (a
+    sweep contributes each trial as `LABEL/TRIAL`, with its swept keys and seed)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from gamescale.framework.sweep import SWEEP_TABLE, is_sweep_dir
+
+    paths = _check_dirs(list(paths))
+    tables = []
+    for label, path in zip(_labels(paths), paths, strict=True):
+        if is_sweep_dir(path):
+            if not (path / SWEEP_TABLE).is_file():
+                raise ConfigError(f"sweep {path} has not finished (no {SWEEP_TABLE}); `gamescale resume {path}`")
+            table = pq.read_table(path / SWEEP_TABLE)
+            run = [f"{label}/{t}" for t in table["trial"].to_pylist()]
+        else:
+            table = storage.read_metrics(path)
+            run = [label] * table.num_rows
+        tables.append(table.add_column(0, "run", pa.array(run, pa.string())))
+    return pa.concat_tables(tables, promote_options="permissive")
+
+
+def compare(paths, out: Path, console=None, title: str = "comparison") -> list[Path]:
+    """Overlay the metrics of several runs and sweeps: one PNG per metric under `out`
+    (sweeps as mean and 95% interval per grid point) and one table of final values."""
+    import json
+
+    import pyarrow.parquet as pq
+    from rich.console import Console
+
+    from gamescale.framework.sweep import SWEEP_FILE, SWEEP_TABLE, is_sweep_dir
+
+    paths = _check_dirs(list(paths))
+    console = console or Console()
+    series, log_y = [], []
+    for label, path in zip(_labels(paths), paths, strict=True):
+        if is_sweep_dir(path):
+            plan = json.loads((path / SWEEP_FILE).read_text())
+            if not (path / SWEEP_TABLE).is_file():
+                raise ConfigError(f"sweep {path} has not finished (no {SWEEP_TABLE}); `gamescale resume {path}`")
+            log_y += load_config(plan["base"]).report.log_y
+            series += _series_from_sweep(pq.read_table(path / SWEEP_TABLE), list(plan["grid"]), f"{label}: ")
+            continue
+        config = load_config(path / storage.CONFIG_FILE)
+        log_y += config.report.log_y
+        table = storage.read_metrics(path)
+        curves = {
+            m: (table[m].to_numpy(zero_copy_only=False).astype(float), np.zeros(table.num_rows))
+            for m in table.column_names
+            if m not in ("iteration", "time_s")
+        }
+        series.append({"label": label, "iterations": table["iteration"].to_numpy(), "curves": curves})
+    plots = _overlay_plots(series, Path(out), log_y, title)
+    metrics: list[str] = []
+    for entry in series:
+        metrics.extend(m for m in entry["curves"] if m not in metrics)
+    metrics = [m for m in dict.fromkeys(log_y) if m in metrics] + [m for m in metrics if m not in log_y]
+    rows = []
+    for entry in series:
+        cells = [entry["label"], str(int(entry["iterations"][-1]) + 1 if len(entry["iterations"]) else 0)]
+        for metric in metrics:
+            if metric not in entry["curves"] or not len(entry["iterations"]):
+                cells.append("")
+                continue
+            mean, half = entry["curves"][metric]
+            cells.append(_fmt(float(mean[-1])) + (f" ± {half[-1]:.3g}" if half[-1] > 0 else ""))
+        rows.append(cells)
+    print_table(console, f"final values ({len(series)} lines; ± = 95% interval over seeds)", ["run", "iterations", *metrics], rows, "")
+    for path in plots:
+        console.print(f"plot: {path}")
+    return plots
+
+
+def report_sweep(sweep_dir: Path, console=None) -> list[Path]:
+    """Redraw a finished sweep's interval plots and print its table of final values."""
+    sweep_dir = Path(sweep_dir)
+    return compare([sweep_dir], sweep_dir / storage.PLOTS_DIR, console, title=_labels([sweep_dir])[0])

@@ -8,6 +8,7 @@ the actor classes live in `gamescale.framework.actors`, imported after connectin
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 
@@ -43,6 +44,9 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> bool:
     if ray.is_initialized():
         return False
     if address is None:
+        # Token authentication stays on (Ray 2.60's default); only its start-up WARNING,
+        # which reads like a fault to users, is silenced. The README says auth is on.
+        logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
         constants = getattr(getattr(ray, "_private", None), "ray_constants", None)
         if constants is not None and getattr(constants, "ENABLE_RAY_CLUSTER", False):
             # Ray was imported before the variable was set (e.g. by the user's script).

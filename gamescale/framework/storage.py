@@ -27,7 +27,6 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from gamescale.framework.errors import CheckpointError
@@ -143,8 +142,8 @@ def read_metrics(run_dir: Path) -> pa.Table:
     parts = metric_parts(Path(run_dir))
     if not parts:
         return pa.table({"iteration": pa.array([], pa.int64()), "time_s": pa.array([], pa.float64())})
-    schema = pa.unify_schemas([pq.read_schema(p) for p in parts])
-    table = ds.dataset([str(p) for p in parts], schema=schema, format="parquet").to_table()
+    # Parts are read one by one (pyarrow.dataset would import pandas: a second at start-up).
+    table = pa.concat_tables([pq.read_table(p) for p in parts], promote_options="permissive")
     return table.sort_by("iteration")
 
 

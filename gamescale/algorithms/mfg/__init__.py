@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from gamescale.algorithms.mfg.config import (
     BoltzmannConfig,
+    DeepAFPConfig,
+    DeepMOMDConfig,
     FictitiousPlayConfig,
     FixedPointConfig,
     MirrorDescentConfig,
@@ -48,6 +50,19 @@ register_algorithm("fixed_point", FixedPointConfig, FixedPoint, "damped MFG fixe
 register_algorithm("boltzmann", BoltzmannConfig, BoltzmannPolicyIteration, "MFG Boltzmann policy iteration")
 
 # Algorithms that sample the population on rollout workers register themselves on import.
-import gamescale.algorithms.mfg.sampled_fp  # noqa: E402, F401
 import gamescale.algorithms.mfg.correlated  # noqa: E402, F401
-import gamescale.algorithms.mfg.deep  # noqa: E402, F401
+import gamescale.algorithms.mfg.sampled_fp  # noqa: E402, F401
+
+# The deep algorithms need torch; they are imported only when a run builds one.
+register_algorithm(
+    "deep_afp",
+    DeepAFPConfig,
+    "gamescale.algorithms.mfg.deep:DeepAverageFictitiousPlay",
+    "deep average-network fictitious play: DQN best responses distilled into a policy net",
+)
+register_algorithm(
+    "deep_momd",
+    DeepMOMDConfig,
+    "gamescale.algorithms.mfg.deep:DeepMunchausenMirrorDescent",
+    "deep Munchausen online mirror descent: one Q-network, softmax(q / tau) policy",
+)

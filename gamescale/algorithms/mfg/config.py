@@ -7,7 +7,14 @@ from pydantic import Field
 from gamescale.algorithms.registry import AlgorithmConfig
 
 
-class FictitiousPlayConfig(AlgorithmConfig):
+class _ExactConfig(AlgorithmConfig):
+    """Shared by the exact solvers: `target_exploitability` set ends the run at the first
+    iteration whose exploitability is at or below it (summary.json: stopped = target)."""
+
+    target_exploitability: float | None = Field(default=None, gt=0.0)
+
+
+class FictitiousPlayConfig(_ExactConfig):
     """Fictitious play (Perrin et al. 2020), as OpenSpiel's `FictitiousPlay`.
 
     `learning_rate` None averages with weight 1 / (k + 1) at iteration k; `temperature`
@@ -19,7 +26,7 @@ class FictitiousPlayConfig(AlgorithmConfig):
     temperature: float | None = Field(default=None, gt=0.0)
 
 
-class MirrorDescentConfig(AlgorithmConfig):
+class MirrorDescentConfig(_ExactConfig):
     """Online mirror descent (Perolat et al. 2021), as OpenSpiel's `MirrorDescent`
     (default learning rate 0.01)."""
 
@@ -28,7 +35,7 @@ class MirrorDescentConfig(AlgorithmConfig):
     openspiel_compatible: bool = True  # replay OpenSpiel's lazy evaluation on its games
 
 
-class FixedPointConfig(AlgorithmConfig):
+class FixedPointConfig(_ExactConfig):
     """Damped fixed-point iteration: pi <- (1 - damping) pi + damping * response(mu(pi)).
 
     The response is the greedy best response, or with `temperature` the softmax
@@ -41,9 +48,38 @@ class FixedPointConfig(AlgorithmConfig):
     temperature: float | None = Field(default=None, gt=0.0)
 
 
-class BoltzmannConfig(AlgorithmConfig):
+class BoltzmannConfig(_ExactConfig):
     """Boltzmann policy iteration, as OpenSpiel's `BoltzmannPolicyIteration`: the new
     policy is softmax(learning_rate * Q of the current policy against its own flow)."""
 
     name: str = "boltzmann"
     learning_rate: float = Field(default=0.01, gt=0.0)
+
+
+class _DeepConfig(AlgorithmConfig):
+    hidden_sizes: tuple[int, ...] = Field((64, 64), min_length=1, description="MLP widths")
+    num_particles: int = Field(1000, ge=1, description="exploring agents simulated per iteration (all shards)")
+    epsilon: float = Field(0.2, ge=0.0, le=1.0, description="probability of a uniform legal action")
+    q_learning_rate: float = Field(3e-3, gt=0.0)
+    q_rounds: int = Field(10, ge=1, description="target-network refreshes per iteration")
+    q_steps_per_round: int = Field(40, ge=1, description="gradient steps between refreshes")
+    batch_size: int = Field(256, ge=1)
+
+
+class DeepAFPConfig(_DeepConfig):
+    """Deep average-network fictitious play (2203.11973)."""
+
+    name: str = "deep_afp"
+    br_particles: int = Field(1000, ge=1, description="best-response agents whose (t, s, a) enter the reservoir")
+    reservoir_size: int = Field(50_000, ge=1)
+    policy_learning_rate: float = Field(3e-3, gt=0.0)
+    policy_steps: int = Field(150, ge=1, description="cross-entropy steps per iteration")
+    policy_batch_size: int = Field(512, ge=1)
+
+
+class DeepMOMDConfig(_DeepConfig):
+    """Deep Munchausen online mirror descent (2203.11973)."""
+
+    name: str = "deep_momd"
+    tau: float = Field(2.0, gt=0.0, description="softmax temperature; OMD learning rate 1 / tau")
+    log_policy_floor: float | None = Field(None, description="clip log pi_k from below in the target (None: no clip)")

@@ -54,7 +54,6 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import numpy as np
-import scipy.optimize
 from pydantic import Field
 
 from gamescale.algorithms.base import LearnerSpec, Metrics, State, StepContext
@@ -251,6 +250,8 @@ def marginal_policy(flows: np.ndarray, policies: np.ndarray, weights: np.ndarray
 
 
 def _linprog(c, a_ub, b_ub, a_eq, b_eq):
+    import scipy.optimize  # slow to import: only when a CE/CCE linear program is solved
+
     res = scipy.optimize.linprog(c, A_ub=a_ub, b_ub=b_ub, A_eq=a_eq, b_eq=b_eq, bounds=(0, None), method="highs")
     return None if res.status != 0 else res.x
 

@@ -42,14 +42,13 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import torch
-from pydantic import Field
 from torch import nn
 from torch.nn import functional as F
 
 from gamescale.algorithms.base import LearnerSpec, ShardTask, State, StepContext
+from gamescale.algorithms.mfg.config import DeepAFPConfig, DeepMOMDConfig, _DeepConfig  # noqa: F401
 from gamescale.algorithms.mfg.evaluation import best_response, exploitability, policy_value, propagate
 from gamescale.algorithms.mfg.particles import sample_categorical
-from gamescale.algorithms.registry import AlgorithmConfig, register_algorithm
 from gamescale.envs.mfg.game import MeanFieldGame
 
 # --------------------------------------------------------------------------- networks
@@ -243,38 +242,6 @@ def reservoir_add(
     return new, seen + count
 
 
-# --------------------------------------------------------------------------- configs
-
-
-class _DeepConfig(AlgorithmConfig):
-    hidden_sizes: tuple[int, ...] = Field((64, 64), min_length=1, description="MLP widths")
-    num_particles: int = Field(1000, ge=1, description="exploring agents simulated per iteration (all shards)")
-    epsilon: float = Field(0.2, ge=0.0, le=1.0, description="probability of a uniform legal action")
-    q_learning_rate: float = Field(3e-3, gt=0.0)
-    q_rounds: int = Field(10, ge=1, description="target-network refreshes per iteration")
-    q_steps_per_round: int = Field(40, ge=1, description="gradient steps between refreshes")
-    batch_size: int = Field(256, ge=1)
-
-
-class DeepAFPConfig(_DeepConfig):
-    """Deep average-network fictitious play (2203.11973)."""
-
-    name: str = "deep_afp"
-    br_particles: int = Field(1000, ge=1, description="best-response agents whose (t, s, a) enter the reservoir")
-    reservoir_size: int = Field(50_000, ge=1)
-    policy_learning_rate: float = Field(3e-3, gt=0.0)
-    policy_steps: int = Field(150, ge=1, description="cross-entropy steps per iteration")
-    policy_batch_size: int = Field(512, ge=1)
-
-
-class DeepMOMDConfig(_DeepConfig):
-    """Deep Munchausen online mirror descent (2203.11973)."""
-
-    name: str = "deep_momd"
-    tau: float = Field(2.0, gt=0.0, description="softmax temperature; OMD learning rate 1 / tau")
-    log_policy_floor: float | None = Field(None, description="clip log pi_k from below in the target (None: no clip)")
-
-
 # --------------------------------------------------------------------------- shared shell
 
 
@@ -463,17 +430,3 @@ class DeepMunchausenMirrorDescent(_DeepShell):
             "policy_entropy": float((propagate(game, policy)[:-1] * entropy).sum() / T),
         }
         return {"iteration": int(state["iteration"]) + 1, "exploitability": exploit}, metrics
-
-
-register_algorithm(
-    "deep_afp",
-    DeepAFPConfig,
-    DeepAverageFictitiousPlay,
-    "deep average-network fictitious play: DQN best responses distilled into a policy net",
-)
-register_algorithm(
-    "deep_momd",
-    DeepMOMDConfig,
-    DeepMunchausenMirrorDescent,
-    "deep Munchausen online mirror descent: one Q-network, softmax(q / tau) policy",
-)

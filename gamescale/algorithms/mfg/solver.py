@@ -11,19 +11,23 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
-from gamescale.algorithms.base import LearnerSpec, Metrics, State, StepContext
+from gamescale.algorithms.base import LearnerSpec, Metrics, State, StepContext, Stop
 from gamescale.algorithms.mfg.evaluation import (
     AnyGame,
     _exploitability_terms,
     _uniform,
     exploitability_metrics,
 )
+from gamescale.algorithms.mfg.pictures import mean_field_table
 from gamescale.envs.mfg.game import MeanFieldGame, as_multi_population
 
 
 class ExactSolver:
     """Base of the exact solvers; subclasses implement `update(state) -> policy`."""
+
+    uses_rollout_workers = False  # everything is computed in the run's own process
 
     def __init__(self, config: Any, game: AnyGame):
         if not isinstance(game, MeanFieldGame) and not hasattr(game, "num_populations"):
@@ -73,3 +77,13 @@ class ExactSolver:
 
     def summary(self, state: State) -> dict[str, Any]:
         return {"exploitability": float(state["exploitability"]), "iterations": int(state["iteration"])}
+
+    def tables(self, state: State) -> dict[str, pa.Table]:
+        """The final mean field (`mean_field.parquet`), drawn by the report."""
+        return {"mean_field": mean_field_table(self.game, state["mu"])}
+
+    def should_stop(self, state: State, metrics: Metrics) -> Stop | None:
+        target = getattr(self.config, "target_exploitability", None)
+        if target is not None and metrics["exploitability"] <= target:
+            return Stop("target", f"exploitability {metrics['exploitability']:.3g} <= target {target:g}")
+        return None

@@ -360,6 +360,10 @@ class CrowdModelling2D(_CrowdGame):
             cost = cost * mu[:, None]
         return (self.position_reward_x + self.position_reward_y + r_mu)[:, None] + cost
 
+    def state_coordinates(self) -> dict[str, np.ndarray]:
+        s = np.arange(self.num_states)
+        return {"x": s // self.size, "y": s % self.size, "wall": self.forbidden.copy()}
+
     def grid(self, values: np.ndarray) -> np.ndarray:
         """Reshape `[..., S]` values to `[..., size(x), size(y)]` for plotting."""
         return np.asarray(values).reshape(*np.shape(values)[:-1], self.size, self.size)

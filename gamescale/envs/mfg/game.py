@@ -186,6 +186,11 @@ class MeanFieldGame:
             return np.zeros(self.num_states)
         return self._terminal_reward_fn(mu)
 
+    def state_coordinates(self) -> dict[str, np.ndarray]:
+        """Where each state sits, for pictures: `{"x": [S]}` on a line (the default), or
+        `{"x": [S], "y": [S], "wall": [S] bool}` on a grid. Games on grids override it."""
+        return {"x": np.arange(self.num_states)}
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, S={self.num_states}, A={self.num_actions}, T={self.horizon})"
 
@@ -242,6 +247,10 @@ class MultiPopulationGame:
         """`mu_{t+1} [P, S]` from `mu_t [P, S]` and `policy_t [P, S, A]`."""
         return push_forward(mu, policy_t, *self.transition(t, mu))
 
+    def state_coordinates(self) -> dict[str, np.ndarray]:
+        """Where each state sits, for pictures (see `MeanFieldGame.state_coordinates`)."""
+        return {"x": np.arange(self.num_states)}
+
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}(name={self.name!r}, P={self.num_populations}, S={self.num_states}, "
@@ -269,6 +278,9 @@ class _SinglePopulationView(MultiPopulationGame):
 
     def reward(self, t: int, mu: np.ndarray) -> np.ndarray:
         return np.asarray(self.game.reward(t, mu[0]), dtype=np.float64)[None]
+
+    def state_coordinates(self) -> dict[str, np.ndarray]:
+        return self.game.state_coordinates()
 
     def terminal_reward(self, mu: np.ndarray) -> np.ndarray:
         return np.asarray(self.game.terminal_reward(mu[0]), dtype=np.float64)[None]

@@ -16,7 +16,6 @@ and `-terminal_cost (m_bar - x)^2 / 2` at t = T.
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import ndtr
 
 from gamescale.envs.mfg.game import MeanFieldGame, check_positive
 
@@ -25,6 +24,8 @@ def gaussian_noise(n: int, volatility: float) -> np.ndarray:
     """Probabilities `[2n + 1]` of noise moves -n..n: N(0, volatility) binned at +-0.5,
     with the tails added to the end bins."""
     moves = np.arange(-n, n + 1)
+    from scipy.special import ndtr  # scipy.special is slow to import; needed only here
+
     cdf_hi = ndtr((moves + 0.5) / volatility)
     cdf_lo = ndtr((moves - 0.5) / volatility)
     probs = cdf_hi - cdf_lo

@@ -80,6 +80,10 @@ class PredatorPrey(MultiPopulationGame):
         )  # each [P, S, A, K=6]
         self.move_cost = -float(move_cost) * (np.abs(MOVES_2D_X) + np.abs(MOVES_2D_Y))  # [A]
 
+    def state_coordinates(self) -> dict[str, np.ndarray]:
+        s = np.arange(self.num_states)
+        return {"x": s // self.size, "y": s % self.size}
+
     def transition(self, t: int, mu: np.ndarray):
         return self._kernel
 

@@ -22,8 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy.sparse import csr_matrix
-from scipy.sparse.csgraph import dijkstra
 
 DATA_DIR = Path(__file__).parent / "data"
 
@@ -176,6 +174,9 @@ def check_demand_reachable(net: Network) -> None:
     d = net.demand
     if d.num_od == 0:
         return
+    from scipy.sparse import csr_matrix  # scipy.sparse is slow to import: only when used
+    from scipy.sparse.csgraph import dijkstra
+
     # zones below first_thru_node may not be crossed: their out-links leave from a copy node
     n = net.num_nodes
     zones = min(max(net.first_thru_node, 0), n)
