@@ -261,3 +261,25 @@ def test_chicago_sketch_reaches_1e_6_and_agrees_with_conjugate_frank_wolfe():
     cfw = solve_user_equilibrium(net, 1e-4, 2000, "conjugate_frank_wolfe")
     assert gp["tstt"] == pytest.approx(cfw["tstt"], rel=2e-4)
     assert np.abs(gp["flows"] - cfw["flows"]).sum() / gp["flows"].sum() < 2e-2
+
+
+# ----------------------------------------------------------------------------- experiment
+
+
+def test_experiment_stops_at_target_with_tables_skims_and_map(tmp_path):
+    """`gamescale run routing-static-ue`: stops at the first row at or below 1e-4, says so in
+    summary.json, writes link flows (with voc, free_flow_time), OD skims and the voc map."""
+
+    import pyarrow.parquet as pq
+
+    import gamescale
+
+    run = gamescale.run("routing-static-ue", out=tmp_path / "run")
+    gaps = run.metrics["relative_gap"].to_pylist()
+    assert gaps[-1] <= 1e-4 and all(g > 1e-4 for g in gaps[:-1]) and len(gaps) < 200
+    assert run.summary["stopped"]["reason"] == "target" and run.summary["stopped"]["iteration"] == len(gaps) - 1
+    links = pq.read_table(run.dir / "link_flows.parquet")
+    assert links.column_names == ["init_node", "term_node", "flow", "cost", "voc", "free_flow_time"]
+    od = pq.read_table(run.dir / "od_costs.parquet")
+    assert od.column_names == ["origin", "destination", "demand", "cost"] and od.num_rows == 528
+    assert (run.dir / "plots" / "voc_map.png").stat().st_size > 10_000
