@@ -141,32 +141,36 @@ def trace_paths(
     graph: ShortestPathGraph, trees: ShortestPathTrees, rows: np.ndarray, dests: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """Shortest paths of OD pairs (origin `rows` `[K]`, destination nodes `[K]`) as CSR:
-    ptr `[K + 1]`, links `[ptr[-1]]` (link ids from origin to destination)."""
-    g = graph.num_graph_nodes
+    ptr `[K + 1]`, links `[ptr[-1]]` (int32 link ids from origin to destination).
+
+    Two walks up the trees, all pairs at once: the first counts hops, the second writes
+    each link straight into its place (memory: the output only)."""
     k = len(rows)
     local = np.asarray(rows, np.int64) - trees.lo
     src = graph.sources[rows]
-    cur = np.asarray(dests, np.int64).copy()
-    ids = np.arange(k)
-    hop_ids, hop_links = [], []
-    while len(ids):
-        p = trees.pred[local, cur].astype(np.int64)
+    dests = np.asarray(dests, np.int64)
+    lengths = np.zeros(k, np.int64)
+    ids, cur, loc, s = np.arange(k), dests, local, src
+    for _ in range(graph.num_graph_nodes + 1):
+        if not len(ids):
+            break
+        p = trees.pred[loc, cur].astype(np.int64)
         if np.any(p < 0):
             raise ValueError("an OD pair has no path at these link costs")
-        hop_ids.append(ids)
-        hop_links.append(trees.link_of(p, cur))
-        go_on = p != src
-        ids, local, cur, src = ids[go_on], local[go_on], p[go_on], src[go_on]
-        if len(hop_ids) > g:
-            raise RuntimeError("shortest-path tree has a cycle")
-    if not hop_ids:
-        return np.zeros(k + 1, np.int64), np.zeros(0, np.int32)
-    all_ids = np.concatenate(hop_ids)
-    hop = np.concatenate([np.full(len(a), h) for h, a in enumerate(hop_ids)])
-    lengths = np.bincount(all_ids, minlength=k)
+        lengths[ids] += 1
+        go_on = p != s
+        ids, cur, loc, s = ids[go_on], p[go_on], loc[go_on], s[go_on]
+    else:
+        raise RuntimeError("shortest-path tree has a cycle")
     ptr = np.concatenate([[0], np.cumsum(lengths)])
     links = np.empty(ptr[-1], np.int32)
-    links[ptr[all_ids] + lengths[all_ids] - 1 - hop] = np.concatenate(hop_links)  # destination-first -> reversed
+    ids, cur, loc, s = np.arange(k), dests, local, src
+    slot = ptr[1:] - 1  # the last link of each path first: fill backwards
+    while len(ids):
+        p = trees.pred[loc, cur].astype(np.int64)
+        links[slot] = trees.link_of(p, cur)
+        go_on = p != s
+        ids, cur, loc, s, slot = ids[go_on], p[go_on], loc[go_on], s[go_on], slot[go_on] - 1
     return ptr, links
 
 
@@ -672,6 +676,9 @@ class PathGradientProjection(_StaticUEBase):
             return state, {"relative_gap": state["relative_gap"], "tstt": state["tstt"]}
         ptr, links, od, f = state["path_ptr"], state["path_links"], state["path_od"], state["path_flow"]
         sweeps = 0
+        if graph.num_od == 0:  # no demand: the empty assignment is the equilibrium
+            state = {**state, "relative_gap": 0.0, "tstt": 0.0, "iteration": int(state["iteration"]) + 1}
+            return state, {"relative_gap": 0.0, "tstt": 0.0, "paths": 0.0, "sweeps": 0.0}
         if len(od) == 0:  # first step: all demand on the free-flow shortest paths
             _, od, ptr, links = self._shortest_paths(ctx, net.free_flow_time, None)
             f = graph.od_flow[od].copy()
