@@ -578,34 +578,35 @@ class PathGradientProjection(_StaticUEBase):
         return csr_matrix((np.ones(len(links)), links, ptr), shape=(p, self.network.num_links))
 
     def _origin_blocks(self, ptr: np.ndarray, links: np.ndarray, od: np.ndarray) -> list[_OriginPaths]:
-        """The multi-path OD pairs of each origin, as arrays for `_equilibrate_origin`."""
+        """The multi-path OD pairs of each origin, as arrays for `_equilibrate_origin`
+        (built origin by origin, so the temporaries stay the size of one origin's paths)."""
         net, num_links = self.network, self.network.num_links
         counts = np.bincount(od, minlength=self.graph.num_od)
         paths = np.flatnonzero(counts[od] > 1)  # single-path OD pairs cannot move
         if not len(paths):
             return []
         n = np.diff(ptr)[paths]
-        starts = np.concatenate([[0], np.cumsum(n)])
-        entry_path = np.repeat(np.arange(len(paths)), n)  # index into `paths`
-        entry_link = links[np.repeat(ptr[paths] - starts[:-1], n) + np.arange(starts[-1])]
         row = self.graph.od_row[od[paths]]  # origin of each path (sorted)
         pod = od[paths]
         new_group = np.r_[True, pod[1:] != pod[:-1]]
         group = np.cumsum(new_group) - 1
         cut = np.flatnonzero(np.r_[True, row[1:] != row[:-1], True])
         used = np.zeros(num_links, bool)
-        local = np.zeros(num_links, np.int64)
+        local = np.zeros(num_links, np.int32)
         blocks = []
         for a, b in zip(cut[:-1], cut[1:], strict=True):
-            el = entry_link[starts[a] : starts[b]]
+            na = n[a:b]
+            first = ptr[paths[a:b]]
+            offsets = np.concatenate([[0], np.cumsum(na)[:-1]])
+            el = links[np.repeat(first - offsets, na) + np.arange(int(na.sum()))]
             used[el] = True
             ul = np.flatnonzero(used)
             used[ul] = False
-            local[ul] = np.arange(len(ul))
+            local[ul] = np.arange(len(ul), dtype=np.int32)
             blocks.append(
                 _OriginPaths(
                     paths[a:b],
-                    entry_path[starts[a] : starts[b]] - a,
+                    np.repeat(np.arange(b - a, dtype=np.int32), na),
                     local[el],
                     ul,
                     net.free_flow_time[ul],
