@@ -503,16 +503,20 @@ def _line_search_on(blk: _OriginPaths, x: np.ndarray, d: np.ndarray, iters: int 
 
 class PathGradientProjection(_StaticUEBase):
     """Path-based UE by projected Newton steps (Jayakrishnan et al. 1994) on path sets held
-    in arrays, all OD pairs at once.
+    in arrays (CSR rows of link ids); Python loops over origins, never over OD pairs.
 
-    One step: (1) on the current path sets, up to `inner_iterations` rounds in which every
-    used path of an OD pair sends (c_p - c_s) / sum_{l in p xor s} t'_l of its flow to the
-    cheapest path s of the pair, the combined move scaled by an exact Beckmann line search
-    (so every round descends); the rounds stop early once the excess cost on the path sets
-    is below `inner_tolerance` x the last relative gap. (2) Dijkstra at the new costs, one
-    shard per block of origins through `ctx.shards.map`: gives the relative gap, and every
-    shortest path cheaper than the known paths of its OD pair joins the set with zero flow.
-    Paths left with zero flow are dropped.
+    One step: (1) Gauss-Seidel sweeps over the origins on the current path sets: all OD
+    pairs of one origin at once move (c_p - c_s) / (sum_{l in p} t'_l + sum_{l in s} t'_l)
+    of each path's flow to the cheapest path s of the pair (links shared by p and s count
+    twice: an upper bound on the exact curvature, which damps the simultaneous moves of one
+    origin's pairs), scaled by an exact Beckmann line search on the links they touch, and
+    the link flows are updated before the next origin. After the first sweep only origins
+    whose excess cost is above their share of the target move; the sweeps stop once the
+    excess on the path sets, sum_p f_p (c_p - c_min), is at most `inner_tolerance` x the last
+    relative gap x TSTT, or after `inner_iterations` sweeps. (2) Dijkstra at the new costs,
+    one shard per block of origins through `ctx.shards.map`: gives the relative gap, and
+    every shortest path cheaper than the known paths of its OD pair joins the set with zero
+    flow. Paths left with zero flow are dropped.
 
     State (paths sorted by OD pair): path_ptr `[P + 1]`, path_links `[path_ptr[-1]]` (link
     ids, CSR rows), path_od `[P]`, path_flow `[P]`, flows `[L]`, relative_gap, tstt,
