@@ -164,11 +164,17 @@ def trace_paths(
         raise RuntimeError("shortest-path tree has a cycle")
     ptr = np.concatenate([[0], np.cumsum(lengths)])
     links = np.empty(ptr[-1], np.int32)
+    # many hops: look up the link into every tree node once, [R, G], then index it
+    in_link = None
+    if ptr[-1] > trees.pred.size:
+        in_link = np.full(trees.pred.shape, -1, np.int32)
+        r_idx, v_idx = np.nonzero(trees.pred >= 0)
+        in_link[r_idx, v_idx] = trees.link_of(trees.pred[r_idx, v_idx].astype(np.int64), v_idx)
     ids, cur, loc, s = np.arange(k), dests, local, src
     slot = ptr[1:] - 1  # the last link of each path first: fill backwards
     while len(ids):
         p = trees.pred[loc, cur].astype(np.int64)
-        links[slot] = trees.link_of(p, cur)
+        links[slot] = trees.link_of(p, cur) if in_link is None else in_link[loc, cur]
         go_on = p != s
         ids, cur, loc, s, slot = ids[go_on], p[go_on], loc[go_on], s[go_on], slot[go_on] - 1
     return ptr, links
