@@ -9,14 +9,13 @@ looking up or validating any config never pays for torch.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from gamescale.envs.registry import UnknownNameError, _load_families
+from gamescale.envs.registry import UnknownNameError, _load_families, resolve
 
 
 class AlgorithmConfig(BaseModel):
@@ -70,13 +69,5 @@ def algorithm_config(data: dict[str, Any]) -> AlgorithmConfig:
     return entry.config_cls.model_validate(data)
 
 
-def resolve_builder(build: Callable[[Any, Any], Any] | str) -> Callable[[Any, Any], Any]:
-    """A builder itself, or the attribute named by a `"module:attribute"` string."""
-    if callable(build):
-        return build
-    module, _, attribute = build.partition(":")
-    return getattr(importlib.import_module(module), attribute)
-
-
 def build_algorithm(config: AlgorithmConfig, env: Any) -> Any:
-    return resolve_builder(algorithm_entry(config.name).build)(config, env)
+    return resolve(algorithm_entry(config.name).build)(config, env)

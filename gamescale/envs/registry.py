@@ -3,7 +3,9 @@
 `make_env("crowd_modelling_2d", size=20)` validates the keyword arguments through the
 family's config model (unknown or mistyped fields are errors) and builds the env without
 Ray. Families register themselves when their subpackage is imported; every subpackage of
-`gamescale.envs` is imported on first lookup.
+`gamescale.envs` is imported on first lookup. A family whose environments need torch
+registers the factory as a `"module:attribute"` string, imported only when one is built,
+so that looking up names and validating configs stays light.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ class EnvConfig(BaseModel):
 class EnvEntry:
     name: str
     config_cls: type[EnvConfig]
-    factory: Callable[[Any], Any]
+    factory: Callable[[Any], Any] | str
     description: str
 
 
@@ -43,7 +45,9 @@ class UnknownNameError(KeyError):
         return str(self.args[0])
 
 
-def register_env(name: str, config_cls: type[EnvConfig], factory: Callable[[Any], Any], description: str = "") -> None:
+def register_env(
+    name: str, config_cls: type[EnvConfig], factory: Callable[[Any], Any] | str, description: str = ""
+) -> None:
     if name in _ENVS and _ENVS[name].factory is not factory:
         raise ValueError(f"environment {name!r} is registered twice")
     _ENVS[name] = EnvEntry(name, config_cls, factory, description)
@@ -81,8 +85,16 @@ def env_config(data: dict[str, Any]) -> EnvConfig:
     return entry.config_cls.model_validate(data)
 
 
+def resolve(target: Callable[..., Any] | str) -> Callable[..., Any]:
+    """A callable itself, or the attribute named by a `"module:attribute"` string."""
+    if callable(target):
+        return target
+    module, _, attribute = target.partition(":")
+    return getattr(importlib.import_module(module), attribute)
+
+
 def build_env(config: EnvConfig) -> Any:
-    return env_entry(config.name).factory(config)
+    return resolve(env_entry(config.name).factory)(config)
 
 
 def make_env(name: str, **kwargs: Any) -> Any:

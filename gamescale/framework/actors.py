@@ -11,8 +11,11 @@ Import this module only after `gamescale.framework.runtime.connect` (see its doc
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
+import time
+import warnings
 from collections import deque
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -20,12 +23,15 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import ray
-from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
+from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError, RaySystemError
+from ray.util import get_current_placement_group
+from ray.util.placement_group import placement_group, remove_placement_group
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy, PlacementGroupSchedulingStrategy
 
 from gamescale.algorithms.base import LearnerSpec, Metrics, ShardFn, ShardTask
 from gamescale.algorithms.learner import TorchLearner
 from gamescale.envs.registry import build_env, env_config
-from gamescale.framework.errors import ClusterError
+from gamescale.framework.errors import ClusterError, ClusterLostError, LearnerLostError
 
 MAX_SHARD_ATTEMPTS = 4
 
@@ -44,30 +50,131 @@ class RolloutWorker:
     def pid(self) -> int:
         return os.getpid()
 
+    def node(self) -> str:
+        """The IP and Ray node id of the node this worker runs on."""
+        context = ray.get_runtime_context()
+        return f"{ray.util.get_node_ip_address()}/{context.get_node_id()[:12]}"
+
     def run(self, fn: ShardFn, shared: Any, task: ShardTask) -> pa.RecordBatch:
         return fn(self.env, shared, task)
 
 
-class RolloutPool:
-    """`num_workers` rollout actors over one environment config (a `ShardRunner`)."""
+PLACEMENTS = ("spread", "pack")
 
-    def __init__(self, env_cfg: Mapping[str, Any], num_workers: int):
+
+def check_placement(placement: str) -> str:
+    """`spread` puts rollout workers on as many nodes as possible (Ray's SPREAD strategy);
+    `pack` puts them in a PACK placement group: as few nodes as fit them."""
+    if placement not in PLACEMENTS:
+        raise ClusterError(f"unknown placement {placement!r}; use one of {', '.join(PLACEMENTS)}")
+    return placement
+
+
+class RolloutPool:
+    """`num_workers` rollout actors over one environment config (a `ShardRunner`).
+
+    Workers are placed by `placement` and must all be running within `start_timeout_s`
+    (a cluster without room for them is reported, not waited on forever). A worker that
+    dies (its process, or its whole node) is restarted by Ray, on a surviving node if
+    its own is gone, and its shard is issued again with the same seed; a worker that has
+    not come back within `revive_timeout_s` is dropped with a warning and the pool goes
+    on smaller. Results never depend on which worker ran a shard.
+    """
+
+    def __init__(
+        self,
+        env_cfg: Mapping[str, Any],
+        num_workers: int,
+        placement: str = "spread",
+        start_timeout_s: float = 120.0,
+        revive_timeout_s: float = 60.0,
+    ):
         if num_workers < 1:
             raise ValueError("a rollout pool needs at least one worker")
+        check_placement(placement)
+        in_trial = get_current_placement_group() is not None  # a Tune trial's own bundles
+        cpus = float(ray.cluster_resources().get("CPU", 0.0))
+        if num_workers > cpus and not in_trial:
+            # Each worker reserves a CPU; more than the cluster has would wait forever.
+            raise ClusterError(f"{num_workers} rollout workers need {num_workers} CPUs but the cluster has {cpus:g}")
         self.num_workers = num_workers
         self.env_cfg = dict(env_cfg)
-        self.workers = [RolloutWorker.remote(self.env_cfg) for _ in range(num_workers)]
+        self.placement = placement
+        self.revive_timeout_s = revive_timeout_s
+        self.group = None
+        if in_trial:  # Tune already reserved the trial's bundles; the workers go there
+            strategies: list[Any] = [None] * num_workers
+        elif placement == "pack":
+            self.group = placement_group([{"CPU": 1.0}] * num_workers, strategy="PACK")
+            strategies = [
+                PlacementGroupSchedulingStrategy(self.group, placement_group_bundle_index=i) for i in range(num_workers)
+            ]
+        else:
+            strategies = ["SPREAD"] * num_workers
+        self.workers = [
+            RolloutWorker.options(**({} if s is None else {"scheduling_strategy": s})).remote(self.env_cfg)
+            for s in strategies
+        ]
         self.reissued = 0
+        self.dropped = 0
+        self.active = list(range(num_workers))  # workers not dropped
+        self._reviving: dict[ray.ObjectRef, tuple[int, float]] = {}  # ping -> (worker, since)
+        self.node_history: list[list[str]] = [[] for _ in range(num_workers)]
+        self._wait_until_placed(start_timeout_s)
+
+    def _wait_until_placed(self, timeout_s: float) -> None:
+        refs = [w.node.remote() for w in self.workers]
+        ready, _ = ray.wait(refs, num_returns=len(refs), timeout=timeout_s)
+        if len(ready) < len(refs):
+            free = float(ray.available_resources().get("CPU", 0.0))
+            total = float(ray.cluster_resources().get("CPU", 0.0))
+            self.shutdown()
+            raise ClusterError(
+                f"only {len(ready)} of {len(refs)} rollout workers could be placed within {timeout_s:g} s "
+                f"(the cluster has {total:g} CPUs, {free:g} free); lower --workers or free the cluster"
+            )
+        for i, node in enumerate(ray.get(refs)):
+            self._saw(i, node)
+
+    def _saw(self, worker: int, node: str) -> None:
+        if not self.node_history[worker] or self.node_history[worker][-1] != node:
+            self.node_history[worker].append(node)
 
     def worker_pids(self) -> list[int]:
-        return ray.get([w.pid.remote() for w in self.workers])
+        return ray.get([self.workers[i].pid.remote() for i in self.active])
+
+    def worker_nodes(self) -> list[str]:
+        """The node each active worker runs on now (asks them)."""
+        nodes = ray.get([self.workers[i].node.remote() for i in self.active])
+        for i, node in zip(self.active, nodes, strict=True):
+            self._saw(i, node)
+        return nodes
+
+    def placement_report(self) -> dict[str, Any]:
+        """For summary.json: the nodes each worker ran on, and how many nodes in all."""
+        refs = {self.workers[i].node.remote(): i for i in self.active}
+        ready, _ = ray.wait(list(refs), num_returns=len(refs), timeout=10.0)
+        for ref in ready:
+            try:
+                self._saw(refs[ref], ray.get(ref))
+            except RayActorError:
+                pass  # a worker lost right at the end keeps the nodes seen before
+        nodes = sorted({n for history in self.node_history for n in history})
+        return {
+            "placement": self.placement,
+            "workers": [{"worker": i, "nodes": h} for i, h in enumerate(self.node_history)],
+            "nodes": nodes,
+            "dropped_workers": self.dropped,
+        }
 
     def map(self, fn: ShardFn, tasks: Sequence[ShardTask], shared: Any = None) -> list[pa.RecordBatch]:
         shared_ref = ray.put(shared)
         results: list[pa.RecordBatch | None] = [None] * len(tasks)
         attempts = [0] * len(tasks)
         queue = deque(range(len(tasks)))
-        idle = deque(range(self.num_workers))
+        reviving = self._reviving  # workers lost earlier and not back yet stay out of work
+        waiting = {worker for worker, _ in reviving.values()}
+        idle = deque(w for w in self.active if w not in waiting)
         running: dict[ray.ObjectRef, tuple[int, int]] = {}
         while queue or running:
             while queue and idle:
@@ -75,21 +182,63 @@ class RolloutPool:
                 attempts[position] += 1
                 ref = self.workers[worker].run.remote(fn, shared_ref, tasks[position])
                 running[ref] = (position, worker)
-            done, _ = ray.wait(list(running), num_returns=1)
+            if not running:
+                self._revive(reviving, idle, block=True)
+                continue
+            done, _ = ray.wait(list(running) + list(reviving), num_returns=1, timeout=1.0)
+            self._revive(reviving, idle, block=False)
+            done = [ref for ref in done if ref in running]
+            if not done:
+                continue
             position, worker = running.pop(done[0])
-            idle.append(worker)
             try:
                 results[position] = ray.get(done[0])
+                idle.append(worker)
             except (ActorDiedError, ActorUnavailableError, RayActorError) as exc:
-                # The worker process died; Ray restarts the actor (same constructor
-                # arguments), and the shard goes back in the queue with the same seed.
+                # The worker died (its process or its node). Ray restarts it; until it
+                # answers a ping it gets no work, and its shard goes back with its seed.
                 if attempts[position] >= MAX_SHARD_ATTEMPTS:
                     raise RuntimeError(
                         f"shard {tasks[position].index} failed {attempts[position]} times: {exc}"
                     ) from exc
                 self.reissued += 1
                 queue.appendleft(position)
+                reviving[self.workers[worker].node.remote()] = (worker, time.monotonic())
         return results  # type: ignore[return-value]
+
+    def _revive(self, reviving: dict, idle: deque, block: bool) -> None:
+        """Move workers that answer again back to `idle`; drop those gone too long."""
+        if not reviving:
+            if block:
+                raise ClusterError("every rollout worker was lost and none came back")
+            return
+        ready, _ = ray.wait(list(reviving), num_returns=len(reviving), timeout=1.0 if block else 0)
+        for ref in ready:
+            worker, _ = reviving.pop(ref)
+            try:
+                self._saw(worker, ray.get(ref))
+                idle.append(worker)
+            except (ActorDiedError, ActorUnavailableError, RayActorError):
+                reviving[self.workers[worker].node.remote()] = (worker, time.monotonic())
+        now = time.monotonic()
+        for ref, (worker, since) in list(reviving.items()):
+            if now - since > self.revive_timeout_s:
+                del reviving[ref]
+                self._drop(worker)
+        if not idle and not reviving and block:
+            raise ClusterError("every rollout worker was lost and none came back (no capacity left on the cluster)")
+
+    def _drop(self, worker: int) -> None:
+        warnings.warn(
+            f"rollout worker {worker} did not come back within {self.revive_timeout_s:g} s "
+            "(no capacity left on the cluster); continuing with fewer workers",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        logging.getLogger("gamescale").warning("rollout worker %d dropped; the pool shrinks", worker)
+        ray.kill(self.workers[worker])
+        self.active.remove(worker)
+        self.dropped += 1
 
     def submit(self, fn: ShardFn, tasks: Sequence[ShardTask], shared: Any = None) -> PendingMap:
         """Start `map` now on a driver thread; the caller goes on (e.g. trains) meanwhile."""
@@ -99,6 +248,9 @@ class RolloutPool:
         for worker in self.workers:
             ray.kill(worker)
         self.workers = []
+        if self.group is not None:
+            remove_placement_group(self.group)
+            self.group = None
 
 
 class PendingMap:
@@ -132,36 +284,69 @@ class PendingMap:
 class LearnerActor(TorchLearner):
     """A `TorchLearner` in its own process (and on a GPU where one was granted)."""
 
+    def node(self) -> str:
+        return f"{ray.util.get_node_ip_address()}/{ray.get_runtime_context().get_node_id()[:12]}"
+
+    def pid(self) -> int:
+        return os.getpid()
+
 
 class RemoteLearner:
-    """A `LearnerHandle` backed by a `LearnerActor`."""
+    """A `LearnerHandle` backed by a `LearnerActor`.
+
+    On a cluster with GPUs it asks for one (so Ray places it on a GPU node); on a CPU
+    cluster it prefers the driver's node, where the sampled batches arrive. If its actor
+    dies (its process or its node), calls raise `LearnerLostError` and the loop rebuilds
+    the learner from the newest checkpoint.
+    """
 
     def __init__(self, spec: LearnerSpec, gpus: str | int = "auto"):
         wanted = (1 if cluster_gpus() > 0 else 0) if gpus == "auto" else int(gpus)
         if wanted > cluster_gpus():
             raise ClusterError(f"the learner asks for {wanted} GPU(s) but the cluster has {cluster_gpus()}")
         device = "cuda" if wanted > 0 else "cpu"
-        # No CPU reservation: the loop alternates sampling and learning, so the learner
-        # never competes with the rollout workers for the cores they reserved.
-        self.actor = LearnerActor.options(num_gpus=wanted, num_cpus=0).remote(spec, device)
-        self.device = ray.get(self.actor.device_name.remote())
+        options: dict[str, Any] = {"num_gpus": wanted, "num_cpus": 0}
+        if wanted == 0 and get_current_placement_group() is None:
+            here = ray.get_runtime_context().get_node_id()
+            options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(node_id=here, soft=True)
+        # No CPU reservation: the learner mostly waits on the rollout workers' batches,
+        # and reserving a core would leave one fewer for them on small machines.
+        self.actor = LearnerActor.options(**options).remote(spec, device)
+        self.device = self._call(self.actor.device_name.remote())
+        self.node = self._call(self.actor.node.remote())
+
+    @staticmethod
+    def _call(ref: ray.ObjectRef) -> Any:
+        try:
+            return ray.get(ref)
+        except (ActorDiedError, ActorUnavailableError, RayActorError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise LearnerLostError(f"the learner actor was lost ({first[:160]})") from None
+        except RaySystemError as exc:
+            raise ClusterLostError(f"lost the Ray cluster: {str(exc).strip().splitlines()[0][:160]}") from None
 
     def update(
         self, batch: pa.RecordBatch, num_steps: int = 1, batch_size: int | None = None, seed: int = 0
     ) -> Metrics:
-        return ray.get(self.actor.update.remote(batch, num_steps, batch_size, seed))
+        return self._call(self.actor.update.remote(batch, num_steps, batch_size, seed))
 
     def get_weights(self) -> dict[str, np.ndarray]:
-        return ray.get(self.actor.get_weights.remote())
+        return self._call(self.actor.get_weights.remote())
 
     def set_weights(self, weights: Mapping[str, np.ndarray]) -> None:
-        ray.get(self.actor.set_weights.remote(dict(weights)))
+        self._call(self.actor.set_weights.remote(dict(weights)))
 
     def save_bytes(self) -> bytes:
-        return ray.get(self.actor.save_bytes.remote())
+        return self._call(self.actor.save_bytes.remote())
+
+    def pid(self) -> int:
+        return self._call(self.actor.pid.remote())
 
     def load_bytes(self, data: bytes) -> None:
-        ray.get(self.actor.load_bytes.remote(data))
+        self._call(self.actor.load_bytes.remote(data))
 
     def shutdown(self) -> None:
-        ray.kill(self.actor)
+        try:
+            ray.kill(self.actor)
+        except Exception:  # already gone with its node
+            pass

@@ -70,7 +70,7 @@ def run(
     try:
         config = _load(name, from_env, set_, workers, address, out)
         run_dir = start_run(config, progress=progress)
-        report(run_dir)
+        report(run_dir, redraw=False)
     except GamescaleError as exc:
         _fail(str(exc))
     typer.echo(f"run directory: {run_dir}")
@@ -94,7 +94,7 @@ def resume(
             typer.echo(f"sweep directory: {run_dir}")
             return
         resume_run(run_dir, progress=progress)
-        print_report(run_dir)
+        print_report(run_dir, redraw=False)
     except GamescaleError as exc:
         _fail(str(exc))
     typer.echo(f"run directory: {run_dir}")

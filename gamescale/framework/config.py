@@ -40,6 +40,13 @@ class RuntimeConfig(_Section):
     gpus: Literal["auto"] | int = Field("auto", description="GPUs per learner; auto = 1 if the cluster has one")
     address: str | None = Field(None, description="Ray cluster to join; null starts an embedded local Ray")
     num_cpus: int | None = Field(None, ge=1, description="CPUs of the embedded local Ray (default: all)")
+    placement: Literal["spread", "pack"] = Field(
+        "spread", description="rollout workers over nodes: spread (as many nodes as possible) or pack"
+    )
+    worker_start_timeout_s: float = Field(120.0, gt=0, description="give up placing rollout workers after this")
+    worker_revive_timeout_s: float = Field(
+        60.0, gt=0, description="drop a lost rollout worker that has not come back after this (the pool shrinks)"
+    )
 
 
 class RunConfig(_Section):

@@ -19,3 +19,11 @@ class ClusterError(GamescaleError):
 
 class TrainingError(GamescaleError):
     """Training that cannot go on (a non-finite loss); the last good checkpoint is kept."""
+
+
+class LearnerLostError(GamescaleError):
+    """A learner actor died (its process or its node); the loop rebuilds it from a checkpoint."""
+
+
+class ClusterLostError(GamescaleError):
+    """The Ray cluster itself (its head) went away under a running run."""

@@ -26,7 +26,15 @@ from gamescale.algorithms.registry import build_algorithm
 from gamescale.envs.registry import build_env
 from gamescale.framework import storage
 from gamescale.framework.config import ExperimentConfig, dump_config, load_config
-from gamescale.framework.errors import CheckpointError, ConfigError, GamescaleError, TrainingError
+from gamescale.framework.errors import (
+    CheckpointError,
+    ClusterError,
+    ClusterLostError,
+    ConfigError,
+    GamescaleError,
+    LearnerLostError,
+    TrainingError,
+)
 from gamescale.framework.runtime import connect
 
 
@@ -45,7 +53,14 @@ class LazyPool:
             _connect_for_actors(self.config)
             from gamescale.framework.actors import RolloutPool
 
-            self.pool = RolloutPool(self.env_cfg, self.num_workers)
+            runtime = self.config.runtime
+            self.pool = RolloutPool(
+                self.env_cfg,
+                self.num_workers,
+                placement=runtime.placement,
+                start_timeout_s=runtime.worker_start_timeout_s,
+                revive_timeout_s=runtime.worker_revive_timeout_s,
+            )
         return self.pool
 
     def map(self, fn: ShardFn, tasks: Sequence[ShardTask], shared: Any = None) -> list[pa.RecordBatch]:
@@ -174,6 +189,9 @@ def _headline(row: dict[str, float]) -> str:
     return "  ".join(f"{k}={v:.4g}" for k, v in shown)
 
 
+MAX_LEARNER_RESTORES = 3
+
+
 def _loop(
     config: ExperimentConfig,
     algorithm: Any,
@@ -191,33 +209,19 @@ def _loop(
     }
     specs = dict(algorithm.learner_specs())
     learners: dict[str, Any] = {}
-    if specs:
-        _connect_for_actors(config)
-        from gamescale.framework.actors import RemoteLearner
-
-        learners = {name: RemoteLearner(spec, config.runtime.gpus) for name, spec in specs.items()}
     writer = storage.MetricsWriter(run_dir)
+    restores = 0
     try:
-        if loaded is None:
-            state, start, time_offset = algorithm.init(run.seed), 0, 0.0
-        else:
-            state, blobs, meta = loaded
-            start, time_offset = int(meta["next_iteration"]), float(meta.get("time_s", 0.0))
-            missing = set(learners) - set(blobs)
-            if missing:
-                raise CheckpointError(f"checkpoint of {run_dir} has no learner state for {sorted(missing)}")
-            for name, learner in learners.items():
-                learner.load_bytes(blobs[name])
+        learners = _start_learners(config, specs)
+        state, start, time_offset, stopped = _restore(algorithm, run, learners, loaded, run_dir)
         writer.discard_from(start)
-        stopped = None if loaded is None else loaded[2].get("stopped")
         clock = time.perf_counter() - time_offset
         bar, task = _progress_bar(progress, run.iterations, start, config.name)
         row: dict[str, float] = {}
         should_stop = getattr(algorithm, "should_stop", None)
+        iteration = start
         with bar:
-            for iteration in range(start, run.iterations):
-                if stopped is not None:  # resumed after the algorithm had already said it was done
-                    break
+            while iteration < run.iterations and stopped is None:
                 ctx = StepContext(
                     iteration=iteration,
                     seed=run.seed,
@@ -226,31 +230,46 @@ def _loop(
                     learners=learners,
                     pools=extra_pools,
                 )
-                state, metrics = algorithm.step(state, ctx)
-                row = {"iteration": iteration, "time_s": time.perf_counter() - clock}
-                row.update({k: float(v) for k, v in metrics.items()})
-                _check_finite_loss(config, iteration, row)
+                try:
+                    state, metrics = algorithm.step(state, ctx)
+                    row = {"iteration": iteration, "time_s": time.perf_counter() - clock}
+                    row.update({k: float(v) for k, v in metrics.items()})
+                    _check_finite_loss(config, iteration, row)
+                    done = iteration + 1
+                    stop = should_stop(state, metrics) if should_stop is not None else None
+                    if stop is not None:
+                        stopped = {"reason": stop.reason, "message": stop.message, "iteration": iteration}
+                    blobs = None
+                    if done % run.checkpoint_every == 0 or done == run.iterations or stopped is not None:
+                        blobs = {name: learner.save_bytes() for name, learner in learners.items()}
+                except LearnerLostError as exc:
+                    # A learner went down with its node: every learner and the algorithm
+                    # state go back to the newest checkpoint and the same seeded
+                    # iterations run again, so the rows come out as if nothing happened.
+                    restores += 1
+                    if restores > MAX_LEARNER_RESTORES:
+                        raise ClusterError(f"{exc}; lost {restores} times, giving up") from None
+                    _warn(f"{exc}; rebuilding it from the newest checkpoint of {run_dir}")
+                    for learner in learners.values():
+                        learner.shutdown()
+                    learners = _start_learners(config, specs)
+                    checkpoint = storage.latest_checkpoint(run_dir)
+                    reloaded = storage.load_checkpoint(checkpoint) if checkpoint is not None else None
+                    state, iteration, _, stopped = _restore(algorithm, run, learners, reloaded, run_dir)
+                    writer.rows = []
+                    writer.discard_from(iteration)
+                    continue
                 writer.append(row)
-                done = iteration + 1
-                stop = should_stop(state, metrics) if should_stop is not None else None
-                if stop is not None:
-                    stopped = {"reason": stop.reason, "message": stop.message, "iteration": iteration}
-                if done % run.checkpoint_every == 0 or done == run.iterations or stopped is not None:
+                if blobs is not None:
                     writer.flush()
                     meta: dict[str, Any] = {"time_s": row["time_s"]}
                     if stopped is not None:
                         meta["stopped"] = stopped
-                    storage.save_checkpoint(
-                        run_dir,
-                        done,
-                        state,
-                        {name: learner.save_bytes() for name, learner in learners.items()},
-                        meta,
-                        run.keep_checkpoints,
-                    )
+                    storage.save_checkpoint(run_dir, done, state, blobs, meta, run.keep_checkpoints)
                 bar.update(task, completed=done, metric=_headline(row))
                 for callback in callbacks:
                     callback(RunContext(run_dir, config, iteration, row, pool, learners))
+                iteration = done
         writer.flush()
         if stopped is None:
             stopped = {
@@ -258,13 +277,52 @@ def _loop(
                 "message": f"ran the configured {run.iterations} iterations",
                 "iteration": run.iterations - 1,
             }
-        _finish(config, algorithm, state, run_dir, row, pool, stopped)
+        _finish(config, algorithm, state, run_dir, row, pool, stopped, {**extra_pools, "rollout": pool}, learners)
+    except ClusterLostError as exc:
+        raise ClusterError(
+            f"{exc}; the run stopped at its newest checkpoint: continue it on a running cluster with "
+            f"`gamescale resume {run_dir}`"
+        ) from None
     finally:
         pool.shutdown()
         for extra in extra_pools.values():
             extra.shutdown()
         for learner in learners.values():
             learner.shutdown()
+
+
+def _warn(message: str) -> None:
+    import sys
+
+    print(f"gamescale: warning: {message}", file=sys.stderr, flush=True)
+
+
+def _start_learners(config: ExperimentConfig, specs: dict[str, Any]) -> dict[str, Any]:
+    if not specs:
+        return {}
+    _connect_for_actors(config)
+    from gamescale.framework.actors import RemoteLearner
+
+    return {name: RemoteLearner(spec, config.runtime.gpus) for name, spec in specs.items()}
+
+
+def _restore(
+    algorithm: Any,
+    run: Any,
+    learners: dict[str, Any],
+    loaded: tuple[dict[str, Any], dict[str, bytes], dict[str, Any]] | None,
+    run_dir: Path,
+) -> tuple[dict[str, Any], int, float, dict[str, Any] | None]:
+    """(state, next iteration, elapsed seconds, stop record) from a checkpoint, or a fresh start."""
+    if loaded is None:
+        return algorithm.init(run.seed), 0, 0.0, None
+    state, blobs, meta = loaded
+    missing = set(learners) - set(blobs)
+    if missing:
+        raise CheckpointError(f"checkpoint of {run_dir} has no learner state for {sorted(missing)}")
+    for name, learner in learners.items():
+        learner.load_bytes(blobs[name])
+    return state, int(meta["next_iteration"]), float(meta.get("time_s", 0.0)), meta.get("stopped")
 
 
 def _finish(
@@ -275,6 +333,8 @@ def _finish(
     row: dict[str, float],
     pool: LazyPool,
     stopped: dict[str, Any],
+    pools: dict[str, LazyPool] | None = None,
+    learners: dict[str, Any] | None = None,
 ) -> None:
     from gamescale.framework.report import write_pictures, write_plots
 
@@ -303,9 +363,26 @@ def _finish(
         "final": {k: (v if not isinstance(v, float) or np.isfinite(v) else None) for k, v in row.items()},
         "workers": config.runtime.workers,
         "shards_reissued": pool.pool.reissued if pool.pool is not None else 0,
+        "placement": _placement_summary(pools or {"rollout": pool}, learners or {}),
         **extra,
     }
     storage.write_json_atomic(run_dir / storage.SUMMARY_FILE, summary)
+
+
+def _placement_summary(pools: dict[str, LazyPool], learners: dict[str, Any]) -> dict[str, Any]:
+    """Where the run's actors ran: per pool the nodes of each worker, per learner its node."""
+    out: dict[str, Any] = {"pools": {}, "learners": {}}
+    nodes: set[str] = set()
+    for name, lazy in pools.items():
+        if lazy.pool is not None:
+            report = lazy.pool.placement_report()
+            out["pools"][name] = report
+            nodes.update(report["nodes"])
+    for name, learner in learners.items():
+        out["learners"][name] = {"node": learner.node, "device": learner.device}
+        nodes.add(learner.node)
+    out["nodes"] = sorted(nodes)
+    return out
 
 
 __all__ = ["start_run", "resume_run", "RunContext", "GamescaleError"]

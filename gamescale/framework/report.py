@@ -13,10 +13,8 @@ from gamescale.framework.errors import ConfigError
 
 def write_plots(run_dir: Path, config: ExperimentConfig) -> list[Path]:
     """Plot every metric against iteration; metrics in `report.log_y` on a log scale."""
-    import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _figures()
 
     table = storage.read_metrics(run_dir)
     folder = Path(run_dir) / storage.PLOTS_DIR
@@ -47,6 +45,24 @@ def write_plots(run_dir: Path, config: ExperimentConfig) -> list[Path]:
 MEAN_FIELD_TABLE = "mean_field.parquet"
 
 
+class _figures:
+    """Figures on the Agg canvas without importing pyplot (a third of a second at start-up):
+    `subplots(...)` and `close(fig)` as pyplot spells them."""
+
+    @staticmethod
+    def subplots(*args, figsize=None, **kwargs):
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+
+        fig = Figure(figsize=figsize)
+        FigureCanvasAgg(fig)
+        return fig, fig.subplots(*args, **kwargs)
+
+    @staticmethod
+    def close(fig) -> None:
+        fig.clear()
+
+
 def _mass_grids(table) -> tuple[np.ndarray, np.ndarray | None]:
     """`mass [P, T + 1, X, Y]` (Y = 1 on a line) and `wall [X, Y]` (or None) from a
     `mean_field` table (see `gamescale.algorithms.mfg.pictures`)."""
@@ -68,8 +84,7 @@ def write_pictures(run_dir: Path, max_panels: int = 6) -> list[Path]:
     grey) in `plots/mean_field.png` and every time step in `plots/mean_field.gif`."""
     import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _figures()
     import pyarrow.parquet as pq
 
     source = Path(run_dir) / MEAN_FIELD_TABLE
@@ -122,7 +137,7 @@ def _save(fig, path: Path) -> Path:
 
 
 def _animate(masked, cmap, norm, path: Path) -> Path:
-    import matplotlib.pyplot as plt
+    plt = _figures()
     from matplotlib.animation import FuncAnimation, PillowWriter
 
     num_populations, num_times = masked.shape[:2]
@@ -176,10 +191,8 @@ def _series_from_sweep(table, keys: list[str], prefix: str = "") -> list[dict]:
 
 
 def _overlay_plots(series: list[dict], folder: Path, log_y, title: str) -> list[Path]:
-    import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _figures()
 
     folder.mkdir(parents=True, exist_ok=True)
     metrics: list[str] = []
@@ -222,32 +235,40 @@ def _fmt(value) -> str:
 
 
 def print_table(console, title: str, header: list[str], rows: list[list[str]], first_label: str = "") -> None:
-    """Print rows readably: as they are when every column fits the console; otherwise
-    transposed (one line per column) so no number is ever cut to an ellipsis."""
+    """Print rows readably: numbers are never cut or wrapped (each numeric column is at
+    least as wide as its longest number); labels and headers may wrap. When the numbers
+    do not fit the console side by side, the table is transposed (one line per column of
+    the original) and, if need be, printed in several parts, so every value is shown."""
     from rich.table import Table
 
-    widths = [max([len(h)] + [len(r[i]) for r in rows]) + 3 for i, h in enumerate(header)]
-    if sum(widths) + 1 <= console.width or len(header) <= 2:
+    def width(cells: list[str]) -> int:
+        return max([len(c) for c in cells] + [1])
+
+    numeric = [max(width([r[i] for r in rows]), min(len(header[i]), 14)) for i in range(1, len(header))]
+    spare = console.width - sum(w + 3 for w in numeric) - 4
+    if spare >= 12 or len(header) <= 2:
         view = Table(title=title)
-        for name in header:
-            view.add_column(name, justify="right", overflow="fold")
+        view.add_column(header[0], justify="left", overflow="fold", max_width=max(spare, 12))
+        for name, w in zip(header[1:], numeric, strict=True):
+            view.add_column(name, justify="right", overflow="fold", min_width=w)
         for row in rows:
             view.add_row(*row)
         console.print(view)
         return
-    # Transposed: each original column becomes a line; original rows become columns,
-    # as many as fit, taken from the start and the end.
-    label_width = max(len(h) for h in header[1:]) + 3
-    cell_width = max(len(r[i]) for r in rows for i in range(len(header))) + 3 if rows else 10
-    room = max(2, (console.width - label_width) // max(cell_width, 8))
-    keep = list(range(len(rows))) if len(rows) <= room else [*range(room // 2), -1, *range(len(rows) - (room - room // 2 - 1), len(rows))]
-    view = Table(title=title)
-    view.add_column(first_label or header[0], justify="left", no_wrap=True)
-    for i in keep:
-        view.add_column("…" if i < 0 else rows[i][0], justify="right", no_wrap=True)
-    for j, name in enumerate(header[1:], start=1):
-        view.add_row(name, *["…" if i < 0 else rows[i][j] for i in keep])
-    console.print(view)
+    names = header[1:]
+    name_width = width(names)
+    cell_width = max([width(r[1:]) for r in rows] + [8])
+    room = max(1, (console.width - name_width - 4) // (cell_width + 3))
+    parts = [rows[i : i + room] for i in range(0, len(rows), room)] or [[]]
+    for number, part in enumerate(parts, start=1):
+        suffix = f" (part {number} of {len(parts)})" if len(parts) > 1 else ""
+        view = Table(title=title + suffix)
+        view.add_column(first_label or header[0], justify="left", no_wrap=True)
+        for row in part:
+            view.add_column(row[0], justify="right", overflow="fold", min_width=cell_width)
+        for j, name in enumerate(names, start=1):
+            view.add_row(name, *[row[j] for row in part])
+        console.print(view)
 
 
 def ordered_metrics(names: list[str], config: ExperimentConfig | None) -> list[str]:
@@ -259,15 +280,19 @@ def ordered_metrics(names: list[str], config: ExperimentConfig | None) -> list[s
     return first + rest + (["time_s"] if "time_s" in names else [])
 
 
-def report(run_dir: Path, console=None, max_rows: int = 12) -> list[Path]:
-    """Write the plots and pictures of one run and print its metrics table (first and last rows)."""
+def report(run_dir: Path, console=None, max_rows: int = 12, redraw: bool = True) -> list[Path]:
+    """Write the plots and pictures of one run (unless `redraw` is False: a run that just
+    finished drew them) and print its metrics table (first and last rows)."""
     from rich.console import Console
 
     run_dir = Path(run_dir)
     if not (run_dir / storage.CONFIG_FILE).is_file():
         raise ConfigError(f"{run_dir} is not a run directory (no {storage.CONFIG_FILE})")
     config = load_config(run_dir / storage.CONFIG_FILE)
-    plots = write_plots(run_dir, config) + write_pictures(run_dir)
+    if redraw:
+        plots = write_plots(run_dir, config) + write_pictures(run_dir)
+    else:
+        plots = sorted((run_dir / storage.PLOTS_DIR).glob("*.png")) + sorted((run_dir / storage.PLOTS_DIR).glob("*.gif"))
     table = storage.read_metrics(run_dir)
     console = console or Console()
     columns = ordered_metrics(table.column_names, config)
@@ -279,9 +304,33 @@ def report(run_dir: Path, console=None, max_rows: int = 12) -> list[Path]:
     stopped = _stopped(run_dir)
     if stopped:
         console.print(f"stopped: {stopped}")
+    placed = _placement_line(run_dir)
+    if placed:
+        console.print(placed)
     for path in plots:
         console.print(f"plot: {path}")
     return plots
+
+
+def _placement_line(run_dir: Path) -> str:
+    """`ran on 2 nodes: 2 rollout workers (spread), 1 learner` from summary.json, if actors ran."""
+    import json
+
+    path = Path(run_dir) / storage.SUMMARY_FILE
+    if not path.is_file():
+        return ""
+    placement = json.loads(path.read_text()).get("placement") or {}
+    nodes = placement.get("nodes") or []
+    if not nodes:
+        return ""
+    parts = []
+    for name, pool in (placement.get("pools") or {}).items():
+        count = len(pool["workers"]) - pool.get("dropped_workers", 0)
+        label = "rollout workers" if name == "rollout" else f"'{name}' workers"
+        parts.append(f"{count} {label} ({pool['placement']})")
+    if placement.get("learners"):
+        parts.append(f"{len(placement['learners'])} learner(s)")
+    return f"ran on {len(nodes)} node(s): " + ", ".join(parts)
 
 
 def _stopped(run_dir: Path) -> str:
@@ -366,7 +415,8 @@ def compare(paths, out: Path, console=None, title: str = "comparison") -> list[P
             if not (path / SWEEP_TABLE).is_file():
                 raise ConfigError(f"sweep {path} has not finished (no {SWEEP_TABLE}); `gamescale resume {path}`")
             log_y += load_config(plan["base"]).report.log_y
-            series += _series_from_sweep(pq.read_table(path / SWEEP_TABLE), list(plan["grid"]), f"{label}: ")
+            prefix = f"{label}: " if len(paths) > 1 else ""
+            series += _series_from_sweep(pq.read_table(path / SWEEP_TABLE), list(plan["grid"]), prefix)
             continue
         config = load_config(path / storage.CONFIG_FILE)
         log_y += config.report.log_y

@@ -194,9 +194,10 @@ def start_sweep(plan: SweepPlan, sweep_dir: Path, progress: bool = True) -> Path
         raise ConfigError(f"{sweep_dir} already holds a sweep; use `gamescale resume {sweep_dir}`")
     if (sweep_dir / storage.CONFIG_FILE).exists():
         raise ConfigError(f"{sweep_dir} holds a run, not a sweep; choose another --out")
+    bundles = _prepare(plan)  # joins or starts Ray; fails before anything is written
     sweep_dir.mkdir(parents=True, exist_ok=True)
     storage.write_json_atomic(sweep_dir / SWEEP_FILE, plan.to_json())
-    return _run_plan(plan, sweep_dir, progress)
+    return _run_plan(plan, sweep_dir, bundles, progress)
 
 
 def resume_sweep(sweep_dir: Path, progress: bool = True) -> Path:
@@ -210,7 +211,7 @@ def resume_sweep(sweep_dir: Path, progress: bool = True) -> Path:
         plan = SweepPlan.from_json(json.loads(path.read_text()))
     except (ValueError, KeyError, TypeError) as exc:
         raise ConfigError(f"{path} is corrupt: {exc}") from None
-    return _run_plan(plan, sweep_dir, progress)
+    return _run_plan(plan, sweep_dir, _prepare(plan), progress)
 
 
 def is_sweep_dir(path: Path) -> bool:
@@ -225,20 +226,30 @@ def _sweep_finished(sweep_dir: Path) -> bool:
         return False
 
 
-def _run_plan(plan: SweepPlan, sweep_dir: Path, progress: bool) -> Path:
-    from gamescale.framework.loop import _is_finished
+def _prepare(plan: SweepPlan) -> list[dict[str, float]]:
+    """Connect to Ray and size one trial; a trial larger than the cluster is refused."""
     from gamescale.framework.runtime import connect
 
-    sweep_dir = sweep_dir.resolve()
-    first = plan.trial_config(plan.trials[0], sweep_dir)
+    first = plan.trial_config(plan.trials[0], Path("unused"))
     connect(first.runtime.address, first.runtime.num_cpus)
+    bundles = trial_resources(first)
+    _check_trial_fits(bundles)
+    return bundles
+
+
+def _run_plan(plan: SweepPlan, sweep_dir: Path, bundles: list[dict[str, float]], progress: bool) -> Path:
+    from gamescale.framework.loop import _is_finished
+
+    sweep_dir = sweep_dir.resolve()
     pending = [t for t in plan.trials if not _is_finished(sweep_dir / TRIALS_DIR / t.name)]
     if pending:
-        _tune(plan, sweep_dir, pending, first, progress)
+        _tune(plan, sweep_dir, pending, bundles, progress)
     return collect_sweep(plan, sweep_dir)
 
 
-def _tune(plan: SweepPlan, sweep_dir: Path, trials: list[Trial], first: ExperimentConfig, progress: bool) -> None:
+def _tune(
+    plan: SweepPlan, sweep_dir: Path, trials: list[Trial], bundles: list[dict[str, float]], progress: bool
+) -> None:
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     from ray import tune
 
@@ -246,7 +257,7 @@ def _tune(plan: SweepPlan, sweep_dir: Path, trials: list[Trial], first: Experime
         {"run_dir": str(sweep_dir / TRIALS_DIR / t.name), "plan": plan.to_json(), "trial": t.name} for t in trials
     ]
     attempt = len(list((sweep_dir / ".tune").glob("attempt-*"))) if (sweep_dir / ".tune").is_dir() else 0
-    trainable = tune.with_resources(run_trial, tune.PlacementGroupFactory(trial_resources(first)))
+    trainable = tune.with_resources(run_trial, tune.PlacementGroupFactory(bundles))
     tuner = tune.Tuner(
         trainable,
         param_space={"trial": tune.grid_search(params)},
@@ -266,6 +277,21 @@ def _tune(plan: SweepPlan, sweep_dir: Path, trials: list[Trial], first: Experime
         first_error = str(failed[0].error).strip().splitlines()
         message = next((line for line in reversed(first_error) if line.strip()), "failed")
         raise GamescaleError(f"{len(failed)} of {len(trials)} sweep trials failed; first: {message}")
+
+
+def _check_trial_fits(bundles: list[dict[str, float]]) -> None:
+    """A trial bigger than the whole cluster would wait forever: say so instead."""
+    import ray
+
+    from gamescale.framework.errors import ClusterError
+
+    need = sum(b.get("CPU", 0.0) for b in bundles)
+    have = float(ray.cluster_resources().get("CPU", 0.0))
+    if need > have:
+        raise ClusterError(
+            f"each sweep trial needs {need:g} CPUs (1 for the run + {len(bundles) - 1} rollout workers) "
+            f"but the cluster has {have:g}; lower --workers"
+        )
 
 
 def _trial_name(trial) -> str:

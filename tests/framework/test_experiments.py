@@ -15,6 +15,26 @@ PROMISED = {
     "mfg-ce": "ce_gap",
     "routing-static-ue": "relative_gap",
     "routing-n-vs-mean-field": "distance",
+    "bond-jeffreys": "kl_from_reference",
+    "bond-vs-bon": "reward",
+    "distill-offline": "golden_distance",
+    "distill-online": "golden_distance",
+    "distill-diversity-sweep": "golden_distance",
+}
+# Smaller data for the two-iteration runs where an experiment's set-up dominates them.
+_BOND_QUICK = {
+    "algorithm.reward_model.num_pairs": 256,
+    "algorithm.reward_model.num_eval_pairs": 64,
+    "algorithm.reward_model.steps": 20,
+    "algorithm.eval_prompts": 16,
+    "algorithm.frontier_n": [1, 2],
+    "algorithm.batch_size": 8,
+}
+QUICK = {
+    **{name: {"env.teacher_steps": 20} for name in ("distill-offline", "distill-online", "distill-diversity-sweep")},
+    # one learner actor per method: fewer methods, fewer actor start-ups
+    "bond-jeffreys": {**_BOND_QUICK, "algorithm.methods": ["bond_jeffreys"]},
+    "bond-vs-bon": {**_BOND_QUICK, "algorithm.kl_coefs": [1.0]},
 }
 
 
@@ -27,7 +47,8 @@ def test_names_are_file_names_and_configs_validate():
 
 @pytest.mark.parametrize("name", EXPERIMENTS)
 def test_experiment_runs_two_iterations(ray_cluster, tmp_path, name):
-    run = gamescale.run(name, overrides={"run.iterations": 2, "run.checkpoint_every": 1}, out=tmp_path / name)
+    overrides = {"run.iterations": 2, "run.checkpoint_every": 1, **QUICK.get(name, {})}
+    run = gamescale.run(name, overrides=overrides, out=tmp_path / name)
     assert run.finished
     table = run.metrics
     assert table["iteration"].to_pylist() == [0, 1]

@@ -167,3 +167,24 @@ def test_n_player_routing_same_metrics_with_1_and_2_workers(ray_cluster, tmp_pat
     two = gamescale.run("routing-n-player", overrides=overrides, workers=2, out=tmp_path / "two")
     assert metric_rows(one) == metric_rows(two)
     assert one.metrics["avg_travel_time"].to_pylist()[-1] > 0
+
+
+def test_lost_learner_is_rebuilt_from_the_newest_checkpoint(ray_cluster, tmp_path):
+    """The learner's process dies mid-run (as it would with its node): the run rebuilds it
+    from the newest checkpoint, re-runs the seeded iterations since, and ends with the same
+    rows as an undisturbed run, each exactly once."""
+    killed: list[int] = []
+
+    def kill_the_learner(ctx):
+        if ctx.iteration == 2 and not killed:
+            pid = ctx.learners["q"].pid()
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+
+    overrides = {**DEEP_SMALL, "run.iterations": 5, "run.checkpoint_every": 2}
+    run = gamescale.run("mfg-deep-momd", overrides=overrides, workers=1, out=tmp_path / "lost",
+                        callbacks=[kill_the_learner])
+    assert killed and run.finished
+    reference = gamescale.run("mfg-deep-momd", overrides=overrides, workers=1, out=tmp_path / "reference")
+    assert run.metrics["iteration"].to_pylist() == list(range(5))
+    assert metric_rows(run) == metric_rows(reference)

@@ -116,3 +116,11 @@ def test_bad_sweep_input_is_one_line_exit_2(tmp_path, args, needle):
     lines = [line for line in result.output.strip().splitlines() if line]
     assert len(lines) == 1 and needle in lines[0], result.output
     assert not out.exists()
+
+
+def test_a_trial_larger_than_the_cluster_is_refused_not_left_waiting(ray_cluster, tmp_path):
+    out = tmp_path / "too-big"
+    result = runner.invoke(app, ["sweep", "mfg-crowd-sampled-fp", "--workers", "3", "--out", str(out)])
+    assert result.exit_code == 2, result.output
+    assert "needs 4 CPUs" in result.output and "the cluster has 2" in result.output
+    assert not out.exists()

@@ -1,0 +1,223 @@
+"""LM-lab benchmark: training and sampling throughput of the small causal transformer, and
+the sampler/learner overlap of on-policy distillation with 1 and 2 sampler actors.
+
+    python benchmarks/lm.py [--quick] [--json benchmarks/results/lm.json]
+
+Measures (CPU here; the learner actor takes a GPU when the cluster has one):
+- training tokens/s: Adam steps of the distillation loss (forward KL, full vocabulary);
+- sampling tokens/s: `sample` with and without the KV cache;
+- on-policy distillation on actors: tokens sampled per second by 1 and 2 sampler actors
+  while the learner actor trains on the previous batch, and the learner busy fraction
+  (time inside `update` / wall time of the iteration).
+- peers, when installed (the `bench` extra): Hugging Face `generate` with its KV cache on
+  a GPT-2 of the same shape, and TRL's GKDTrainer; reported as unavailable otherwise.
+Prints a table and writes JSON. Ray runs embedded on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+
+from gamescale.algorithms.base import LearnerSpec, make_shard_tasks  # noqa: E402
+from gamescale.algorithms.learner import TorchLearner  # noqa: E402
+from gamescale.algorithms.lm.distill import (  # noqa: E402
+    _arrays_to_batch,
+    _batches_to_arrays,
+    distill_loss,
+    generate_shard,
+    student_factory,
+)
+from gamescale.algorithms.lm.model import TransformerConfig, build_model  # noqa: E402
+from gamescale.algorithms.lm.sampling import sample  # noqa: E402
+
+
+def model_config(quick: bool) -> TransformerConfig:
+    return TransformerConfig(
+        vocab_size=64,
+        context_length=40 if quick else 72,
+        d_model=64 if quick else 128,
+        n_layers=2 if quick else 4,
+        n_heads=4,
+        d_ff=256 if quick else 512,
+    )
+
+
+def training_throughput(cfg: TransformerConfig, batch: int, prompt: int, seconds: float) -> dict:
+    import functools
+
+    spec = LearnerSpec(
+        module_factory=functools.partial(student_factory, cfg.model_dump_json(), 0),
+        loss_fn=functools.partial(
+            distill_loss, kind="forward_kl", beta=0.5, prompt_length=prompt, vocab_size=cfg.vocab_size
+        ),
+    )
+    learner = TorchLearner(spec)
+    g = torch.Generator().manual_seed(0)
+    L, N, V = cfg.context_length, cfg.context_length - prompt, cfg.vocab_size
+    tokens = torch.randint(0, V, (batch, L), generator=g)
+    teacher = torch.randn(batch, N, V, generator=g).log_softmax(-1)
+    data = _arrays_to_batch(
+        {
+            "tokens": tokens.numpy().astype(np.int32),
+            "teacher_logprobs": teacher.reshape(batch, -1).numpy(),
+            "sampler_logprobs": np.zeros((batch, N), np.float32),
+            "lag": np.zeros(batch, np.int64),
+        }
+    )
+    learner.update(data, num_steps=2)
+    steps, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        learner.update(data, num_steps=1)
+        steps += 1
+    elapsed = time.perf_counter() - start
+    return {"steps_per_s": steps / elapsed, "tokens_per_s": steps * batch * (L - 1) / elapsed}
+
+
+def sampling_throughput(cfg: TransformerConfig, batch: int, prompt: int, use_cache: bool, repeats: int) -> float:
+    model = build_model(cfg, 0)
+    prompts = torch.randint(0, cfg.vocab_size, (batch, prompt), generator=torch.Generator().manual_seed(1))
+    new = cfg.context_length - prompt
+    sample(model, prompts, 2, generator=torch.Generator().manual_seed(0), use_cache=use_cache)
+    start = time.perf_counter()
+    for r in range(repeats):
+        sample(model, prompts, new, generator=torch.Generator().manual_seed(r), use_cache=use_cache)
+    return repeats * batch * new / (time.perf_counter() - start)
+
+
+def hf_generate_throughput(cfg: TransformerConfig, batch: int, prompt: int, repeats: int) -> float | None:
+    try:
+        from transformers import GPT2Config, GPT2LMHeadModel
+    except ImportError:
+        return None
+    model = GPT2LMHeadModel(
+        GPT2Config(
+            vocab_size=cfg.vocab_size,
+            n_positions=cfg.context_length,
+            n_embd=cfg.d_model,
+            n_layer=cfg.n_layers,
+            n_head=cfg.n_heads,
+            n_inner=cfg.d_ff,
+        )
+    ).eval()
+    prompts = torch.randint(0, cfg.vocab_size, (batch, prompt))
+    new = cfg.context_length - prompt
+    kw = dict(max_new_tokens=new, min_new_tokens=new, do_sample=True, top_k=0, use_cache=True, pad_token_id=0)
+    with torch.no_grad():
+        mask = torch.ones_like(prompts)
+        model.generate(prompts, attention_mask=mask, **{**kw, "max_new_tokens": 2, "min_new_tokens": 2})
+        start = time.perf_counter()
+        for _ in range(repeats):
+            model.generate(prompts, attention_mask=mask, **kw)
+    return repeats * batch * new / (time.perf_counter() - start)
+
+
+def actor_overlap(workers: int, iterations: int, quick: bool) -> dict:
+    """On-policy distillation on actors: sampler actors generate the next batch (student
+    completions with teacher distributions) while the learner actor trains."""
+    import functools
+
+    from gamescale.envs.lm.distill import DistillLabConfig
+    from gamescale.framework.actors import RemoteLearner, RolloutPool
+
+    lab = DistillLabConfig(teacher_steps=20 if quick else 100, completion_length=8 if quick else 24)
+    env_cfg = {"name": "distill_lab", **lab.model_dump(mode="json")}
+    student_cfg = lab.transformer(lab.teacher)
+    pool = RolloutPool(env_cfg, workers)
+    spec = LearnerSpec(
+        module_factory=functools.partial(student_factory, student_cfg.model_dump_json(), 0),
+        loss_fn=functools.partial(
+            distill_loss, kind="forward_kl", beta=0.5, prompt_length=lab.prompt_length, vocab_size=lab.vocab_size
+        ),
+    )
+    learner = RemoteLearner(spec, "auto")
+    rows = 256 if quick else 1024
+    prompts = np.random.default_rng(0).integers(0, lab.vocab_size, (rows, lab.prompt_length))
+    try:
+        weights = learner.get_weights()
+
+        def shared(version):
+            return {
+                "source": "student",
+                "prompts": prompts,
+                "student": {"config": student_cfg.model_dump(mode="json"), "weights": weights, "version": version},
+            }
+
+        batch = _arrays_to_batch(_batches_to_arrays(pool.map(generate_shard, make_shard_tasks(0, 0, 4), shared(0)), 0))
+        busy, start = 0.0, time.perf_counter()
+        for it in range(1, iterations + 1):
+            pending = pool.submit(generate_shard, make_shard_tasks(0, it, 4), shared(it - 1))
+            t0 = time.perf_counter()
+            learner.update(batch, num_steps=4, batch_size=64, seed=it)
+            busy += time.perf_counter() - t0
+            batch = _arrays_to_batch(_batches_to_arrays(pending.result(), it))
+            weights = learner.get_weights()
+        wall = time.perf_counter() - start
+    finally:
+        pool.shutdown()
+        learner.shutdown()
+    sampled = iterations * rows * lab.completion_length
+    return {"workers": workers, "sampled_tokens_per_s": sampled / wall, "learner_busy_fraction": busy / wall}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small models and short timings")
+    parser.add_argument("--json", default="benchmarks/results/lm.json")
+    parser.add_argument("--no-actors", action="store_true", help="skip the Ray part")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads in this process (tiny models: 1)")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    quick = args.quick
+    cfg = model_config(quick)
+    batch, prompt = (32, 8) if quick else (64, 8)
+    repeats = 2 if quick else 5
+    results: dict = {
+        "machine": {
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "torch": torch.__version__,
+            "torch_threads": args.threads,
+        },
+        "model": cfg.model_dump(),
+        "batch": batch,
+        "training": training_throughput(cfg, batch, prompt, 2.0 if quick else 10.0),
+        "sampling_tokens_per_s": {
+            "kv_cache": sampling_throughput(cfg, batch, prompt, True, repeats),
+            "no_cache": sampling_throughput(cfg, batch, prompt, False, repeats),
+            "hf_generate": hf_generate_throughput(cfg, batch, prompt, repeats),
+        },
+        "trl_gkd_step_s": None,  # TRL's GKDTrainer is not measured (not installed: it needs datasets/accelerate)
+        "actors": [],
+    }
+    if not args.no_actors:
+        from gamescale.framework.runtime import connect
+
+        connect(None, None)
+        for workers in (1, 2):
+            results["actors"].append(actor_overlap(workers, 3 if quick else 10, quick))
+    print(f"{'model parameters (d_model/layers)':44s} {cfg.d_model}/{cfg.n_layers}")
+    print(f"{'training tokens/s (forward KL, Adam)':44s} {results['training']['tokens_per_s']:12.0f}")
+    for name, value in results["sampling_tokens_per_s"].items():
+        shown = "unavailable" if value is None else f"{value:12.0f}"
+        print(f"{'sampling tokens/s ' + name:44s} {shown}")
+    for row in results["actors"]:
+        print(
+            f"{'on-policy, ' + str(row['workers']) + ' sampler actor(s): tokens/s':44s} "
+            f"{row['sampled_tokens_per_s']:12.0f}   learner busy {row['learner_busy_fraction']:.2f}"
+        )
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

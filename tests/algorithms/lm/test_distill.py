@@ -1,0 +1,216 @@
+"""Teacher-hacking distillation: power-law fits and hacking detection on known curves, the
+distillation loss against the divergence it names, a short run lowering the proxy, and a
+checkpointed run resuming with identical losses (in process and through the real loop)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pytest
+import torch
+
+import gamescale
+from gamescale.algorithms.base import LocalShardRunner, StepContext
+from gamescale.algorithms.learner import TorchLearner
+from gamescale.algorithms.lm.distill import TeacherHackingDistillation, _arrays_to_batch, distill_loss
+from gamescale.algorithms.lm.losses import forward_kl, generalized_jsd, reverse_kl
+from gamescale.algorithms.lm.scaling import detect_teacher_hacking, fit_power_law
+from gamescale.algorithms.registry import algorithm_config
+from gamescale.envs.registry import make_env
+
+TINY_LAB = dict(
+    vocab_size=12,
+    prompt_length=3,
+    completion_length=5,
+    oracle={"d_model": 32, "n_layers": 1, "n_heads": 2, "d_ff": 64},
+    teacher={"d_model": 16, "n_layers": 1, "n_heads": 2, "d_ff": 32},
+    oracle_sharpness=4.0,
+    oracle_init_scale=3.0,
+    teacher_steps=30,
+    num_eval_prompts=32,
+)
+TINY_STUDENT = {"d_model": 16, "n_layers": 1, "n_heads": 2, "d_ff": 32}
+
+
+def build(**algo):
+    env = make_env("distill_lab", **TINY_LAB)
+    config = algorithm_config(
+        {"name": "distill", "student": TINY_STUDENT, "batch_size": 16, "steps_per_iteration": 5, **algo}
+    )
+    return env, TeacherHackingDistillation(config, env)
+
+
+def run_in_process(algorithm, env, iterations, state=None, learners=None, start=0, num_shards=2):
+    learners = learners or {k: TorchLearner(s) for k, s in algorithm.learner_specs().items()}
+    state = state if state is not None else algorithm.init(0)
+    rows = []
+    for it in range(start, iterations):
+        ctx = StepContext(iteration=it, seed=0, shards=LocalShardRunner(env), num_shards=num_shards, learners=learners)
+        state, metrics = algorithm.step(state, ctx)
+        rows.append(metrics)
+    return state, learners, rows
+
+
+# ------------------------------------------------------------------ scaling laws
+
+
+def test_power_law_fit_recovers_exponent_and_scale():
+    t = np.arange(1, 200, dtype=float)
+    fit = fit_power_law(t, 3.0 * t**-0.7)
+    assert fit.a == pytest.approx(3.0, rel=1e-9) and fit.b == pytest.approx(0.7, rel=1e-9) and fit.r2 > 0.999999
+    noisy = 3.0 * t**-0.7 * np.exp(np.random.default_rng(0).normal(0, 0.05, len(t)))
+    assert fit_power_law(t, noisy).b == pytest.approx(0.7, abs=0.03)
+    with pytest.raises(ValueError, match="at least 2"):
+        fit_power_law(np.array([1.0]), np.array([1.0]))
+
+
+def test_hacking_is_detected_on_a_u_shaped_golden_curve_with_falling_proxy():
+    t = np.arange(1, 101, dtype=float)
+    proxy = 2.0 * t**-0.5
+    golden = np.where(t <= 40, 1.5 * t**-0.3, 1.5 * 40**-0.3 * (1 + 0.004 * (t - 40)))
+    report = detect_teacher_hacking(t, proxy, golden, min_rise=0.05)
+    assert report.detected
+    assert report.golden_min_step == 40.0
+    assert 40 <= report.onset_step <= 45
+    assert report.golden_law.b == pytest.approx(0.3, abs=0.01)
+    assert report.golden_rise == pytest.approx(0.004 * 60, rel=1e-6)
+
+
+@pytest.mark.parametrize(
+    "golden_kind,proxy_kind",
+    [("monotone", "falling"), ("u", "flat_then_rising")],
+)
+def test_no_hacking_without_both_signs(golden_kind, proxy_kind):
+    t = np.arange(1, 101, dtype=float)
+    golden = 1.5 * t**-0.3 if golden_kind == "monotone" else np.abs(t - 50) / 50 + 0.5
+    proxy = 2.0 * t**-0.5 if proxy_kind == "falling" else 1.0 + np.maximum(t - 60, 0) * 0.01
+    assert not detect_teacher_hacking(t, proxy, golden).detected
+
+
+# ------------------------------------------------------------------ the loss
+
+
+@pytest.mark.parametrize("kind", ["forward_kl", "reverse_kl", "jsd"])
+def test_distill_loss_is_the_named_divergence_on_completion_positions(kind):
+    env, algo = build(loss=kind)
+    student = algo.student
+    g = torch.Generator().manual_seed(0)
+    tokens = torch.randint(0, 12, (6, 8), generator=g)
+    with torch.no_grad():
+        teacher_lp = env.teacher(tokens[:, :-1])[:, 2:].log_softmax(-1)
+    data = {
+        "tokens": tokens.numpy().astype(np.int32),
+        "teacher_logprobs": teacher_lp.reshape(6, -1).numpy(),
+        "sampler_logprobs": np.zeros((6, 5), np.float32),
+        "lag": np.zeros(6, np.int64),
+    }
+    loss, metrics = distill_loss(student, _arrays_to_batch(data), kind=kind, beta=0.3, prompt_length=3, vocab_size=12)
+    q = student(tokens[:, :-1])[:, 2:]
+    expected = {"forward_kl": forward_kl, "reverse_kl": reverse_kl}.get(kind)
+    want = expected(teacher_lp, q) if expected else generalized_jsd(teacher_lp, q, beta=0.3)
+    assert loss.item() == pytest.approx(want.item(), rel=1e-5)
+    assert metrics["distill_loss"] == pytest.approx(loss.item())
+    bad = dict(data, teacher_logprobs=np.zeros((6, 5 * 13), np.float32))
+    with pytest.raises(ValueError, match="vocabulary"):
+        distill_loss(student, _arrays_to_batch(bad), kind=kind, beta=0.3, prompt_length=3, vocab_size=13)
+
+
+# ------------------------------------------------------------------ runs
+
+
+@pytest.mark.parametrize("regime", ["offline", "online"])
+def test_a_short_run_lowers_the_proxy_and_golden_distances(regime):
+    env, algo = build(regime=regime, num_prompts=16, dataset_size=64, student_fraction=0.5)
+    state, _, rows = run_in_process(algo, env, 6)
+    first, last = rows[0], rows[-1]
+    assert last["proxy_distance"] < 0.7 * first["proxy_distance"]
+    assert last["golden_distance"] < first["golden_distance"]
+    assert len(state["history"]["step"]) == 6
+    assert state["history"]["step"][-1] == 30
+    if regime == "online":
+        assert np.isfinite(last["lag"]) and last["lag"] >= 0
+
+
+def test_resumed_state_and_learner_give_identical_losses():
+    env, algo = build(regime="online", num_prompts=16, student_fraction=0.5, sync_every=2)
+    _, _, reference = run_in_process(algo, env, 5)
+    state, learners, first = run_in_process(algo, env, 2)
+    blob = {k: learner.save_bytes() for k, learner in learners.items()}
+    fresh = {k: TorchLearner(s) for k, s in algo.learner_specs().items()}
+    for k, learner in fresh.items():
+        learner.load_bytes(blob[k])
+    _, _, rest = run_in_process(algo, env, 5, state=state, learners=fresh, start=2)
+    assert first + rest == reference
+
+
+def test_shard_count_changes_nothing_but_placement():
+    env, algo = build(regime="offline", num_prompts=16, dataset_size=64)
+    _, _, two = run_in_process(algo, env, 2, num_shards=2)
+    _, _, two_again = run_in_process(algo, env, 2, num_shards=2)
+    assert two == two_again
+
+
+def test_summary_tables_and_plot(tmp_path):
+    env, algo = build(regime="offline", num_prompts=16, dataset_size=64)
+    state, _, _ = run_in_process(algo, env, 4)
+    summary = algo.summary(state)
+    assert summary["hacking_detected"] in (True, False)
+    assert summary["golden_min"] <= summary["golden_final"]
+    table = algo.tables(state)["distill_curves"]
+    assert isinstance(table, pa.Table) and table.num_rows == 4
+    algo.plots(state, tmp_path)
+    assert (tmp_path / "distill_loglog.png").stat().st_size > 1000
+
+
+def test_crashed_run_resumes_with_identical_losses_on_actors(ray_cluster, tmp_path):
+    """Through the real loop (learner actor, sampler actors): crash after a checkpoint,
+    resume, and compare with an uninterrupted run on a different number of workers."""
+
+    class Crash(RuntimeError):
+        pass
+
+    def crash(ctx):
+        if ctx.iteration == 2:
+            raise Crash("simulated driver failure")
+
+    config = {
+        "name": "distill-test",
+        "env": {"name": "distill_lab", **TINY_LAB},
+        "algorithm": {
+            "name": "distill",
+            "regime": "online",
+            "student": TINY_STUDENT,
+            "num_prompts": 16,
+            "student_fraction": 0.5,
+            "batch_size": 16,
+            "steps_per_iteration": 3,
+        },
+        "runtime": {"workers": 2, "shards": 2},
+        "run": {"iterations": 4, "checkpoint_every": 2},
+    }
+    out = tmp_path / "crashed"
+    with pytest.raises(Crash):
+        gamescale.run(config, out=out, callbacks=[crash])
+    resumed = gamescale.resume(out)
+    reference = gamescale.run(config, workers=1, out=tmp_path / "reference")
+    drop = {"time_s"}
+    rows = lambda run: [  # noqa: E731
+        {k: v for k, v in row.items() if k not in drop} for row in run.metrics.to_pylist()
+    ]
+    assert resumed.metrics["iteration"].to_pylist() == [0, 1, 2, 3]
+    assert rows(resumed) == rows(reference)
+    assert (resumed.dir / "plots" / "distill_loglog.png").is_file()
+    assert (resumed.dir / "distill_curves.parquet").is_file()
+
+
+@pytest.mark.slow
+def test_offline_distillation_hacks_the_teacher_and_online_does_not(ray_cluster, tmp_path):
+    """The shipped experiments: offline ends with the golden distance clearly above its
+    minimum while the proxy still falls; online does not."""
+    offline = gamescale.run("distill-offline", out=tmp_path / "offline")
+    online = gamescale.run("distill-online", out=tmp_path / "online")
+    off, on = offline.summary, online.summary
+    assert off["hacking_detected"] is True, off
+    assert off["golden_rise"] > 0.03 and off["proxy_drop_after_onset"] > 0
+    assert on["hacking_detected"] is False, on
+    assert on["golden_final"] < off["golden_final"]

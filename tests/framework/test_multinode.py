@@ -1,0 +1,154 @@
+"""Runs across nodes on a real multi-node Ray cluster (`ray.cluster_utils.Cluster`: a head
+and a worker node, each with its own raylet and object store, on 127.0.0.1).
+
+The test process does not connect to this cluster: every run's driver is a `gamescale`
+subprocess that joins it with `--address`, as a user's would, so the session's
+single-node cluster (`ray_cluster`) stays the test process's own.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import gamescale
+from gamescale.framework import storage
+
+SAMPLED = {"run.checkpoint_every": 3, "algorithm.num_particles": 20000, "runtime.shards": 4}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """Head (2 CPUs) + one worker node (1 CPU); torn down at the end."""
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    from ray.cluster_utils import Cluster
+
+
+    head_args = {
+        "num_cpus": 2,
+        "node_ip_address": "127.0.0.1",
+        "include_dashboard": False,
+        # The default agent ports are fixed numbers that other local heads may hold.
+        "dashboard_agent_listen_port": free_port(),
+        "ray_client_server_port": free_port(),
+        "runtime_env_agent_port": free_port(),
+        "metrics_agent_port": free_port(),
+        # Notice a dead node in about 3 s rather than Ray's default 15 s, so the lost
+        # worker comes back while the run is still going.
+        "_system_config": {"health_check_period_ms": 1000, "health_check_failure_threshold": 3},
+    }
+    instance = Cluster(initialize_head=True, connect=False, head_node_args=head_args)
+    instance.add_node(num_cpus=1, node_ip_address="127.0.0.1")
+    instance.wait_for_nodes()
+    try:
+        yield instance
+    finally:
+        instance.shutdown()
+
+
+def gamescale_cli(*args: str, timeout: float = 400) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "gamescale", *args], capture_output=True, text=True, timeout=timeout)
+
+
+def run_args(name: str, address: str, out: Path, overrides: dict, workers: int) -> list[str]:
+    args = ["run", name, "--address", address, "--out", str(out), "--no-progress", "--workers", str(workers)]
+    for key, value in overrides.items():
+        args += ["--set", f"{key}={value}"]
+    return args
+
+
+def rows(run) -> list[dict]:
+    return run.metrics.drop_columns(["time_s"]).to_pylist()
+
+
+def worker_nodes(run) -> list[list[str]]:
+    return [w["nodes"] for w in run.summary["placement"]["pools"]["rollout"]["workers"]]
+
+
+def test_workers_spread_over_nodes_and_results_match_one_node(cluster, ray_cluster, tmp_path):
+    overrides = {**SAMPLED, "run.iterations": 4}
+    result = gamescale_cli(*run_args("mfg-crowd-sampled-fp", cluster.address, tmp_path / "two", overrides, 2))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "ran on 2 node(s): 2 rollout workers (spread)" in result.stdout
+    two_nodes = gamescale.load_run(tmp_path / "two")
+    placed = worker_nodes(two_nodes)
+    assert len({nodes[0] for nodes in placed}) == 2  # one worker on each node
+    one_node = gamescale.run("mfg-crowd-sampled-fp", overrides=overrides, workers=2, out=tmp_path / "one")
+    assert len(one_node.summary["placement"]["nodes"]) == 1
+    assert rows(two_nodes) == rows(one_node)
+
+
+def test_pack_keeps_workers_on_one_node(cluster, tmp_path):
+    overrides = {**SAMPLED, "run.iterations": 2, "runtime.placement": "pack"}
+    result = gamescale_cli(*run_args("mfg-crowd-sampled-fp", cluster.address, tmp_path / "pack", overrides, 2))
+    assert result.returncode == 0, result.stderr[-2000:]
+    placed = worker_nodes(gamescale.load_run(tmp_path / "pack"))
+    assert len({nodes[0] for nodes in placed}) == 1
+
+
+def _raylet_pid(node) -> int:
+    return node.all_processes["raylet"][0].process.pid
+
+
+def test_losing_a_worker_node_after_a_checkpoint_loses_nothing(cluster, ray_cluster, tmp_path):
+    overrides = {**SAMPLED, "run.iterations": 60}
+    out = tmp_path / "lost"
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "gamescale", *run_args("mfg-crowd-sampled-fp", cluster.address, out, overrides, 2)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    worker_node = cluster.worker_nodes and next(iter(cluster.worker_nodes))
+    try:
+        deadline = time.monotonic() + 240
+        while not storage.checkpoint_dirs(out):
+            assert driver.poll() is None, driver.stderr.read()[-2000:]
+            assert time.monotonic() < deadline, "no checkpoint in time"
+            time.sleep(0.1)
+        lost_at = len(gamescale.load_run(out).metrics)
+        os.kill(_raylet_pid(worker_node), signal.SIGKILL)  # the node dies, not its workers politely
+        stdout, stderr = driver.communicate(timeout=400)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+        cluster.remove_node(worker_node, allow_graceful=False)
+        cluster.add_node(num_cpus=1, node_ip_address="127.0.0.1")  # for the module's other tests
+        cluster.wait_for_nodes()
+    assert driver.returncode == 0, stderr[-2000:]
+    assert lost_at < overrides["run.iterations"]
+    run = gamescale.load_run(out)
+    assert run.finished
+    assert run.metrics["iteration"].to_pylist() == list(range(overrides["run.iterations"]))
+    assert run.summary["shards_reissued"] >= 1
+    placed = worker_nodes(run)
+    assert any(len(nodes) == 2 for nodes in placed), placed  # the lost worker came back elsewhere
+    reference = gamescale.run("mfg-crowd-sampled-fp", overrides=overrides, workers=2, out=tmp_path / "reference")
+    assert rows(run) == rows(reference)
+
+
+def test_bad_input_against_the_multi_node_cluster(cluster, tmp_path):
+    # (`gamescale submit` to a two-node cluster is tested in test_submit.py.)
+    too_many = gamescale_cli("run", "mfg-crowd-sampled-fp", "--address", cluster.address, "--workers", "5",
+                             "--out", str(tmp_path / "too-many"), "--no-progress")
+    assert too_many.returncode == 2
+    lines = too_many.stderr.strip().splitlines()
+    assert len(lines) == 1 and "5 rollout workers need 5 CPUs but the cluster has 3" in lines[0], too_many.stderr
+
+    bad = gamescale_cli("run", "mfg-crowd-sampled-fp", "--address", cluster.address, "--set",
+                        "runtime.placement=scatter", "--out", str(tmp_path / "bad"))
+    assert bad.returncode == 2 and "runtime.placement" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "bad").exists()
