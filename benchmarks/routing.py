@@ -32,18 +32,32 @@ from pathlib import Path
 
 import numpy as np
 
-from gamescale.algorithms.routing.static_ue import all_or_nothing, gap_and_tstt, make_solver, shortest_path_graph
+from gamescale.algorithms.routing.static_ue import (
+    all_or_nothing,
+    gap_and_tstt,
+    make_solver,
+    shortest_path_graph,
+    solve_user_equilibrium,
+)
 from gamescale.envs.routing.dynamic import make_game
 from gamescale.envs.routing.network import DATA_DIR, Network, link_cost, load_network
 
 TARGET_GAP = 1e-4
+GAPS = (1e-4, 1e-6)
 SHARED_TNTP = Path(__file__).resolve().parents[2] / "shared" / "data" / "tntp"
-TNTP_FILES = {"braess": "Braess", "sioux_falls": "SiouxFalls"}
+TNTP_FILES = {"braess": "Braess", "sioux_falls": "SiouxFalls", "chicago_sketch": "ChicagoSketch"}
+STATIC_CASES = ("sioux_falls", "chicago_sketch", "grid")  # grid: the generated 100 x 100 city
+DATA = {"dir": SHARED_TNTP}  # --data
 
 
 def tntp_network(case: str) -> Network:
-    """`case`'s TNTP files from ../shared/data/tntp/ (the package's copy if that is absent)."""
-    folder = SHARED_TNTP if (SHARED_TNTP / f"{TNTP_FILES[case]}_net.tntp").exists() else DATA_DIR
+    """`case`'s TNTP files from --data (default ../shared/data/tntp/; the package's copy of
+    Braess and Sioux Falls if absent); `grid`: the default generated 10,000-node city."""
+    if case == "grid":
+        return load_network("grid")
+    folder = Path(DATA["dir"])
+    if not (folder / f"{TNTP_FILES[case]}_net.tntp").exists():
+        folder = DATA_DIR
     return load_network(str(folder / f"{TNTP_FILES[case]}_net.tntp"), str(folder / f"{TNTP_FILES[case]}_trips.tntp"))
 
 
@@ -53,35 +67,77 @@ def checked_gap(net: Network, flows: np.ndarray) -> tuple[float, float]:
     return gap_and_tstt(net, flows, sptt)
 
 
+def peak_rss_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
+
+
 # ----------------------------------------------------------------------------- static UE
+# Each (peer, case) runs in a fresh child process (`--child`), so peak memory is its own
+# and one peer's caches never help the other; cases alternate between the peers.
 
 
-def time_static_ue(case: str, method: str, repeats: int) -> dict:
-    """Seconds (solver set-up included) to relative gap 1e-4, best of `repeats`."""
+def gamescale_static_ue(case: str, workers: int, max_seconds: float) -> dict:
+    """Default solver (gradient projection) from solver set-up until each gap in GAPS is
+    first reached: seconds, iterations, TSTT; `workers` > 1 sends the shortest-path shards
+    to Ray rollout actors (actors started and warmed before the clock starts)."""
+    from gamescale.algorithms.base import LocalShardRunner, StepContext
+
     net = tntp_network(case)
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        solver = make_solver(net, method, max_iterations=100_000)
-        state = solver.init(0)
-        while state["relative_gap"] > TARGET_GAP and state["iteration"] < 100_000:
-            state, _ = solver.step(state)
-        best = min(best, time.perf_counter() - start)
-    gap, tstt = checked_gap(net, state["flows"])
+    pool = None
+    runner: object = LocalShardRunner(net)
+    if workers > 1:
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+        from gamescale.framework.runtime import connect
+
+        connect(None, num_cpus=max(workers, 2))
+        from gamescale.framework.actors import RolloutPool
+
+        env_cfg = (
+            {"name": "routing_network", "net": "grid"}
+            if case == "grid"
+            else {
+                "name": "routing_network",
+                "net": str(Path(DATA["dir"]) / f"{TNTP_FILES[case]}_net.tntp"),
+                "trips": str(Path(DATA["dir"]) / f"{TNTP_FILES[case]}_trips.tntp"),
+            }
+        )
+        pool = runner = RolloutPool(env_cfg, workers)
+        pool.worker_pids()  # actors up, networks loaded
+    start = time.perf_counter()
+    solver = make_solver(net, "gradient_projection", max_iterations=10_000)
+    state = solver.init(0)
+    reached: dict[str, dict] = {}
+    for i in range(10_000):
+        state, metrics = solver.step(state, StepContext(iteration=i, seed=0, shards=runner, num_shards=max(4, workers)))
+        for gap in GAPS:
+            if metrics["relative_gap"] <= gap and f"{gap:g}" not in reached:
+                reached[f"{gap:g}"] = {
+                    "seconds": time.perf_counter() - start,
+                    "iterations": int(state["iteration"]),
+                    "tstt": metrics["tstt"],
+                    "checked_gap": checked_gap(net, state["flows"])[0],
+                }
+        if len(reached) == len(GAPS) or time.perf_counter() - start > max_seconds:
+            break
+    if pool is not None:
+        pool.shutdown()
     return {
         "peer": "gamescale",
+        "solver": f"gradient_projection, {workers} worker(s)",
         "case": case,
-        "solver": method,
-        "seconds": best,
+        "workers": workers,
+        "reached": reached,
+        "final_gap": float(state["relative_gap"]),
         "iterations": int(state["iteration"]),
-        "relative_gap": float(state["relative_gap"]),
-        "checked_gap": gap,
-        "tstt": tstt,
+        "seconds": time.perf_counter() - start,
+        "peak_rss_mb": peak_rss_mb(),
     }
 
 
-def _aequilibrae_assignment(net: Network, algorithm: str):
-    """AequilibraE's TrafficAssignment on `net`: Graph from a DataFrame, in-memory matrix."""
+def _aequilibrae_assignment(net: Network, algorithm: str, gap: float = TARGET_GAP, max_iter: int = 100_000):
+    """AequilibraE's TrafficAssignment on `net`: Graph from a DataFrame, in-memory matrix, one core."""
     import pandas as pd
     from aequilibrae.matrix import AequilibraeMatrix
     from aequilibrae.paths import Graph, TrafficAssignment, TrafficClass
@@ -97,7 +153,7 @@ def _aequilibrae_assignment(net: Network, algorithm: str):
             "a_node": ids[net.init_node],
             "b_node": ids[net.term_node],
             "direction": np.ones(net.num_links, np.int8),
-            "free_flow_time": fft,
+            "free_flow_time": np.maximum(fft, 1e-6),  # it refuses 0 (Chicago connectors); alpha 0 there
             "capacity": net.capacity,
             "alpha": alpha,
             "beta": net.power,
@@ -125,71 +181,95 @@ def _aequilibrae_assignment(net: Network, algorithm: str):
     assignment.set_capacity_field("capacity")
     assignment.set_time_field("free_flow_time")
     assignment.set_algorithm(algorithm)
-    assignment.max_iter = 100_000
-    assignment.rgap_target = TARGET_GAP
+    assignment.set_cores(1)
+    assignment.max_iter = max_iter
+    assignment.rgap_target = gap
     return assignment
 
 
-def time_aequilibrae(case: str, algorithm: str, repeats: int) -> dict:
-    """AequilibraE `algorithm` (bfw / cfw) to its rgap 1e-4: seconds of `execute()` (best of
-    `repeats`; its graph/matrix set-up is reported apart), flows re-checked here."""
+def aequilibrae_static_ue(case: str, algorithm: str, max_iter: int) -> dict:
+    """AequilibraE `algorithm` (bfw) run once per gap in GAPS (its stopping rule is its rgap
+    target): seconds of `execute()` (graph/matrix set-up reported apart), flows re-checked."""
     from importlib.metadata import version
 
+    os.environ.setdefault("AEQ_SHOW_PROGRESS", "FALSE")
     net = tntp_network(case)
-    best, setup = float("inf"), float("inf")
-    for _ in range(repeats):
+    reached: dict[str, dict] = {}
+    setup = 0.0
+    for gap in GAPS:
         start = time.perf_counter()
-        assignment = _aequilibrae_assignment(net, algorithm)
-        setup = min(setup, time.perf_counter() - start)
+        assignment = _aequilibrae_assignment(net, algorithm, gap, max_iter)
+        setup = time.perf_counter() - start
         start = time.perf_counter()
-        with np.errstate(divide="ignore", invalid="ignore"):  # its line search on Braess's 1e-8 links
+        with np.errstate(divide="ignore", invalid="ignore"):
             assignment.execute(log_specification=False)
-        best = min(best, time.perf_counter() - start)
-    result = assignment.results()  # one row per link_id (1-based link order here)
-    loads = np.zeros(net.num_links)
-    loads[result.index.to_numpy() - 1] = result["demand_tot"].to_numpy()
-    gap, tstt = checked_gap(net, loads)
+        seconds = time.perf_counter() - start
+        result = assignment.results()  # one row per link_id (1-based link order here)
+        loads = np.zeros(net.num_links)
+        loads[result.index.to_numpy() - 1] = result["demand_tot"].to_numpy()
+        checked, tstt = checked_gap(net, loads)
+        rgap = float(assignment.assignment.rgap)
+        row = {"seconds": seconds, "iterations": int(assignment.assignment.iter), "tstt": tstt, "checked_gap": checked}
+        if rgap <= gap:
+            reached[f"{gap:g}"] = row
+        else:
+            reached[f"{gap:g}"] = {**row, "not_reached": f"rgap {rgap:.2e} after max_iter {max_iter}"}
     return {
         "peer": f"aequilibrae {version('aequilibrae')}",
+        "solver": f"{algorithm}, 1 core",
         "case": case,
-        "solver": algorithm,
-        "seconds": best,
         "setup_s": setup,
-        "cores": os.cpu_count(),
-        "iterations": int(assignment.assignment.iter),
-        "relative_gap": float(assignment.assignment.rgap),
-        "checked_gap": gap,
-        "tstt": tstt,
+        "reached": reached,
+        "peak_rss_mb": peak_rss_mb(),
     }
+
+
+def run_child(spec: dict) -> dict:
+    DATA["dir"] = spec.get("data", DATA["dir"])
+    if spec["peer"] == "gamescale":
+        return gamescale_static_ue(spec["case"], spec["workers"], spec["max_seconds"])
+    return aequilibrae_static_ue(spec["case"], "bfw", spec["max_iter"])
+
+
+def static_ue_rows(quick: bool, cases: tuple[str, ...]) -> list[dict]:
+    """Alternate peers case by case, each run in its own child process."""
+    import subprocess
+    import sys
+
+    rows = []
+    for case in cases:
+        specs = [
+            {"peer": "gamescale", "case": case, "workers": 1, "max_seconds": 600},
+            {"peer": "aequilibrae", "case": case, "max_iter": (300 if quick else 1000) if case == "grid" else 2000},
+            {"peer": "gamescale", "case": case, "workers": 2, "max_seconds": 600},
+        ]
+        for spec in specs:
+            spec["data"] = str(DATA["dir"])
+            try:
+                out = subprocess.run(
+                    [sys.executable, __file__, "--child", json.dumps(spec)],
+                    capture_output=True,
+                    text=True,
+                    timeout=1800,
+                    env={**os.environ, "AEQ_SHOW_PROGRESS": "FALSE"},
+                )
+                lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
+                if out.returncode != 0 or not lines:
+                    raise RuntimeError((out.stderr.strip().splitlines() or ["no output"])[-1][:200])
+                rows.append(json.loads(lines[-1]))
+            except Exception as err:  # noqa: BLE001 - recorded in the table, not hidden
+                rows.append({"peer": spec["peer"], "case": case, "error": repr(err)[:200]})
+            print(f"  static UE {spec['peer']} {case}: done", flush=True)
+    return rows
 
 
 def converged_tstt(case: str, gap: float = 1e-7) -> dict:
     """Reference: TSTT at a much smaller gap (gradient projection), to see how far the
     gap-1e-4 solutions are from the equilibrium's TSTT."""
     net = tntp_network(case)
-    solver = make_solver(net, "gradient_projection", max_iterations=100_000)
-    state = solver.init(0)
-    while state["relative_gap"] > gap and state["iteration"] < 100_000:
-        state, _ = solver.step(state)
+    state = solve_user_equilibrium(net, gap, 2000)
     checked, tstt = checked_gap(net, state["flows"])
     return {"case": case, "gap": checked, "tstt": tstt, "iterations": int(state["iteration"])}
-
-
-def static_ue_rows(repeats: int, aeq_algorithms: tuple[str, ...]) -> list[dict]:
-    rows = [time_static_ue(c, m, repeats) for c in TNTP_FILES for m in ("gradient_projection", "conjugate_frank_wolfe")]
-    os.environ.setdefault("AEQ_SHOW_PROGRESS", "FALSE")  # before aequilibrae's import: no progress bars
-    try:
-        import aequilibrae  # noqa: F401
-    except ImportError as err:
-        rows.append({"peer": "aequilibrae", "case": "-", "error": f"not importable ({err}); pip install aequilibrae"})
-        return rows
-    for case in TNTP_FILES:
-        for algorithm in aeq_algorithms:
-            try:
-                rows.append(time_aequilibrae(case, algorithm, repeats))
-            except Exception as err:  # noqa: BLE001 - recorded in the table, not hidden
-                rows.append({"peer": "aequilibrae", "case": case, "solver": algorithm, "error": repr(err)[:200]})
-    return rows
 
 
 # ----------------------------------------------------------------------------- simulator
@@ -432,12 +512,23 @@ def table_rows(results: dict) -> list[tuple[str, str, str, str]]:
             out.append((r["peer"], r["case"], "static UE", r["error"]))
             continue
         peer = f"{r['peer']} {r['solver']}"
-        out.append((peer, r["case"], f"static UE s to gap {TARGET_GAP:g}", f"{r['seconds']:.4f}"))
-        out.append((peer, r["case"], "static UE iterations", str(r["iterations"])))
-        out.append(
-            (peer, r["case"], "static UE gap (own / checked)", f"{r['relative_gap']:.2e} / {r['checked_gap']:.2e}")
-        )
-        out.append((peer, r["case"], "static UE TSTT", f"{r['tstt']:.6g}"))
+        for gap in GAPS:
+            hit = r["reached"].get(f"{gap:g}")
+            if hit is None or "not_reached" in hit:
+                why = hit["not_reached"] if hit else f"not reached (final gap {r.get('final_gap', float('nan')):.2e})"
+                out.append((peer, r["case"], f"static UE s to gap {gap:g}", why))
+                continue
+            out.append((peer, r["case"], f"static UE s to gap {gap:g}", f"{hit['seconds']:.3f}"))
+            out.append((peer, r["case"], f"static UE iterations to {gap:g}", str(hit["iterations"])))
+            out.append(
+                (
+                    peer,
+                    r["case"],
+                    f"static UE checked gap / TSTT at {gap:g}",
+                    f"{hit['checked_gap']:.2e} / {hit['tstt']:.7g}",
+                )
+            )
+        out.append((peer, r["case"], "static UE peak RSS MB", f"{r['peak_rss_mb']:.0f}"))
     for r in results["simulator"]:
         out.append((f"{r['peer']} ({r['mode']})", r["case"], "vehicle-steps/s", f"{r['vehicle_steps_per_second']:.3e}"))
     for r in results["mean_field"]:
@@ -478,19 +569,28 @@ def targets(results: dict) -> dict[str, tuple[bool, str]]:
     if "seconds_per_iteration" in ours and "seconds_per_iteration" in theirs:
         speedup = theirs["seconds_per_iteration"] / ours["seconds_per_iteration"]
         out["braess MF >= 100x OpenSpiel"] = (speedup >= 100, f"{speedup:.0f}x")
-    for case in TNTP_FILES:
-        rows = [r for r in results["static_ue"] if r.get("case") == case and "seconds" in r]
-        ours_ue = [r for r in rows if r["peer"] == "gamescale"]
+    for case in {r["case"] for r in results["static_ue"]}:
+        rows = [r for r in results["static_ue"] if r["case"] == case and "reached" in r]
         aeq = [r for r in rows if r["peer"].startswith("aequilibrae")]
-        if ours_ue and aeq:
-            best_ours = min(ours_ue, key=lambda r: r["seconds"])
-            best_aeq = min(aeq, key=lambda r: r["seconds"])
-            rel = abs(best_ours["tstt"] - best_aeq["tstt"]) / best_aeq["tstt"]
-            out[f"{case} static UE <= AequilibraE"] = (
-                best_ours["seconds"] <= best_aeq["seconds"],
-                f"{best_ours['seconds']:.4f} s ({best_ours['solver']}) vs {best_aeq['seconds']:.4f} s "
-                f"({best_aeq['solver']}), {best_aeq['seconds'] / best_ours['seconds']:.0f}x; TSTT rel. diff {rel:.1e}",
-            )
+        one = [r for r in rows if r["peer"] == "gamescale" and r["workers"] == 1]
+        if not (aeq and one):
+            continue
+        for gap in GAPS:
+            ours, theirs = one[0]["reached"].get(f"{gap:g}"), aeq[0]["reached"].get(f"{gap:g}")
+            if ours is None:
+                out[f"{case} gap {gap:g} <= AequilibraE"] = (False, "gamescale did not reach it")
+            elif theirs is None or "not_reached" in theirs:
+                out[f"{case} gap {gap:g} <= AequilibraE"] = (
+                    True,
+                    f"{ours['seconds']:.2f} s; AequilibraE did not reach it",
+                )
+            else:
+                ratio = theirs["seconds"] / ours["seconds"]
+                out[f"{case} gap {gap:g} <= AequilibraE"] = (
+                    ours["seconds"] <= theirs["seconds"],
+                    f"{ours['seconds']:.2f} s vs {theirs['seconds']:.2f} s: {ratio:.1f}x; "
+                    f"TSTT rel. diff {abs(ours['tstt'] - theirs['tstt']) / theirs['tstt']:.1e}",
+                )
     return out
 
 
@@ -498,15 +598,28 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="short run: fewer repeats, OpenSpiel budget 20 s")
     parser.add_argument("--json", default=str(Path(__file__).parent / "results" / "routing.json"))
+    parser.add_argument("--data", default=str(SHARED_TNTP), help="folder of the TNTP files (Chicago Sketch)")
+    parser.add_argument("--only", choices=["static_ue"], help="run only this part")
+    parser.add_argument("--cases", default=",".join(STATIC_CASES), help="static UE cases, comma-separated")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child:
+        print(json.dumps(run_child(json.loads(args.child)), default=str))
+        return
+    DATA["dir"] = Path(args.data)
     quick = args.quick
     started = time.perf_counter()
     results: dict = {
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "load_avg": os.getloadavg()},
         "quick": quick,
     }
-    results["static_ue"] = static_ue_rows(1 if quick else 3, ("bfw",) if quick else ("bfw", "cfw"))
-    results["reference_tstt"] = [] if quick else [converged_tstt(c) for c in TNTP_FILES]
+    results["static_ue"] = static_ue_rows(quick, tuple(args.cases.split(",")))
+    results["reference_tstt"] = [] if quick else [converged_tstt(c) for c in ("sioux_falls", "chicago_sketch")]
+    results["simulator"], results["mean_field"] = [], []
+    if args.only == "static_ue":
+        results["targets"] = targets(results)
+        _report(results, args, started)
+        return
     results["simulator"] = [simulator_throughput("sioux_falls", 14_000, 2 if quick else 8)]
     results["simulator"] += ray_simulator_throughput(
         "sioux_falls",
@@ -518,6 +631,10 @@ def main() -> None:
     )
     results["mean_field"] = mean_field_rows(quick)
     results["targets"] = targets(results)
+    _report(results, args, started)
+
+
+def _report(results: dict, args: argparse.Namespace, started: float) -> None:
     rows = table_rows(results)
     widths = [max(len(r[i]) for r in [("peer", "case", "metric", "value"), *rows]) for i in range(4)]
     for row in [("peer", "case", "metric", "value"), *rows]:

@@ -9,20 +9,18 @@ from typing import Any
 from gamescale.algorithms.registry import register_algorithm
 from gamescale.algorithms.routing.config import RoutingFictitiousPlayConfig, StaticUEConfig
 from gamescale.algorithms.routing.n_player import RoutingFictitiousPlay
-from gamescale.algorithms.routing.static_ue import make_solver, solve_user_equilibrium
-from gamescale.envs.routing.network import Network
-
-
-def _network_of(env: Any) -> Network:
-    if isinstance(env, Network):
-        return env
-    if hasattr(env, "game"):
-        return env.game.network
-    raise ValueError(f"static_user_equilibrium needs a routing env, got {type(env).__name__}")
+from gamescale.algorithms.routing.static_ue import make_solver, network_of, solve_user_equilibrium
 
 
 def build_static_ue(config: StaticUEConfig, env: Any):
-    return make_solver(_network_of(env), config.method, config.max_iterations, config.target_gap)
+    return make_solver(
+        network_of(env),
+        config.method,
+        config.max_iterations,
+        config.target_gap,
+        inner_iterations=config.inner_iterations,
+        inner_tolerance=config.inner_tolerance,
+    )
 
 
 def build_fictitious_play(config: RoutingFictitiousPlayConfig, env: Any) -> RoutingFictitiousPlay:

@@ -13,13 +13,19 @@ class StaticUEConfig(AlgorithmConfig):
     """Static user equilibrium; one step = one solver iteration (no-op once done).
 
     method: gradient_projection (path-based, default), conjugate_frank_wolfe, frank_wolfe.
-    target_gap: stop improving once the relative gap is at or below it (0: never).
+    target_gap: the run stops at the first iteration whose relative gap is at or below it
+      (0: never); max_iterations: it stops after this many iterations in any case.
+    inner_iterations, inner_tolerance (gradient_projection): at most this many sweeps over
+      the origins on the current path sets per iteration, fewer once the excess cost on
+      them is below inner_tolerance x the last relative gap.
     """
 
     name: str = "static_user_equilibrium"
     max_iterations: int = Field(default=200, ge=0)
     method: Literal["gradient_projection", "conjugate_frank_wolfe", "frank_wolfe"] = "gradient_projection"
     target_gap: float = Field(default=0.0, ge=0)
+    inner_iterations: int = Field(default=10, ge=1)
+    inner_tolerance: float = Field(default=0.1, gt=0)
 
 
 class RoutingFictitiousPlayConfig(AlgorithmConfig):

@@ -1,17 +1,22 @@
-"""Static user equilibrium (Wardrop) with BPR costs by conjugate Frank-Wolfe.
+"""Static user equilibrium (Wardrop) with BPR costs: path-based gradient projection (the
+default) and link-based (conjugate) Frank-Wolfe, all on arrays.
 
-One step = one conjugate Frank-Wolfe iteration (Mitradjieva & Lindberg 2013): an
-all-or-nothing load on shortest paths (scipy dijkstra from all origins at once), a
-direction made conjugate to the previous one under the Hessian diag(t'(x)), and an exact
-line search on the Beckmann objective. Metrics are measured at the new flows:
+Shortest paths come from scipy's Dijkstra, many origins at once; paths and all-or-nothing
+loads are traced for every OD pair together by walking predecessor trees one hop per numpy
+operation (no Python per OD pair). A block of origins is one shard (`shortest_path_shard`):
+the gradient-projection step sends its Dijkstra work through `ctx.shards.map`, so with
+`--workers N` it runs on N actors, with results identical to one process.
+
+Metrics are measured at the flows a step returns:
 
     tstt = sum_l x_l t_l(x_l)                (total system travel time, flow x time units)
-    relative_gap = 1 - sum_od d_od * min path cost / tstt
+    relative_gap = 1 - sum_od d_od * shortest path cost / tstt
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,21 +24,24 @@ import pyarrow as pa
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import dijkstra
 
-from gamescale.algorithms.base import LearnerSpec, State, StepContext
+from gamescale.algorithms.base import LearnerSpec, LocalShardRunner, State, StepContext, Stop, make_shard_tasks
 from gamescale.envs.routing.network import Network, link_cost, link_cost_derivative
 
 _MIN_COST = 1e-12  # dijkstra needs strictly positive weights; zero-cost links get this
+_NEW_PATH_TOL = 1e-12  # a shortest path joins a path set only if cheaper than all its paths by this (relative)
 
 
 @dataclass(frozen=True)
 class ShortestPathGraph:
-    """The node numbering used for shortest paths.
+    """The node numbering used for shortest paths, and the demand as a list of OD pairs.
 
     Zones below `first_thru_node` may not be crossed: their outgoing links are moved to a
     copy node `num_nodes + k`, which is where trips from that zone start. Fields:
     tails `[L]` (graph node of each link's tail), heads `[L]`, num_graph_nodes,
     origins `[O]` (network node of each origin), sources `[O]` (graph node to start from),
-    demand `[O, num_nodes]` (flow units, destination by network node).
+    od_row `[K]` (origin row of each OD pair, sorted), od_dest `[K]` (destination network
+    node), od_flow `[K]` (flow units), od_ptr `[O + 1]` (OD pairs of origin row r are
+    od_ptr[r]:od_ptr[r+1]).
     """
 
     tails: np.ndarray
@@ -41,7 +49,14 @@ class ShortestPathGraph:
     num_graph_nodes: int
     origins: np.ndarray
     sources: np.ndarray
-    demand: np.ndarray
+    od_row: np.ndarray
+    od_dest: np.ndarray
+    od_flow: np.ndarray
+    od_ptr: np.ndarray
+
+    @property
+    def num_od(self) -> int:
+        return len(self.od_flow)
 
 
 def shortest_path_graph(net: Network) -> ShortestPathGraph:
@@ -50,29 +65,146 @@ def shortest_path_graph(net: Network) -> ShortestPathGraph:
     copy_of = np.full(n, -1, np.int64)
     copy_of[zones] = n + np.arange(len(zones))
     tails = np.where(copy_of[net.init_node] >= 0, copy_of[net.init_node], net.init_node).astype(np.int64)
-    origins, row = np.unique(net.demand.origin, return_inverse=True)
-    sources = np.where(copy_of[origins] >= 0, copy_of[origins], origins)
-    demand = np.zeros((len(origins), n))
-    np.add.at(demand, (row, net.demand.destination), net.demand.flow)
-    return ShortestPathGraph(tails, net.term_node.astype(np.int64), n + len(zones), origins, sources, demand)
+    d = net.demand
+    keep = d.flow > 0
+    origins, row = np.unique(d.origin[keep], return_inverse=True)
+    key = row.astype(np.int64) * n + d.destination[keep]
+    pairs, inverse = np.unique(key, return_inverse=True)  # duplicate rows of one pair are summed
+    flow = np.bincount(inverse, weights=d.flow[keep], minlength=len(pairs))
+    od_row, od_dest = pairs // n, pairs % n
+    od_ptr = np.searchsorted(od_row, np.arange(len(origins) + 1))
+    sources = np.where(copy_of[origins] >= 0, copy_of[origins], origins).astype(np.int64)
+    return ShortestPathGraph(
+        tails, net.term_node.astype(np.int64), n + len(zones), origins, sources, od_row, od_dest, flow, od_ptr
+    )
 
 
-def shortest_paths(graph: ShortestPathGraph, costs: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict[int, int]]:
-    """Dijkstra from every origin at once at link `costs` `[L]`.
+@dataclass(frozen=True)
+class ShortestPathTrees:
+    """Dijkstra trees of origin rows `lo:hi` at given link costs.
 
-    Returns dist `[O, G]`, pred `[O, G]` (graph nodes) and {tail * G + head: link id} of
-    the cheapest link of each node pair (parallel links: the cheapest one is used).
+    dist `[R, G]`, pred `[R, G]` (graph nodes, negative for none); the graph searched, in
+    CSR form: out_ptr `[G + 1]`, out_head `[E]`, out_link `[E]` (the cheapest of parallel
+    links from each tail to each head).
     """
-    m, g = len(costs), graph.num_graph_nodes
+
+    lo: int
+    dist: np.ndarray
+    pred: np.ndarray
+    out_ptr: np.ndarray
+    out_head: np.ndarray
+    out_link: np.ndarray
+
+    def link_of(self, tail: np.ndarray, head: np.ndarray) -> np.ndarray:
+        """Link id from `tail` to `head` `[n]` (each pair must be an edge of the graph):
+        scans the out-links of each tail, one position per pass for all pairs at once."""
+        out = np.empty(len(tail), np.int64)
+        pos = self.out_ptr[tail].astype(np.int64)
+        end = self.out_ptr[tail + 1]
+        todo = np.arange(len(tail))
+        head = np.asarray(head)
+        while len(todo):
+            if np.any(pos >= end):
+                raise RuntimeError("a shortest-path tree edge is not in the graph")
+            hit = self.out_head[pos] == head
+            out[todo[hit]] = self.out_link[pos[hit]]
+            miss = ~hit
+            todo, pos, end, head = todo[miss], pos[miss] + 1, end[miss], head[miss]
+        return out
+
+
+def shortest_trees(
+    graph: ShortestPathGraph, costs: np.ndarray, lo: int = 0, hi: int | None = None
+) -> ShortestPathTrees:
+    """Dijkstra from the sources of origin rows `lo:hi` at link `costs` `[L]`."""
+    hi = len(graph.sources) if hi is None else hi
+    g = graph.num_graph_nodes
     c = np.maximum(costs, _MIN_COST)
     pair = graph.tails * g + graph.heads
     order = np.lexsort((c, pair))
-    first = np.ones(m, bool)
+    first = np.ones(len(order), bool)
     first[1:] = pair[order][1:] != pair[order][:-1]
-    best = order[first]
-    matrix = csr_matrix((c[best], (graph.tails[best], graph.heads[best])), shape=(g, g))
-    dist, pred = dijkstra(matrix, indices=graph.sources, return_predecessors=True)
-    return dist, pred, dict(zip(pair[best].tolist(), best.tolist(), strict=False))
+    best = order[first]  # sorted by (tail, head): CSR order
+    out_ptr = np.searchsorted(graph.tails[best], np.arange(g + 1))
+    matrix = csr_matrix((c[best], graph.heads[best], out_ptr), shape=(g, g))
+    dist, pred = dijkstra(matrix, indices=graph.sources[lo:hi], return_predecessors=True)
+    return ShortestPathTrees(lo, dist, pred, out_ptr, graph.heads[best], best)
+
+
+def shortest_paths(graph: ShortestPathGraph, costs: np.ndarray) -> tuple[np.ndarray, np.ndarray, ShortestPathTrees]:
+    """(dist `[O, G]`, pred `[O, G]`, the trees) from every origin at once."""
+    trees = shortest_trees(graph, costs)
+    return trees.dist, trees.pred, trees
+
+
+def trace_paths(
+    graph: ShortestPathGraph, trees: ShortestPathTrees, rows: np.ndarray, dests: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Shortest paths of OD pairs (origin `rows` `[K]`, destination nodes `[K]`) as CSR:
+    ptr `[K + 1]`, links `[ptr[-1]]` (int32 link ids from origin to destination).
+
+    Two walks up the trees, all pairs at once: the first counts hops, the second writes
+    each link straight into its place (memory: the output only)."""
+    k = len(rows)
+    local = np.asarray(rows, np.int64) - trees.lo
+    src = graph.sources[rows]
+    dests = np.asarray(dests, np.int64)
+    lengths = np.zeros(k, np.int64)
+    ids, cur, loc, s = np.arange(k), dests, local, src
+    for _ in range(graph.num_graph_nodes + 1):
+        if not len(ids):
+            break
+        p = trees.pred[loc, cur].astype(np.int64)
+        if np.any(p < 0):
+            raise ValueError("an OD pair has no path at these link costs")
+        lengths[ids] += 1
+        go_on = p != s
+        ids, cur, loc, s = ids[go_on], p[go_on], loc[go_on], s[go_on]
+    else:
+        raise RuntimeError("shortest-path tree has a cycle")
+    ptr = np.concatenate([[0], np.cumsum(lengths)])
+    links = np.empty(ptr[-1], np.int32)
+    # many hops: look up the link into every tree node once, [R, G], then index it
+    in_link = None
+    if ptr[-1] > trees.pred.size:
+        in_link = np.full(trees.pred.shape, -1, np.int32)
+        r_idx, v_idx = np.nonzero(trees.pred >= 0)
+        in_link[r_idx, v_idx] = trees.link_of(trees.pred[r_idx, v_idx].astype(np.int64), v_idx)
+    ids, cur, loc, s = np.arange(k), dests, local, src
+    slot = ptr[1:] - 1  # the last link of each path first: fill backwards
+    while len(ids):
+        p = trees.pred[loc, cur].astype(np.int64)
+        links[slot] = trees.link_of(p, cur) if in_link is None else in_link[loc, cur]
+        go_on = p != s
+        ids, cur, loc, s, slot = ids[go_on], p[go_on], loc[go_on], s[go_on], slot[go_on] - 1
+    return ptr, links
+
+
+def load_trees(
+    graph: ShortestPathGraph,
+    trees: ShortestPathTrees,
+    rows: np.ndarray,
+    dests: np.ndarray,
+    flow: np.ndarray,
+    num_links: int,
+) -> np.ndarray:
+    """Link flows `[L]` of `flow` `[K]` sent along the tree paths of OD pairs (rows, dests)."""
+    g = graph.num_graph_nodes
+    local = np.asarray(rows, np.int64) - trees.lo
+    src = graph.sources[rows]
+    cur = np.asarray(dests, np.int64).copy()
+    amount = np.asarray(flow, np.float64)
+    out = np.zeros(num_links)
+    for _ in range(g + 1):
+        if not len(cur):
+            return out
+        p = trees.pred[local, cur].astype(np.int64)
+        if np.any(p < 0):
+            raise ValueError("an OD pair has no path at these link costs")
+        out += np.bincount(trees.link_of(p, cur), weights=amount, minlength=num_links)
+        go_on = p != src
+        local, cur, src, amount = local[go_on], p[go_on], src[go_on], amount[go_on]
+    raise RuntimeError("shortest-path tree has a cycle")
 
 
 def all_or_nothing(graph: ShortestPathGraph, costs: np.ndarray) -> tuple[np.ndarray, float]:
@@ -80,33 +212,10 @@ def all_or_nothing(graph: ShortestPathGraph, costs: np.ndarray) -> tuple[np.ndar
 
     Returns (link flows `[L]`, shortest-path total travel time sum_od d_od * dist_od).
     """
-    m, g = len(costs), graph.num_graph_nodes
-    dist, pred, pair_link = shortest_paths(graph, costs)
-    n = graph.demand.shape[1]
-    sptt = float(np.sum(graph.demand * np.where(graph.demand > 0, dist[:, :n], 0.0)))
-    # accumulate demand from the farthest node inward, all origins at once
-    acc = np.zeros((len(graph.sources), g))
-    acc[:, :n] = graph.demand
-    far_first = np.argsort(-np.where(np.isfinite(dist), dist, -1.0), axis=1, kind="stable")
-    rows = np.arange(len(graph.sources))
-    link_keys, link_amount = [], []
-    for r in range(g):
-        v = far_first[:, r]
-        p = pred[rows, v]
-        ok = (p >= 0) & (acc[rows, v] > 0)
-        if not ok.any():
-            continue
-        ro, vo, po = rows[ok], v[ok], p[ok]
-        amount = acc[ro, vo]
-        np.add.at(acc, (ro, po), amount)
-        link_keys.append(po * g + vo)
-        link_amount.append(amount)
-    flows = np.zeros(m)
-    if link_keys:
-        keys = np.concatenate(link_keys)
-        links = np.fromiter((pair_link[k] for k in keys.tolist()), np.int64, len(keys))
-        flows = np.bincount(links, weights=np.concatenate(link_amount), minlength=m)
-    return flows, sptt
+    trees = shortest_trees(graph, costs)
+    sp = trees.dist[graph.od_row, graph.od_dest]
+    flows = load_trees(graph, trees, graph.od_row, graph.od_dest, graph.od_flow, len(costs))
+    return flows, float(np.dot(graph.od_flow, sp))
 
 
 def beckmann_line_search(net: Network, x: np.ndarray, d: np.ndarray, iters: int = 40) -> float:
@@ -128,8 +237,180 @@ def gap_and_tstt(net: Network, x: np.ndarray, sptt: float) -> tuple[float, float
     return (1.0 - sptt / tstt if tstt > 0 else 0.0), tstt
 
 
-class StaticUserEquilibrium:
-    """Conjugate Frank-Wolfe for the static UE (or plain Frank-Wolfe with `conjugate=False`).
+# ----------------------------------------------------------------------------- shards
+
+_GRAPHS: dict[int, tuple[Network, ShortestPathGraph]] = {}
+
+
+def network_of(env: Any) -> Network:
+    """The road network of a routing env (a `Network`, or an env holding `game.network`)."""
+    if isinstance(env, Network):
+        return env
+    if hasattr(env, "game"):
+        return env.game.network
+    raise ValueError(f"static_user_equilibrium needs a routing env, got {type(env).__name__}")
+
+
+def graph_of(net: Network) -> ShortestPathGraph:
+    """`shortest_path_graph(net)`, built once per network object (per worker)."""
+    hit = _GRAPHS.get(id(net))
+    if hit is None or hit[0] is not net:
+        if len(_GRAPHS) > 8:
+            _GRAPHS.clear()
+        hit = (net, shortest_path_graph(net))
+        _GRAPHS[id(net)] = hit
+    return hit[1]
+
+
+def origin_blocks(num_origins: int, num_shards: int) -> list[tuple[int, int]]:
+    """Origin rows split into at most `num_shards` contiguous, non-empty blocks."""
+    edges = np.linspace(0, num_origins, max(1, min(num_shards, num_origins)) + 1).round().astype(int)
+    return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:], strict=True) if b > a]
+
+
+def shortest_path_shard(env: Any, shared: dict[str, Any], task: Any) -> pa.RecordBatch:
+    """One block of origins: Dijkstra at `shared["costs"]` `[L]`, and the shortest path of
+    each of its OD pairs that is cheaper than `shared["best"]` `[K]` (the cheapest known
+    path; None: every OD pair).
+
+    Returns one row per OD pair of the block: od (int64, global OD index), cost (shortest
+    path cost), path (list<int32> of link ids, empty when not new).
+    """
+    net = network_of(env)
+    graph = graph_of(net)
+    lo, hi = task.payload
+    trees = shortest_trees(graph, shared["costs"], lo, hi)
+    k0, k1 = int(graph.od_ptr[lo]), int(graph.od_ptr[hi])
+    rows, dests = graph.od_row[k0:k1], graph.od_dest[k0:k1]
+    cost = trees.dist[rows - lo, dests]
+    if not np.all(np.isfinite(cost)):
+        bad = k0 + int(np.argmin(np.isfinite(cost)))
+        raise ValueError(
+            f"{net.name}: no path from node {net.node_ids[graph.origins[graph.od_row[bad]]]} "
+            f"to node {net.node_ids[graph.od_dest[bad]]}"
+        )
+    best = shared.get("best")
+    need = np.ones(k1 - k0, bool) if best is None else cost < best[k0:k1] * (1.0 - _NEW_PATH_TOL)
+    ptr, links = trace_paths(graph, trees, rows[need], dests[need])
+    lengths = np.zeros(k1 - k0, np.int64)
+    lengths[need] = np.diff(ptr)
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
+    return pa.RecordBatch.from_arrays(
+        [pa.array(np.arange(k0, k1, dtype=np.int64)), pa.array(cost), pa.ListArray.from_arrays(offsets, links)],
+        names=["od", "cost", "path"],
+    )
+
+
+def _column(batches: list[pa.RecordBatch], name: str) -> pa.Array:
+    return pa.concat_arrays([b.column(name) for b in batches]) if batches else pa.array([])
+
+
+# ----------------------------------------------------------------------------- solvers
+
+
+class _StaticUEBase:
+    """What every static UE solver shares: stopping, summary, output tables."""
+
+    network: Network
+    graph: ShortestPathGraph
+    max_iterations: int
+    target_gap: float
+
+    def learner_specs(self) -> dict[str, LearnerSpec]:
+        return {}
+
+    def _finished(self, state: State) -> bool:
+        return state["iteration"] >= self.max_iterations or (
+            state["iteration"] > 0 and state["relative_gap"] <= self.target_gap
+        )
+
+    def should_stop(self, state: State, metrics: dict[str, float]) -> Stop | None:
+        """Stop at the first state whose relative gap is at or below `target_gap` (reason
+        "target"), at an exact equilibrium ("converged"), or after `max_iterations` ("budget")."""
+        gap, it = float(state["relative_gap"]), int(state["iteration"])
+        if it > 0 and self.target_gap > 0 and gap <= self.target_gap:
+            return Stop("target", f"relative gap {gap:.3g} <= target {self.target_gap:g} after {it} iterations")
+        if it > 0 and gap <= 0.0:
+            return Stop("converged", f"relative gap {gap:.3g} (exact equilibrium) after {it} iterations")
+        if it >= self.max_iterations:
+            return Stop("budget", f"max_iterations {self.max_iterations} reached at relative gap {gap:.3g}")
+        return None
+
+    def summary(self, state: State) -> dict[str, Any]:
+        return {"relative_gap": float(state["relative_gap"]), "tstt": float(state["tstt"])}
+
+    def od_costs(self, state: State) -> np.ndarray:
+        """Shortest-path cost `[K]` of every OD pair at the state's flows."""
+        trees = shortest_trees(self.graph, link_cost(self.network, state["flows"]))
+        return trees.dist[self.graph.od_row, self.graph.od_dest]
+
+    def plots(self, state: State, plots_dir: Path) -> None:
+        """plots/voc_map.png where the network has node coordinates."""
+        plot_voc_map(self.network, state["flows"], Path(plots_dir) / "voc_map.png")
+
+    def tables(self, state: State) -> dict[str, pa.Table]:
+        """link_flows: init_node, term_node (TNTP numbers), flow, cost, voc, free_flow_time;
+        od_costs: origin, destination (TNTP numbers), demand, cost (shortest path at the flows)."""
+        net, graph, x = self.network, self.graph, state["flows"]
+        return {
+            "link_flows": pa.table(
+                {
+                    "init_node": net.node_ids[net.init_node],
+                    "term_node": net.node_ids[net.term_node],
+                    "flow": x,
+                    "cost": link_cost(net, x),
+                    "voc": x / net.capacity,
+                    "free_flow_time": net.free_flow_time,
+                }
+            ),
+            "od_costs": pa.table(
+                {
+                    "origin": net.node_ids[graph.origins[graph.od_row]],
+                    "destination": net.node_ids[graph.od_dest],
+                    "demand": graph.od_flow,
+                    "cost": self.od_costs(state),
+                }
+            ),
+        }
+
+
+def plot_voc_map(net: Network, flows: np.ndarray, path: Path) -> bool:
+    """Draw the network at its node coordinates, each link coloured by volume/capacity;
+    returns False (and draws nothing) when the network has no coordinates."""
+    if net.coordinates is None or not np.isfinite(net.coordinates).any():
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.collections import LineCollection
+
+    xy = net.coordinates
+    segments = np.stack([xy[net.init_node], xy[net.term_node]], axis=1)  # [L, 2 ends, (x, y)]
+    ok = np.isfinite(segments).all(axis=(1, 2))
+    voc = flows / net.capacity
+    order = np.argsort(voc[ok])  # congested links drawn last, on top
+    fig, ax = plt.subplots(figsize=(7, 7))
+    lines = LineCollection(segments[ok][order], array=voc[ok][order], cmap="RdYlGn_r", linewidths=1.2)
+    lines.set_clim(0.0, max(1.0, float(np.quantile(voc[ok], 0.99)) if ok.any() else 1.0))
+    ax.add_collection(lines)
+    ax.autoscale()
+    ax.set_aspect("equal")
+    ax.set_axis_off()
+    fig.colorbar(lines, ax=ax, shrink=0.7, label="volume / capacity")
+    ax.set_title(f"{net.name}: volume / capacity at equilibrium")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return True
+
+
+class StaticUserEquilibrium(_StaticUEBase):
+    """Conjugate Frank-Wolfe for the static UE (Mitradjieva & Lindberg 2013), or plain
+    Frank-Wolfe with `conjugate=False`. One step: a direction made conjugate to the previous
+    one under the Hessian diag(t'(x)), an exact line search on the Beckmann objective, and
+    the all-or-nothing load at the new costs (which also gives the gap).
 
     State: flows `[L]` (current link flows), target `[L]` (previous conjugate point),
     aon `[L]` (all-or-nothing load at the current costs), relative_gap, tstt, iteration.
@@ -142,9 +423,6 @@ class StaticUserEquilibrium:
         self.target_gap = target_gap
         self.graph = shortest_path_graph(network)
 
-    def learner_specs(self) -> dict[str, LearnerSpec]:
-        return {}
-
     def init(self, seed: int) -> State:
         net = self.network
         x, _ = all_or_nothing(self.graph, net.free_flow_time)
@@ -154,8 +432,7 @@ class StaticUserEquilibrium:
 
     def step(self, state: State, ctx: StepContext | None = None) -> tuple[State, dict[str, float]]:
         net = self.network
-        done = state["iteration"] >= self.max_iterations or state["relative_gap"] <= self.target_gap
-        if done:
+        if self._finished(state):
             return state, {"relative_gap": state["relative_gap"], "tstt": state["tstt"]}
         x, y, s_prev = state["flows"], state["aon"], state["target"]
         target = y
@@ -175,171 +452,312 @@ class StaticUserEquilibrium:
         state = {"flows": x, "target": target, "aon": y, "relative_gap": gap, "tstt": tstt, "iteration": iteration}
         return state, {"relative_gap": gap, "tstt": tstt}
 
-    def summary(self, state: State) -> dict[str, Any]:
-        return {"relative_gap": float(state["relative_gap"]), "tstt": float(state["tstt"])}
 
-    def tables(self, state: State) -> dict[str, pa.Table]:
-        """Link flows at the final state: init_node, term_node (TNTP numbers), flow, cost."""
-        net, x = self.network, state["flows"]
-        return {
-            "link_flows": pa.table(
-                {
-                    "init_node": net.node_ids[net.init_node],
-                    "term_node": net.node_ids[net.term_node],
-                    "flow": x,
-                    "cost": link_cost(net, x),
-                }
-            )
-        }
+@dataclass(frozen=True)
+class _OriginPaths:
+    """The multi-path OD pairs of one origin, fixed for one step.
 
-
-def solve_user_equilibrium(
-    network: Network, target_gap: float = 1e-4, max_iterations: int = 10_000, method: str = "gradient_projection"
-) -> State:
-    """Run a solver to `target_gap` (or `max_iterations`) in this process; returns the state."""
-    solver = make_solver(network, method, max_iterations=max_iterations)
-    state = solver.init(0)
-    while state["relative_gap"] > target_gap and state["iteration"] < max_iterations:
-        state, _ = solver.step(state)
-    return state
-
-
-def od_pairs(graph: ShortestPathGraph) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(origin row `[K]`, destination node `[K]`, flow `[K]`) of every positive OD entry."""
-    rows, dests = np.nonzero(graph.demand > 0)
-    return rows, dests, graph.demand[rows, dests]
-
-
-def extract_paths(
-    graph: ShortestPathGraph, pred: np.ndarray, pair_link: dict[int, int], rows: np.ndarray, dests: np.ndarray
-) -> np.ndarray:
-    """Shortest paths as link ids `[K, M]` (padded with -1, from origin to destination)."""
-    g = graph.num_graph_nodes
-    cur = dests.astype(np.int64).copy()
-    src = graph.sources[rows]
-    hops: list[np.ndarray] = []
-    while True:
-        active = cur != src
-        if not active.any():
-            break
-        p = np.where(active, pred[rows, cur], -1)
-        keys = (p * g + cur)[active].tolist()
-        link = np.full(len(cur), -1, np.int64)
-        link[active] = [pair_link[k] for k in keys]
-        hops.append(link)
-        cur = np.where(active, p, cur)
-        if len(hops) > g:
-            raise RuntimeError("shortest-path tree has a cycle")
-    if not hops:
-        return np.full((len(rows), 1), -1, np.int32)
-    backwards = np.stack(hops, axis=1)  # destination first; -1 once a path is done
-    lengths = (backwards >= 0).sum(axis=1)
-    out = np.full(backwards.shape, -1, np.int32)
-    for k in range(backwards.shape[1]):
-        take = k < lengths
-        out[take, k] = backwards[take, lengths[take] - 1 - k]
-    return out
-
-
-def path_incidence(path_links: np.ndarray, num_links: int) -> csr_matrix:
-    """`[P, L]` 0/1 matrix: path p uses link l."""
-    p, k = np.nonzero(path_links >= 0)
-    return csr_matrix((np.ones(len(p)), (p, path_links[p, k])), shape=(len(path_links), num_links))
-
-
-class PathGradientProjection(StaticUserEquilibrium):
-    """Path-based UE by projected Newton steps (Jayakrishnan et al. 1994), all OD pairs at once.
-
-    Each step: shortest paths at current costs join the path sets; every other used path of
-    an OD pair sends its flow excess (c_p - c_s) / sum_{l in p xor s} t'_l to the shortest
-    path s; the combined move is scaled by an exact Beckmann line search (monotone descent).
-    State: path_links `[P, M]` (link ids, -1 padded), path_od `[P]`, path_flow `[P]`,
-    flows `[L]`, relative_gap, tstt, iteration.
+    paths `[p]` (indices into the path arrays, sorted by OD pair); entry_path `[e]`,
+    entry_u `[e]` (path and local link of each path-link entry); ulinks `[u]` (the links
+    used) with their BPR parameters fft, ct, cap, pw `[u]`; group_start (first path of each
+    OD pair), group `[p]` (OD pair of each path).
     """
 
+    paths: np.ndarray
+    entry_path: np.ndarray
+    entry_u: np.ndarray
+    ulinks: np.ndarray
+    fft: np.ndarray
+    ct: np.ndarray
+    cap: np.ndarray
+    pw: np.ndarray
+    group_start: np.ndarray
+    group: np.ndarray
+
+
+def _line_search_on(blk: _OriginPaths, x: np.ndarray, d: np.ndarray, iters: int = 8) -> float:
+    """Step in [0, 1] minimising the Beckmann objective along x + a d on the links of `blk`
+    (x, d: their flows and direction): Illinois regula falsi on its slope."""
+
+    def slope(a: float) -> float:
+        return float(np.dot(blk.fft + blk.ct * (np.maximum(x + a * d, 0.0) / blk.cap) ** blk.pw, d))
+
+    g1 = slope(1.0)
+    if g1 <= 0:
+        return 1.0
+    a0, g0, a1 = 0.0, slope(0.0), 1.0
+    if g0 >= 0:
+        return 0.0
+    side = 0
+    for _ in range(iters):
+        a = (a0 * g1 - a1 * g0) / (g1 - g0)
+        g = slope(a)
+        if g > 0:
+            a1, g1 = a, g
+            if side == -1:
+                g0 *= 0.5
+            side = -1
+        else:
+            a0, g0 = a, g
+            if side == 1:
+                g1 *= 0.5
+            side = 1
+        if a1 - a0 < 1e-6:
+            break
+    return a0  # the slope is still <= 0 there: the objective has not started to rise
+
+
+class PathGradientProjection(_StaticUEBase):
+    """Path-based UE by projected Newton steps (Jayakrishnan et al. 1994) on path sets held
+    in arrays (CSR rows of link ids); Python loops over origins, never over OD pairs.
+
+    One step: (1) Gauss-Seidel sweeps over the origins on the current path sets: all OD
+    pairs of one origin at once move (c_p - c_s) / (sum_{l in p} t'_l + sum_{l in s} t'_l)
+    of each path's flow to the cheapest path s of the pair (links shared by p and s count
+    twice: an upper bound on the exact curvature, which damps the simultaneous moves of one
+    origin's pairs), scaled by an exact Beckmann line search on the links they touch, and
+    the link flows are updated before the next origin. After the first sweep only origins
+    whose excess cost is above their share of the target move; the sweeps stop once the
+    excess on the path sets, sum_p f_p (c_p - c_min), is at most `inner_tolerance` x the last
+    relative gap x TSTT, or after `inner_iterations` sweeps. (2) Dijkstra at the new costs,
+    one shard per block of origins through `ctx.shards.map`: gives the relative gap, and
+    every shortest path cheaper than the known paths of its OD pair joins the set with zero
+    flow. Paths left with zero flow are dropped.
+
+    State (paths sorted by OD pair): path_ptr `[P + 1]`, path_links `[path_ptr[-1]]` (link
+    ids, CSR rows), path_od `[P]`, path_flow `[P]`, flows `[L]`, relative_gap, tstt,
+    iteration (0: no paths yet; the first step loads the free-flow shortest paths).
+    """
+
+    def __init__(
+        self,
+        network: Network,
+        max_iterations: int = 200,
+        target_gap: float = 0.0,
+        inner_iterations: int = 10,
+        inner_tolerance: float = 0.1,
+    ):
+        self.network = network
+        self.max_iterations = max_iterations
+        self.target_gap = target_gap
+        self.inner_iterations = inner_iterations
+        self.inner_tolerance = inner_tolerance
+        self.graph = shortest_path_graph(network)
+
     def init(self, seed: int) -> State:
-        net, graph = self.network, self.graph
-        rows, dests, flow = od_pairs(graph)
-        _, pred, pair_link = shortest_paths(graph, net.free_flow_time)
-        paths = extract_paths(graph, pred, pair_link, rows, dests)
-        x = path_incidence(paths, net.num_links).T @ flow
-        gap, tstt = self._gap(x)
         return {
-            "path_links": paths,
-            "path_od": np.arange(len(rows), dtype=np.int32),
-            "path_flow": flow.copy(),
-            "flows": x,
-            "relative_gap": gap,
-            "tstt": tstt,
+            "path_ptr": np.zeros(1, np.int64),
+            "path_links": np.zeros(0, np.int32),
+            "path_od": np.zeros(0, np.int32),
+            "path_flow": np.zeros(0),
+            "flows": np.zeros(self.network.num_links),
+            "relative_gap": 1.0,
+            "tstt": 0.0,
             "iteration": 0,
         }
 
-    def _gap(self, x: np.ndarray) -> tuple[float, float]:
-        dist, _, _ = shortest_paths(self.graph, link_cost(self.network, x))
-        n = self.graph.demand.shape[1]
-        sptt = float(np.sum(self.graph.demand * np.where(self.graph.demand > 0, dist[:, :n], 0.0)))
-        return gap_and_tstt(self.network, x, sptt)
+    # -- shortest paths through the shard runner
+
+    def _shortest_paths(
+        self, ctx: StepContext | None, costs: np.ndarray, best: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(sp cost `[K]`, new-path OD `[N]`, new-path ptr `[N + 1]`, new-path links)."""
+        if ctx is None:
+            runner, num_shards, seed, it = LocalShardRunner(self.network), 1, 0, 0
+        else:
+            runner, num_shards, seed, it = ctx.shards, ctx.num_shards, ctx.seed, ctx.iteration
+            if runner.num_workers <= 1:  # one worker: this process (no actor to start); same numbers
+                runner = LocalShardRunner(self.network)
+        blocks = origin_blocks(len(self.graph.sources), num_shards)
+        tasks = make_shard_tasks(seed, it, len(blocks), blocks)
+        batches = runner.map(shortest_path_shard, tasks, {"costs": costs, "best": best})
+        od = _column(batches, "od").to_numpy()
+        cost = np.empty(self.graph.num_od)
+        cost[od] = _column(batches, "cost").to_numpy()
+        paths = _column(batches, "path")
+        offsets = paths.offsets.to_numpy().astype(np.int64)
+        links = paths.flatten().to_numpy(zero_copy_only=False).astype(np.int32)  # only new paths are non-empty
+        lengths = np.diff(offsets)
+        new = lengths > 0
+        return cost, od[new], np.concatenate([[0], np.cumsum(lengths[new])]), links
+
+    # -- path sets
+
+    def _incidence(self, ptr: np.ndarray, links: np.ndarray) -> csr_matrix:
+        p = len(ptr) - 1
+        return csr_matrix((np.ones(len(links)), links, ptr), shape=(p, self.network.num_links))
+
+    def _origin_blocks(self, ptr: np.ndarray, links: np.ndarray, od: np.ndarray) -> list[_OriginPaths]:
+        """The multi-path OD pairs of each origin, as arrays for `_equilibrate_origin`
+        (built origin by origin, so the temporaries stay the size of one origin's paths)."""
+        net, num_links = self.network, self.network.num_links
+        counts = np.bincount(od, minlength=self.graph.num_od)
+        paths = np.flatnonzero(counts[od] > 1)  # single-path OD pairs cannot move
+        if not len(paths):
+            return []
+        n = np.diff(ptr)[paths]
+        row = self.graph.od_row[od[paths]]  # origin of each path (sorted)
+        pod = od[paths]
+        new_group = np.r_[True, pod[1:] != pod[:-1]]
+        group = np.cumsum(new_group) - 1
+        cut = np.flatnonzero(np.r_[True, row[1:] != row[:-1], True])
+        used = np.zeros(num_links, bool)
+        local = np.zeros(num_links, np.int32)
+        blocks = []
+        for a, b in zip(cut[:-1], cut[1:], strict=True):
+            na = n[a:b]
+            first = ptr[paths[a:b]]
+            offsets = np.concatenate([[0], np.cumsum(na)[:-1]])
+            el = links[np.repeat(first - offsets, na) + np.arange(int(na.sum()))]
+            used[el] = True
+            ul = np.flatnonzero(used)
+            used[ul] = False
+            local[ul] = np.arange(len(ul), dtype=np.int32)
+            blocks.append(
+                _OriginPaths(
+                    paths[a:b],
+                    np.repeat(np.arange(b - a, dtype=np.int32), na),
+                    local[el],
+                    ul,
+                    net.free_flow_time[ul],
+                    net.congestion_time[ul],
+                    net.capacity[ul],
+                    net.power[ul],
+                    np.flatnonzero(new_group[a:b]),
+                    group[a:b] - group[a],
+                )
+            )
+        return blocks
+
+    def _equilibrate_origin(self, blk: _OriginPaths, f: np.ndarray, x: np.ndarray) -> float:
+        """One projected Newton move of one origin's path flows (in place on f and x), with
+        an exact line search on the links it touches; returns its excess cost before the move."""
+        u = blk.ulinks
+        xu = x[u]
+        ratio = np.maximum(xu, 0.0) / blk.cap
+        tu = blk.fft + blk.ct * ratio**blk.pw
+        with np.errstate(divide="ignore", invalid="ignore"):
+            dtu = blk.ct * blk.pw * ratio ** (blk.pw - 1.0) / blk.cap
+        dtu[~np.isfinite(dtu)] = 0.0
+        np_ = len(blk.paths)
+        fp = f[blk.paths]
+        c = np.bincount(blk.entry_path, weights=tu[blk.entry_u], minlength=np_)
+        cmin = np.minimum.reduceat(c, blk.group_start)
+        positions = np.arange(np_)
+        s = np.minimum.reduceat(np.where(c <= cmin[blk.group], positions, np_), blk.group_start)[blk.group]
+        excess = float(np.dot(fp, c - c[s]))
+        if excess <= 0:
+            return 0.0
+        slope = np.bincount(blk.entry_path, weights=dtu[blk.entry_u], minlength=np_)
+        h = slope + slope[s]  # >= the curvature along p -> s (links shared by p and s count twice)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            shift = np.where(h > 0, np.clip((c - c[s]) / h, 0.0, fp), np.where(c > c[s], fp, 0.0))
+        shift[positions == s] = 0.0
+        df = np.bincount(s, weights=shift, minlength=np_) - shift
+        du = np.bincount(blk.entry_u, weights=df[blk.entry_path], minlength=len(u))
+        step = _line_search_on(blk, xu, du)
+        f[blk.paths] = np.maximum(fp + step * df, 0.0)
+        x[u] = np.maximum(xu + step * du, 0.0)
+        return excess
+
+    def _equilibrate(self, ptr, links, od, f, last_gap) -> tuple[np.ndarray, int]:
+        """Gauss-Seidel sweeps over origins on fixed path sets; returns (path flows, sweeps).
+
+        The sweeps end once the excess cost on the path sets (sum_p f_p (c_p - c_min)) is
+        at most `inner_tolerance` x the last relative gap x TSTT. After the first sweep only
+        origins whose excess is above their share of that target (target / origins) move.
+        """
+        blocks = self._origin_blocks(ptr, links, od)
+        f = f.copy()
+        x = self._incidence(ptr, links).T @ f
+        if not blocks:
+            return f, 0
+        target = self.inner_tolerance * last_gap * float(np.dot(x, link_cost(self.network, x)))
+        excess = np.full(len(blocks), np.inf)
+        sweeps = 0
+        while sweeps < self.inner_iterations and excess.sum() > target:
+            for i in np.flatnonzero(excess > target / len(blocks)):
+                excess[i] = self._equilibrate_origin(blocks[i], f, x)
+            sweeps += 1
+        return f, sweeps
 
     def step(self, state: State, ctx: StepContext | None = None) -> tuple[State, dict[str, float]]:
         net, graph = self.network, self.graph
-        if state["iteration"] >= self.max_iterations or state["relative_gap"] <= self.target_gap:
+        if self._finished(state):
             return state, {"relative_gap": state["relative_gap"], "tstt": state["tstt"]}
-        x = state["flows"]
-        t, dt = link_cost(net, x), link_cost_derivative(net, x)
-        rows, dests, _ = od_pairs(graph)
-        _, pred, pair_link = shortest_paths(graph, t)
-        new = extract_paths(graph, pred, pair_link, rows, dests)
-        paths, path_od, f = state["path_links"], state["path_od"], state["path_flow"]
-        width = max(paths.shape[1], new.shape[1])
-        paths = np.pad(paths, ((0, 0), (0, width - paths.shape[1])), constant_values=-1)
-        new = np.pad(new, ((0, 0), (0, width - new.shape[1])), constant_values=-1)
-        known = {(int(od), row.tobytes()): i for i, (od, row) in enumerate(zip(path_od, paths, strict=False))}
-        best = np.empty(len(rows), np.int64)
-        added = []
-        for k in range(len(rows)):
-            key = (k, new[k].tobytes())
-            if key not in known:
-                known[key] = len(paths) + len(added)
-                added.append(k)
-            best[k] = known[key]
-        if added:
-            paths = np.concatenate([paths, new[added]])
-            path_od = np.concatenate([path_od, np.asarray(added, np.int32)])
-            f = np.concatenate([f, np.zeros(len(added))])
-        inc = path_incidence(paths, net.num_links)
-        cost = inc @ t
-        s = best[path_od]
-        slope = inc @ dt
-        overlap = inc.multiply(inc[s]) @ dt
-        curvature = np.maximum(slope + slope[s] - 2.0 * overlap, 1e-12)
-        shift = np.where(np.arange(len(f)) == s, 0.0, np.clip((cost - cost[s]) / curvature, 0.0, f))
-        df = -shift
-        np.add.at(df, s, shift)
-        step = beckmann_line_search(net, x, inc.T @ df)
-        f = np.maximum(f + step * df, 0.0)
+        ptr, links, od, f = state["path_ptr"], state["path_links"], state["path_od"], state["path_flow"]
+        sweeps = 0
+        if graph.num_od == 0:  # no demand: the empty assignment is the equilibrium
+            state = {**state, "relative_gap": 0.0, "tstt": 0.0, "iteration": int(state["iteration"]) + 1}
+            return state, {"relative_gap": 0.0, "tstt": 0.0, "paths": 0.0, "sweeps": 0.0}
+        if len(od) == 0:  # first step: all demand on the free-flow shortest paths
+            _, od, ptr, links = self._shortest_paths(ctx, net.free_flow_time, None)
+            f = graph.od_flow[od].copy()
+        else:
+            f, sweeps = self._equilibrate(ptr, links, od, f, float(state["relative_gap"]))
+        # drop paths without flow, then add the shortest paths at the new costs
+        used = f > 0
+        lengths = np.diff(ptr)[used]
+        links = links[np.repeat(used, np.diff(ptr))]
+        ptr, od, f = np.concatenate([[0], np.cumsum(lengths)]), od[used], f[used]
+        inc = self._incidence(ptr, links)
         x = inc.T @ f
-        gap, tstt = self._gap(x)
+        t = link_cost(net, x)
+        c = inc @ t
+        best = np.full(graph.num_od, np.inf)
+        np.minimum.at(best, od, c)
+        sp, new_od, new_ptr, new_links = self._shortest_paths(ctx, t, best)
+        gap, tstt = gap_and_tstt(net, x, float(np.dot(graph.od_flow, sp)))
+        if len(new_od):
+            all_od = np.concatenate([od, new_od])
+            order = np.argsort(all_od, kind="stable")
+            all_len = np.concatenate([np.diff(ptr), np.diff(new_ptr)])
+            all_start = np.concatenate([ptr[:-1], len(links) + new_ptr[:-1]])
+            pool = np.concatenate([links, new_links])
+            lengths = all_len[order]
+            ptr = np.concatenate([[0], np.cumsum(lengths)])
+            gather = np.repeat(all_start[order] - ptr[:-1], lengths) + np.arange(ptr[-1])
+            links = pool[gather]
+            od = all_od[order]
+            f = np.concatenate([f, np.zeros(len(new_od))])[order]
         iteration = int(state["iteration"]) + 1
         state = {
-            "path_links": paths.astype(np.int32),
-            "path_od": path_od.astype(np.int32),
+            "path_ptr": ptr.astype(np.int64),
+            "path_links": links.astype(np.int32),
+            "path_od": od.astype(np.int32),
             "path_flow": f,
             "flows": x,
             "relative_gap": gap,
             "tstt": tstt,
             "iteration": iteration,
         }
-        return state, {"relative_gap": gap, "tstt": tstt}
+        return state, {"relative_gap": gap, "tstt": tstt, "paths": float(len(od)), "sweeps": float(sweeps)}
 
 
 def make_solver(
-    network: Network, method: str = "gradient_projection", max_iterations: int = 200, target_gap: float = 0.0
+    network: Network,
+    method: str = "gradient_projection",
+    max_iterations: int = 200,
+    target_gap: float = 0.0,
+    inner_iterations: int = 10,
+    inner_tolerance: float = 0.1,
 ):
     """The static UE solver named `method`: gradient_projection, conjugate_frank_wolfe or frank_wolfe."""
     if method == "gradient_projection":
-        return PathGradientProjection(network, max_iterations=max_iterations, target_gap=target_gap)
+        return PathGradientProjection(network, max_iterations, target_gap, inner_iterations, inner_tolerance)
     if method in ("conjugate_frank_wolfe", "frank_wolfe"):
         return StaticUserEquilibrium(
             network, max_iterations=max_iterations, conjugate=method == "conjugate_frank_wolfe", target_gap=target_gap
         )
     raise ValueError(f"unknown static UE method {method!r}")
+
+
+def solve_user_equilibrium(
+    network: Network, target_gap: float = 1e-4, max_iterations: int = 10_000, method: str = "gradient_projection"
+) -> State:
+    """Run a solver to `target_gap` (or `max_iterations`) in this process; returns the state."""
+    solver = make_solver(network, method, max_iterations=max_iterations, target_gap=target_gap)
+    state = solver.init(0)
+    while solver.should_stop(state, {}) is None:
+        state, _ = solver.step(state)
+    return state

@@ -10,11 +10,11 @@ from gamescale.envs.routing.network import Demand, Network, load_network
 
 
 def build_network(config: RoutingNetworkConfig) -> Network:
-    return load_network(config.net, config.trips)
+    return load_network(config.net, config.trips, config.grid, config.toll_weight, config.distance_weight)
 
 
 def build_n_player(config: RoutingNPlayerConfig) -> RoutingParallelEnv:
-    network = load_network(config.net, config.trips)
+    network = load_network(config.net, config.trips, config.grid, config.toll_weight, config.distance_weight)
     game = make_game(network, config.num_vehicles, config.time_step, config.horizon, config.late_penalty)
     return RoutingParallelEnv(game)
 

@@ -5,18 +5,25 @@ from __future__ import annotations
 from pydantic import Field
 
 from gamescale.envs.registry import EnvConfig
+from gamescale.envs.routing.grid import GridConfig
 
 
 class RoutingNetworkConfig(EnvConfig):
     """A road network with its static OD demand.
 
-    net: a built-in name (pigou, braess, braess_no_middle, braess_tntp, sioux_falls) or the
-    path of a TNTP `_net` file; trips: its `_trips` file (default: the one beside it).
+    net: a built-in name (pigou, braess, braess_no_middle, braess_tntp, sioux_falls), `grid`
+    (the seeded synthetic city whose parameters are `grid`), or the path of a TNTP `_net`
+    file; trips: its `_trips` file (default: the one beside it). toll_weight,
+    distance_weight (TNTP files): generalised link cost t(x) + toll_weight * toll +
+    distance_weight * length, in the file's time unit (0: travel time only).
     """
 
     name: str = "routing_network"
     net: str = "braess"
     trips: str | None = None
+    grid: GridConfig = GridConfig()
+    toll_weight: float = Field(default=0.0, ge=0)
+    distance_weight: float = Field(default=0.0, ge=0)
 
 
 class RoutingNPlayerConfig(RoutingNetworkConfig):

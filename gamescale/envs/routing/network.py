@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -78,6 +79,7 @@ class Network:
     free_flow_time, congestion_time, power: the BPR cost above, network time unit.
     first_thru_node: internal index of the first node that may be passed through; nodes
       below it are zones that trips may start or end at but not cross (TNTP semantics).
+    coordinates: `[num_nodes, 2]` node positions (x, y) in the source's unit, or None.
     out_ptr, out_links: CSR adjacency, the links leaving node v are
       out_links[out_ptr[v]:out_ptr[v+1]] (sorted by link id).
     """
@@ -95,6 +97,7 @@ class Network:
     first_thru_node: int = 0
     time_step: float = 1.0  # default dynamic-game time step, network time unit
     horizon: int = 100  # default dynamic-game number of time steps
+    coordinates: np.ndarray | None = None  # [num_nodes, 2] (x, y) where known (TNTP _node file), else None
     out_ptr: np.ndarray = field(init=False, repr=False)
     out_links: np.ndarray = field(init=False, repr=False)
 
@@ -106,6 +109,8 @@ class Network:
         for name in ("capacity", "length", "free_flow_time", "congestion_time", "power"):
             set_(self, name, np.asarray(getattr(self, name), np.float64))
         n, m = self.num_nodes, self.num_links
+        if self.coordinates is not None:
+            set_(self, "coordinates", np.asarray(self.coordinates, np.float64).reshape(n, 2))
         if m and (self.init_node.min() < 0 or max(self.init_node.max(), self.term_node.max()) >= n):
             raise ValueError(f"network {self.name}: a link refers to an unknown node")
         if np.any(self.capacity <= 0):
@@ -172,9 +177,14 @@ def check_demand_reachable(net: Network) -> None:
     from scipy.sparse import csr_matrix  # scipy.sparse is slow to import: only when used
     from scipy.sparse.csgraph import dijkstra
 
-    graph = csr_matrix((np.ones(net.num_links), (net.init_node, net.term_node)), shape=(net.num_nodes,) * 2)
+    # zones below first_thru_node may not be crossed: their out-links leave from a copy node
+    n = net.num_nodes
+    zones = min(max(net.first_thru_node, 0), n)
+    copy_of = np.arange(n)
+    copy_of[:zones] = n + np.arange(zones)
+    graph = csr_matrix((np.ones(net.num_links), (copy_of[net.init_node], net.term_node)), shape=(n + zones,) * 2)
     origins, inverse = np.unique(d.origin, return_inverse=True)
-    hops = dijkstra(graph, unweighted=True, indices=origins)
+    hops = dijkstra(graph, unweighted=True, indices=copy_of[origins])
     bad = np.flatnonzero(~np.isfinite(hops[inverse, d.destination]) & (d.flow > 0))
     if len(bad):
         r = int(bad[0])
@@ -260,22 +270,30 @@ BUILT_IN = {
 }
 
 
-def load_network(net: str, trips: str | None = None) -> Network:
-    """A built-in network by name, or a TNTP `_net` file (with `trips`, or the `_trips`
-    file beside it). Demand must be reachable (checked)."""
-    if net in BUILT_IN and trips is None:
+def load_network(
+    net: str, trips: str | None = None, grid: Any = None, toll_weight: float = 0.0, distance_weight: float = 0.0
+) -> Network:
+    """A built-in network by name, the synthetic city `grid` (parameters `grid`, a
+    `GridConfig`), or a TNTP `_net` file (with `trips`, or the `_trips` file beside it;
+    link costs generalised by `toll_weight` and `distance_weight`, see `load_tntp`).
+    Demand must be reachable (checked)."""
+    if net == "grid" and trips is None:
+        from gamescale.envs.routing.grid import grid_network
+
+        network = grid_network(grid)
+    elif net in BUILT_IN and trips is None:
         network = BUILT_IN[net]()
     else:
         from gamescale.envs.routing.tntp import load_tntp
 
         path = Path(net)
         if not path.exists():
-            raise ValueError(f"unknown network {net!r}: not a built-in ({', '.join(BUILT_IN)}) nor a file")
+            raise ValueError(f"unknown network {net!r}: not a built-in ({', '.join(BUILT_IN)}, grid) nor a file")
         if trips is None:
             guess = path.with_name(path.name.replace("_net", "_trips"))
             if guess == path or not guess.exists():
                 raise ValueError(f"{net}: no trips file given and none found beside it")
             trips = str(guess)
-        network = load_tntp(path, Path(trips))
+        network = load_tntp(path, Path(trips), toll_weight=toll_weight, distance_weight=distance_weight)
     check_demand_reachable(network)
     return network
