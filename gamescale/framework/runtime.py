@@ -42,6 +42,8 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> bool:
     import ray
 
     if ray.is_initialized():
+        if address is not None:
+            _check_reachable(address)  # already connected, but a bad address is still an error
         return False
     if address is None:
         # Token authentication stays on (Ray 2.60's default); only its start-up WARNING,
