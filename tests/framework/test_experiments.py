@@ -15,6 +15,11 @@ PROMISED = {
     "mfg-ce": "ce_gap",
     "routing-static-ue": "relative_gap",
     "routing-n-vs-mean-field": "distance",
+    "coop-wvg-least-core": "max_violation",
+    "coop-isg-least-core": "max_violation",
+    "coop-mcnet-least-core": "max_violation",
+    "coop-xai-core": "max_violation",
+    "coop-scaling": "epsilon",
 }
 
 

@@ -15,6 +15,7 @@ from gamescale.algorithms.coalitions.solvers import (
     cutting_planes,
     reference_value,
 )
+from gamescale.algorithms.coalitions import scaling  # noqa: F401  (registers least_core_scaling)
 from gamescale.algorithms.registry import register_algorithm
 
 register_algorithm("least_core_lp", LeastCoreLPConfig, build_lp, "exact least core: full LP or cutting planes (HiGHS)")
