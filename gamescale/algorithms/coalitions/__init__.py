@@ -4,6 +4,7 @@ cutting planes (HiGHS), iterative coalition sampling. Registers `least_core_lp` 
 
 from __future__ import annotations
 
+from gamescale.algorithms.coalitions import scaling  # noqa: F401  (registers least_core_scaling)
 from gamescale.algorithms.coalitions.config import LeastCoreLPConfig, LeastCoreSamplingConfig
 from gamescale.algorithms.coalitions.lp import exact_least_core, solve_least_core_lp
 from gamescale.algorithms.coalitions.shapley import exact_shapley, sampled_shapley, shapley_values
@@ -15,7 +16,6 @@ from gamescale.algorithms.coalitions.solvers import (
     cutting_planes,
     reference_value,
 )
-from gamescale.algorithms.coalitions import scaling  # noqa: F401  (registers least_core_scaling)
 from gamescale.algorithms.registry import register_algorithm
 
 register_algorithm("least_core_lp", LeastCoreLPConfig, build_lp, "exact least core: full LP or cutting planes (HiGHS)")

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.optimize import linprog
-from scipy.sparse import csr_matrix, hstack
+from scipy.sparse import csr_matrix, hstack, vstack
 
 from gamescale.envs.coalitions.game import CoalitionGame, all_coalitions, check_payoff
 
@@ -41,29 +41,40 @@ def proper_coalitions(num_players: int) -> np.ndarray:
 def solve_least_core_lp(
     coalitions: np.ndarray, values: np.ndarray, grand_value: float, nonnegative: bool = False
 ) -> LPResult:
-    """The least-core LP over the given coalition rows `[K, n]` with values `[K]`."""
+    """The least-core LP over the given coalition rows `[K, n]` with values `[K]`.
+
+    HiGHS solves the dual, which has n + 1 rows instead of K (much faster for K >> n):
+
+        maximise v^T y + v(N) z   over y >= 0 `[K]`, z free
+        subject to  sum y = 1,   A^T y + z 1 = 0   (<= 0 when x >= 0)
+
+    and the payoff x is read off the multipliers of the n player rows.
+    """
     k, n = coalitions.shape
-    a = hstack([csr_matrix(coalitions.astype(np.float64)), csr_matrix(np.ones((k, 1)))], format="csr")
-    a_eq = np.concatenate([np.ones(n), [0.0]])[None, :]
-    cost = np.zeros(n + 1)
-    cost[-1] = 1.0
-    bounds = [(0.0, None) if nonnegative else (None, None)] * n + [(None, None)]
-    res = linprog(
-        cost,
-        A_ub=-a,
-        b_ub=-np.asarray(values, np.float64),
-        A_eq=a_eq,
-        b_eq=[grand_value],
-        bounds=bounds,
-        method="highs",
-    )
-    if res.status == 3:
+    if k == 0:
+        raise ValueError("the least-core LP needs at least one coalition")
+    vals = np.asarray(values, np.float64)
+    players = hstack([csr_matrix(coalitions.T.astype(np.float64)), csr_matrix(np.ones((n, 1)))], format="csr")
+    simplex = csr_matrix(np.concatenate([np.ones(k), [0.0]])[None, :])
+    cost = -np.concatenate([vals, [grand_value]])
+    bounds = [(0.0, None)] * k + [(None, None)]
+    if nonnegative:
+        res = linprog(cost, A_ub=players, b_ub=np.zeros(n), A_eq=simplex, b_eq=[1.0], bounds=bounds, method="highs")
+    else:
+        a_eq = vstack([players, simplex], format="csr")
+        res = linprog(cost, A_eq=a_eq, b_eq=np.concatenate([np.zeros(n), [1.0]]), bounds=bounds, method="highs")
+    if res.status == 2:
         raise ValueError(
             "the least-core LP is unbounded: the coalitions given do not bound epsilon (include every singleton)"
         )
     if res.status != 0:
         raise ValueError(f"the least-core LP failed: {res.message}")
-    return LPResult(res.x[:n].copy(), float(res.x[n]), -np.asarray(res.ineqlin.marginals, np.float64))
+    x = -(res.ineqlin.marginals if nonnegative else res.eqlin.marginals[:n])
+    x = np.asarray(x, np.float64)
+    if nonnegative:
+        x = np.maximum(x, 0.0)
+    x = x + (grand_value - x.sum()) / n  # exact efficiency (HiGHS duals are accurate to ~1e-12)
+    return LPResult(x, float(-res.fun), np.asarray(res.x[:k], np.float64))
 
 
 def exact_least_core(game: CoalitionGame, nonnegative: bool = False) -> LPResult:
