@@ -51,6 +51,8 @@ def solve_least_core_lp(
     and the payoff x is read off the multipliers of the n player rows.
     """
     k, n = coalitions.shape
+    if nonnegative and grand_value < 0:
+        raise ValueError(f"nonnegative payoffs need v(N) >= 0, got {grand_value:g}")
     if k == 0:
         raise ValueError("the least-core LP needs at least one coalition")
     vals = np.asarray(values, np.float64)
