@@ -11,7 +11,7 @@ and gamescale (HiGHS LP, cutting planes, iterative coalition sampling), one run.
    own test (Adam 1e-2, batch 8, mu_init 1000) and its saved payoffs are measured here.
 2. Coalition evaluations per second with 1 and 2 Ray rollout workers (MC-net and the XAI game).
 
-    python benchmarks/coalitions.py [--quick] [--budget 120]
+    python benchmarks/coalitions.py [--quick] [--budget 120] [--sizes 20,25,50] [--no-throughput]
 
 Prints the tables and writes benchmarks/results/coalitions.json.
 """
@@ -245,11 +245,15 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--budget", type=float, default=120.0)
+    parser.add_argument("--sizes", type=str, default=None, help="comma-separated player counts")
+    parser.add_argument("--no-throughput", action="store_true")
     args = parser.parse_args()
     sizes = [10, 15] if args.quick else [10, 15, 20, 25, 50, 200]
+    if args.sizes:
+        sizes = [int(s) for s in args.sizes.split(",")]
     budget = 30.0 if args.quick else args.budget
     rows = side_by_side(sizes, budget, openspiel_lp_max=16)
-    throughput = evaluation_throughput(rows_per_call=20_000 if args.quick else 200_000)
+    throughput = [] if args.no_throughput else evaluation_throughput(rows_per_call=20_000 if args.quick else 200_000)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(
         json.dumps(
