@@ -147,3 +147,21 @@ def test_bad_input_is_one_line(build, message):
         build()
     assert message in str(info.value)
     assert "\n" not in str(info.value).strip() or "validation error" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ({"env.weights": [1] * 13 + [-2]}, "non-negative"),
+        ({"env.weights": [1] * 14, "env.quota": 15}, "quota 15"),
+        ({"env.weights": [1, 2, 3]}, "num_players is 14 but 3"),
+        ({"env.num_players": 1}, "num_players"),
+    ],
+)
+def test_bad_input_through_the_config_layer_is_one_config_error_line(tmp_path, override, message):
+    import gamescale
+    from gamescale.framework.errors import ConfigError
+
+    with pytest.raises(ConfigError) as info:
+        gamescale.run("coop-wvg-least-core", overrides=override, out=tmp_path / "run")
+    assert message in str(info.value) and "\n" not in str(info.value)
