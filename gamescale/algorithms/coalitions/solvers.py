@@ -14,7 +14,7 @@ twice) and report, every iteration,
     lp_epsilon         the exact least-core value, where it can be computed (a line on the plots)
 
 State (numpy arrays and scalars): payoff `[n]` (current iterate), best_payoff `[n]`, epsilon, ws_packed `[K, ceil(n/8)]` uint8,
-ws_values `[K]`, ws_log_mu `[K]` (saddle point: log-multipliers; penalty: multipliers), history_* `[iterations]`,
+ws_values `[K]`, ws_log_mu `[K]` (saddle point: log-multipliers; penalty and lp: multipliers), history_* `[iterations]`,
 shapley `[n]` and shapley_half_width `[n]`.
 """
 
@@ -135,9 +135,9 @@ class _LeastCoreBase:
     def _merge(self, state: State, rows: np.ndarray, values: np.ndarray, cap: int) -> State:
         packed = np.concatenate([state["ws_packed"], pack(rows)])
         vals = np.concatenate([state["ws_values"], values])
-        # saddle point: log-multipliers, newcomers start light; penalty: multipliers, newcomers at 0
-        penalty = getattr(self.config, "update", "") == "penalty"
-        fresh = 0.0 if penalty else state["ws_log_mu"].max(initial=0.0) - 5.0
+        # saddle point: log-multipliers, newcomers start light; penalty and lp: multipliers, newcomers at 0
+        update = getattr(self.config, "update", "lp")
+        fresh = state["ws_log_mu"].max(initial=0.0) - 5.0 if update == "saddle_point" else 0.0
         log_mu = np.concatenate([state["ws_log_mu"], np.full(len(rows), fresh)])
         keep = unique_rows(packed)
         packed, vals, log_mu = packed[keep], vals[keep], log_mu[keep]
@@ -145,6 +145,8 @@ class _LeastCoreBase:
         if len(packed) > cap:
             c = unpack(packed[pinned:], self.n)
             ex = vals[pinned:] - c @ state["payoff"]
+            if update == "lp":  # the last LP's support (positive multipliers) is never dropped
+                ex = np.where(log_mu[pinned:] > 0, np.inf, ex)
             top = pinned + np.sort(np.argsort(-ex, kind="stable")[: cap - pinned])
             idx = np.concatenate([np.arange(pinned), top])
             packed, vals, log_mu = packed[idx], vals[idx], log_mu[idx]
@@ -361,6 +363,7 @@ class LeastCoreSampling(_LeastCoreBase):
         if c.update == "lp":
             res = solve_least_core_lp(a, v, self.total, c.nonnegative)
             x, eps = res.payoff, res.epsilon
+            state = {**state, "ws_log_mu": res.duals}
         elif c.update == "saddle_point":
             x, log_mu = first_order.saddle_point(
                 a.astype(np.float64),
