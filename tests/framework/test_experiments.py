@@ -20,6 +20,11 @@ PROMISED = {
     "distill-offline": "golden_distance",
     "distill-online": "golden_distance",
     "distill-diversity-sweep": "golden_distance",
+    "coop-wvg-least-core": "max_violation",
+    "coop-isg-least-core": "max_violation",
+    "coop-mcnet-least-core": "max_violation",
+    "coop-xai-core": "max_violation",
+    "coop-scaling": "epsilon",
 }
 # Smaller data for the two-iteration runs where an experiment's set-up dominates them.
 _BOND_QUICK = {

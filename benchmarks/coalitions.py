@@ -1,0 +1,276 @@
+"""Least core side by side: OpenSpiel's `coalitional_games` (LP via cvxpy, Lagrangian via jax)
+and gamescale (HiGHS LP, cutting planes, iterative coalition sampling), one run.
+
+1. For weighted voting games (quota 60% of the total weight, integer weights 1..20) and
+   induced subgraph games (edge probability min(1, 8/n), integer weights in [-5, 10], so v(N) >= 0) with
+   n players: the best known least-core value under OpenSpiel's definition (payoffs >= 0),
+   exact where it can be computed (full LP, or cutting planes with the subset-sum oracle);
+   then for every solver, in a fresh subprocess with a time budget, the seconds until a
+   payoff whose largest excess (measured exactly when possible) is within 1% of it, and the
+   subprocess's peak resident memory. OpenSpiel's Lagrangian runs with the settings of its
+   own test (Adam 1e-2, batch 8, mu_init 1000) and its saved payoffs are measured here.
+2. Coalition evaluations per second with 1 and 2 Ray rollout workers (MC-net and the XAI game).
+
+    python benchmarks/coalitions.py [--quick] [--budget 120] [--sizes 20,25,50] [--no-throughput]
+
+Prints the tables and writes benchmarks/results/coalitions.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import multiprocessing as mp
+import os
+import platform
+import resource
+import time
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # before any import of ray
+
+RESULTS = Path(__file__).resolve().parent / "results" / "coalitions.json"
+WITHIN = 0.01
+
+
+def make_game(family: str, n: int, seed: int = 0):
+    from gamescale.envs.coalitions import random_induced_subgraph, random_weighted_voting
+
+    if family == "weighted_voting":
+        return random_weighted_voting(n, seed, quota_fraction=0.6)
+    return random_induced_subgraph(n, seed, edge_probability=min(1.0, 8.0 / n), min_weight=-5, max_weight=10)
+
+
+def true_excess(game, payoff: np.ndarray) -> tuple[float, str]:
+    """Largest excess of a payoff over all proper coalitions: exact when possible."""
+    from gamescale.algorithms.coalitions.lp import has_exact_separation, most_violated_exact
+    from gamescale.algorithms.coalitions.sampling import sample_coalitions, search_excess
+
+    if has_exact_separation(game, 20):
+        return float(most_violated_exact(game, payoff, 1, 20)[1][0]), "exact"
+    rng = np.random.default_rng(12345)
+    c = sample_coalitions(rng, game.num_players, 20000)
+    v = game.values(c)
+    top = np.argsort(-(v - c @ payoff))[:256]
+    found, fv, _ = search_excess(game, payoff, c[top], v[top], 50)
+    return float(max(np.max(v - c @ payoff), np.max(fv - found @ payoff))), "sampled"
+
+
+def best_known(game) -> tuple[float, bool]:
+    from gamescale.algorithms.coalitions import cutting_planes, exact_least_core
+
+    if game.num_players <= 18:
+        return exact_least_core(game, nonnegative=True).epsilon, True
+    if game.has_exact_oracle:
+        return cutting_planes(game, nonnegative=True)[1], True
+    return math.nan, False
+
+
+# -- solvers, each run in a child process ---------------------------------------------------
+def _openspiel_game(game):
+    from open_spiel.python.coalitional_games import coalitional_game
+
+    class Wrapped(coalitional_game.CoalitionalGame):
+        def __init__(self):
+            super().__init__(game.num_players)
+
+        def coalition_value(self, coalition):
+            return float(game.values(np.asarray(coalition, bool)[None])[0])
+
+        def coalition_values(self, coalitions):
+            return game.values(np.asarray(coalitions, bool))
+
+    return Wrapped()
+
+
+def run_openspiel_lp(family, n, target, budget):
+    from open_spiel.python.coalitional_games import least_core_lp
+
+    game = make_game(family, n)
+    start = time.perf_counter()
+    x, eps = least_core_lp.solve_least_core_lp(_openspiel_game(game), least_core_lp.add_all_constraints)
+    seconds = time.perf_counter() - start
+    value, _ = true_excess(game, np.asarray(x, float))
+    return {"seconds": seconds, "epsilon": value, "reached": value <= target + WITHIN * abs(target)}
+
+
+def run_openspiel_lagrangian(family, n, target, budget):
+    """One `CoreLagrangian.solve` sized to the budget (each call starts afresh), payoffs saved 50
+    times; the time to the first saved payoff within 1% is read off its iteration."""
+    import optax
+    from open_spiel.python.coalitional_games import least_core_lagrangian
+
+    game = make_game(family, n)
+    solver = least_core_lagrangian.CoreLagrangian(_openspiel_game(game), optax.adam(1e-2), optax.adam(1e-2))
+    kwargs = {"batch_size": 8, "gamma": 1e-8, "mu_init": 1000.0, "seed": 0}
+    calib = 500
+    start = time.perf_counter()
+    solver.solve(n_iter=calib, save_every=calib, evaluate_every=10 * calib, **kwargs)
+    per_iter = (time.perf_counter() - start) / calib
+    n_iter = max(int(0.6 * budget / per_iter) // 50 * 50, 50)
+    payoffs, _, _, duration = solver.solve(n_iter=n_iter, save_every=n_iter // 50, evaluate_every=10 * n_iter, **kwargs)
+    best = math.inf
+    for k, x in enumerate(payoffs):
+        value, _ = true_excess(game, np.asarray(x, float))
+        best = min(best, value)
+        if value <= target + WITHIN * abs(target):
+            return {"seconds": duration * k / 50, "epsilon": value, "reached": True, "iterations": k * (n_iter // 50)}
+    return {"seconds": math.nan, "epsilon": best, "reached": False, "iterations": n_iter}
+
+
+def run_gamescale(family, n, target, budget, update="lp"):
+    from gamescale.algorithms.base import LocalShardRunner, StepContext
+    from gamescale.algorithms.coalitions import LeastCoreSampling
+    from gamescale.algorithms.coalitions.config import LeastCoreSamplingConfig
+
+    game = make_game(family, n)
+    config = LeastCoreSamplingConfig(
+        update=update, nonnegative=True, shapley="none", reference="none", target_epsilon=target, stop_within=WITHIN
+    )
+    solver = LeastCoreSampling(config, game)
+    runner, start = LocalShardRunner(game), time.perf_counter()
+    state, it = solver.init(0), 0
+    while time.perf_counter() - start < budget:
+        state, metrics = solver.step(state, StepContext(it, 0, runner, 4))
+        it += 1
+        if solver.should_stop(state, metrics) is not None:
+            seconds = time.perf_counter() - start
+            value, how = true_excess(game, state["best_payoff"])
+            return {
+                "seconds": seconds,
+                "epsilon": value,
+                "reached": value <= target + WITHIN * abs(target),
+                "iterations": it,
+                "certified": how,
+            }
+    return {"seconds": math.nan, "epsilon": float(state["best_epsilon"]), "reached": False, "iterations": it}
+
+
+RUNNERS = {
+    "openspiel_lp": run_openspiel_lp,
+    "openspiel_lagrangian": run_openspiel_lagrangian,
+    "gamescale_sampling_lp": lambda *a: run_gamescale(*a, update="lp"),
+    "gamescale_saddle_point": lambda *a: run_gamescale(*a, update="saddle_point"),
+}
+
+
+def _child(name, args, queue):
+    try:
+        out = RUNNERS[name](*args)
+    except Exception as exc:  # reported in the table, not raised
+        out = {"error": f"{type(exc).__name__}: {exc}"[:120]}
+    out["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    queue.put(out)
+
+
+def in_subprocess(name, args, budget):
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_child, args=(name, args, queue))
+    proc.start()
+    proc.join(budget + 30)
+    if proc.is_alive():
+        proc.terminate()
+        proc.join()
+        return {"error": f"no answer in {budget:.0f} s", "reached": False}
+    return queue.get() if not queue.empty() else {"error": f"exit code {proc.exitcode}", "reached": False}
+
+
+def side_by_side(sizes, budget, openspiel_lp_max):
+    rows = []
+    for family in ("weighted_voting", "induced_subgraph"):
+        for n in sizes:
+            game = make_game(family, n)
+            target, exact = best_known(game)
+            methods = ["gamescale_sampling_lp", "gamescale_saddle_point", "openspiel_lagrangian"]
+            if n <= openspiel_lp_max:
+                methods.insert(0, "openspiel_lp")
+            results = {}
+            if not exact:  # no exact value: the best any solver certifies
+                results["gamescale_sampling_lp"] = in_subprocess(
+                    "gamescale_sampling_lp", (family, n, -1e9, budget), budget
+                )
+                target = results["gamescale_sampling_lp"].get("epsilon", math.nan)
+            for m in methods:
+                if m not in results:
+                    results[m] = in_subprocess(m, (family, n, target, budget), budget)
+                r = results[m]
+                rows.append({"family": family, "n": n, "best_known": target, "exact": exact, "solver": m, **r})
+                print(
+                    f"{family:17s} n={n:4d} best={target:10.5g} {'exact' if exact else 'found'}  {m:24s} "
+                    f"s={r.get('seconds', math.nan):8.2f} eps={r.get('epsilon', math.nan):10.5g} "
+                    f"reached={r.get('reached')} peakMB={r.get('peak_mb', math.nan):7.0f} {r.get('error', '')}",
+                    flush=True,
+                )
+    return rows
+
+
+def evaluation_throughput(workers_list=(1, 2), rows_per_call=200_000):
+    import ray
+
+    from gamescale.algorithms.base import make_shard_tasks
+    from gamescale.algorithms.coalitions.sampling import evaluate_shard, sample_coalitions
+    from gamescale.envs.coalitions.game import pack
+    from gamescale.framework.actors import RolloutPool
+
+    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False)
+    out = []
+    try:
+        for env, count in (
+            ({"name": "mc_net", "num_players": 200, "seed": 0}, rows_per_call),
+            ({"name": "xai_features"}, rows_per_call // 10),
+        ):
+            c = sample_coalitions(np.random.default_rng(0), 200 if env["name"] == "mc_net" else 10, count)
+            chunks = np.array_split(pack(c), 8)
+            for workers in workers_list:
+                pool = RolloutPool(env, workers)
+                try:
+                    pool.map(evaluate_shard, make_shard_tasks(0, 0, 2, [chunks[0][:10]] * 2))  # warm up
+                    start = time.perf_counter()
+                    pool.map(evaluate_shard, make_shard_tasks(0, 1, 8, chunks))
+                    rate = count / (time.perf_counter() - start)
+                finally:
+                    pool.shutdown()
+                out.append({"game": env["name"], "workers": workers, "evaluations_per_s": rate})
+                print(f"{env['name']:14s} workers={workers} evaluations/s={rate:12.0f}", flush=True)
+    finally:
+        ray.shutdown()
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--budget", type=float, default=120.0)
+    parser.add_argument("--sizes", type=str, default=None, help="comma-separated player counts")
+    parser.add_argument("--no-throughput", action="store_true")
+    args = parser.parse_args()
+    sizes = [10, 15] if args.quick else [10, 15, 20, 25, 50, 200]
+    if args.sizes:
+        sizes = [int(s) for s in args.sizes.split(",")]
+    budget = 30.0 if args.quick else args.budget
+    rows = side_by_side(sizes, budget, openspiel_lp_max=16)
+    throughput = [] if args.no_throughput else evaluation_throughput(rows_per_call=20_000 if args.quick else 200_000)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(
+        json.dumps(
+            {
+                "machine": platform.platform(),
+                "cpus": os.cpu_count(),
+                "quick": args.quick,
+                "budget_s": budget,
+                "least_core": rows,
+                "throughput": throughput,
+            },
+            indent=1,
+            default=float,
+        )
+    )
+    print(f"wrote {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()

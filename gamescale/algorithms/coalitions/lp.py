@@ -1,0 +1,128 @@
+"""The least core by linear programming (HiGHS through scipy).
+
+    minimise eps  over (x, eps)
+    subject to  x(S) + eps >= v(S)   for every proper non-empty coalition S (or a subset of them)
+                x(N) = v(N),   and x >= 0 when `nonnegative`
+
+`solve_least_core_lp` solves it over the coalitions it is given (all 2^n - 2 for small n:
+the exact least core); over a subset it is a relaxation, so its value is a LOWER bound on
+the least-core value. `max_excess` measures a payoff against every coalition (exactly, by
+enumeration in chunks or the game's own oracle), which gives the matching UPPER bound.
+`cutting_planes` alternates the two until they meet.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import linprog
+from scipy.sparse import csr_matrix, hstack, vstack
+
+from gamescale.envs.coalitions.game import CoalitionGame, all_coalitions, check_payoff
+
+ENUMERATION_CHUNK = 1 << 16
+
+
+@dataclass(frozen=True)
+class LPResult:
+    """payoff `[n]`, epsilon (the LP value), duals `[K]` (>= 0, one per coalition row)."""
+
+    payoff: np.ndarray
+    epsilon: float
+    duals: np.ndarray
+
+
+def proper_coalitions(num_players: int) -> np.ndarray:
+    """All 2^n - 2 proper non-empty coalitions `[2^n - 2, n]` (bitmasks 1 .. 2^n - 2)."""
+    return all_coalitions(num_players, 1, (1 << num_players) - 1)
+
+
+def solve_least_core_lp(
+    coalitions: np.ndarray, values: np.ndarray, grand_value: float, nonnegative: bool = False
+) -> LPResult:
+    """The least-core LP over the given coalition rows `[K, n]` with values `[K]`.
+
+    HiGHS solves the dual, which has n + 1 rows instead of K (much faster for K >> n):
+
+        maximise v^T y + v(N) z   over y >= 0 `[K]`, z free
+        subject to  sum y = 1,   A^T y + z 1 = 0   (<= 0 when x >= 0)
+
+    and the payoff x is read off the multipliers of the n player rows.
+    """
+    k, n = coalitions.shape
+    if nonnegative and grand_value < 0:
+        raise ValueError(f"nonnegative payoffs need v(N) >= 0, got {grand_value:g}")
+    if k == 0:
+        raise ValueError("the least-core LP needs at least one coalition")
+    vals = np.asarray(values, np.float64)
+    players = hstack([csr_matrix(coalitions.T.astype(np.float64)), csr_matrix(np.ones((n, 1)))], format="csr")
+    simplex = csr_matrix(np.concatenate([np.ones(k), [0.0]])[None, :])
+    cost = -np.concatenate([vals, [grand_value]])
+    bounds = [(0.0, None)] * k + [(None, None)]
+    if nonnegative:
+        res = linprog(cost, A_ub=players, b_ub=np.zeros(n), A_eq=simplex, b_eq=[1.0], bounds=bounds, method="highs")
+    else:
+        a_eq = vstack([players, simplex], format="csr")
+        res = linprog(cost, A_eq=a_eq, b_eq=np.concatenate([np.zeros(n), [1.0]]), bounds=bounds, method="highs")
+    if res.status == 2:
+        raise ValueError(
+            "the least-core LP is unbounded: the coalitions given do not bound epsilon (include every singleton)"
+        )
+    if res.status != 0:
+        raise ValueError(f"the least-core LP failed: {res.message}")
+    x = -(res.ineqlin.marginals if nonnegative else res.eqlin.marginals[:n])
+    x = np.asarray(x, np.float64)
+    if nonnegative:
+        x = np.maximum(x, 0.0)
+    x = x + (grand_value - x.sum()) / n  # exact efficiency (HiGHS duals are accurate to ~1e-12)
+    return LPResult(x, float(-res.fun), np.asarray(res.x[:k], np.float64))
+
+
+def exact_least_core(game: CoalitionGame, nonnegative: bool = False) -> LPResult:
+    """The least core over all 2^n - 2 proper coalitions (small n only)."""
+    if game.num_players > 22:
+        raise ValueError(
+            f"the full least-core LP over 2^{game.num_players} coalitions is too large; use cutting planes"
+        )
+    c = proper_coalitions(game.num_players)
+    return solve_least_core_lp(c, game.values(c), game.grand_value(), nonnegative)
+
+
+def max_excess_enumerated(game: CoalitionGame, payoff: np.ndarray, k: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """The k proper non-empty coalitions of largest excess v(S) - x(S), by enumeration in chunks.
+
+    Returns (coalitions `[k, n]` bool, excess `[k]`), largest first.
+    """
+    n = game.num_players
+    x = check_payoff(payoff, n)
+    last = (1 << n) - 1
+    best_rows, best_ex = np.zeros((0, n), bool), np.zeros(0)
+    for start in range(1, last, ENUMERATION_CHUNK):
+        c = all_coalitions(n, start, min(start + ENUMERATION_CHUNK, last))
+        ex = game.values(c) - c @ x
+        top = np.argsort(-ex, kind="stable")[:k]
+        rows = np.concatenate([best_rows, c[top]])
+        exs = np.concatenate([best_ex, ex[top]])
+        keep = np.argsort(-exs, kind="stable")[:k]
+        best_rows, best_ex = rows[keep], exs[keep]
+    return best_rows, best_ex
+
+
+def has_exact_separation(game: CoalitionGame, enumeration_limit: int) -> bool:
+    return game.num_players <= enumeration_limit or game.has_exact_oracle
+
+
+def most_violated_exact(game: CoalitionGame, payoff: np.ndarray, k: int, enumeration_limit: int = 16):
+    """Exact top-k excess coalitions: the game's own oracle when it has one, else enumeration."""
+    if game.has_exact_oracle:
+        return game.most_violated(payoff, k)
+    if game.num_players <= enumeration_limit:
+        return max_excess_enumerated(game, payoff, k)
+    raise ValueError(f"{game.name} with {game.num_players} players has no exact separation oracle")
+
+
+def initial_coalitions(num_players: int) -> np.ndarray:
+    """Singletons and their complements `[2n, n]`: enough to keep every restricted LP bounded."""
+    eye = np.eye(num_players, dtype=bool)
+    return np.concatenate([eye, ~eye])

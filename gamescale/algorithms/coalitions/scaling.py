@@ -1,0 +1,201 @@
+"""LP vs iterative coalition sampling as the number of players grows (one size per step).
+
+Each step draws a random game of `family` with the next size of `sizes` and measures:
+
+* the full least-core LP (HiGHS, all 2^n - 2 coalitions): seconds, or why it did not run
+  (its constraint matrix would exceed `lp_memory_gb`, or HiGHS hit `lp_time_limit`);
+* the best known least-core value: exact (full LP, or cutting planes with the family's
+  exact oracle: weighted voting games), else the smallest value certified on samples;
+* iterative coalition sampling (`LeastCoreSampling`, in this process) until its certified
+  epsilon is within `within` of the best known value or `iterative_time_limit` runs out.
+
+Metrics per step: num_players, lp_seconds (NaN when not run), lp_status (0 solved, 1 out of
+memory, 2 out of time), best_known, best_known_exact, epsilon (iterative), iterative_seconds,
+reached (1 when within `within`).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any, Literal
+
+import numpy as np
+import pyarrow as pa
+from pydantic import Field
+from scipy.optimize import linprog
+from scipy.sparse import csr_matrix, hstack
+
+from gamescale.algorithms.base import LearnerSpec, LocalShardRunner, State, StepContext
+from gamescale.algorithms.coalitions.config import LeastCoreSamplingConfig
+from gamescale.algorithms.coalitions.lp import has_exact_separation, proper_coalitions
+from gamescale.algorithms.coalitions.solvers import LeastCoreSampling, cutting_planes
+from gamescale.algorithms.registry import AlgorithmConfig, register_algorithm
+from gamescale.envs.coalitions import random_induced_subgraph, random_mc_net, random_weighted_voting
+from gamescale.envs.coalitions.game import CoalitionGame
+
+FAMILIES = {
+    "weighted_voting": lambda n, seed: random_weighted_voting(n, seed, quota_fraction=0.6),
+    "induced_subgraph": lambda n, seed: random_induced_subgraph(n, seed, edge_probability=min(1.0, 8.0 / n)),
+    "mc_net": lambda n, seed: random_mc_net(n, seed),
+}
+
+
+class LeastCoreScalingConfig(AlgorithmConfig):
+    """The scaling study; the run's env is not used (each step builds its own game)."""
+
+    name: str = "least_core_scaling"
+    family: Literal["weighted_voting", "induced_subgraph", "mc_net"] = "weighted_voting"
+    sizes: list[int] = Field(default_factory=lambda: [10, 15, 20, 25, 50, 100, 200])
+    game_seed: int = Field(0, ge=0)
+    within: float = Field(0.01, gt=0)
+    lp_time_limit: float = Field(60.0, gt=0)
+    lp_memory_gb: float = Field(4.0, gt=0)
+    iterative_time_limit: float = Field(60.0, gt=0)
+    update: Literal["lp", "saddle_point", "penalty"] = "lp"
+    samples: int = Field(2048, ge=1)
+
+
+def full_lp(game: CoalitionGame, time_limit: float, memory_gb: float) -> tuple[float, int, float]:
+    """(seconds, status 0 solved / 1 too big / 2 out of time, epsilon) of the full LP."""
+    n = game.num_players
+    rows = (1 << n) - 2 if n < 60 else math.inf
+    # coalition matrix (bool) + CSR (int32 index + float64 value per member, half the players on average)
+    if n > 26 or rows * (n + 12 * n / 2) / 2**30 > memory_gb:
+        return math.nan, 1, math.nan
+    start = time.perf_counter()
+    c = proper_coalitions(n)
+    a = hstack([csr_matrix(c.astype(np.float64)), csr_matrix(np.ones((len(c), 1)))], format="csr")
+    cost = np.zeros(n + 1)
+    cost[-1] = 1.0
+    res = linprog(
+        cost,
+        A_ub=-a,
+        b_ub=-game.values(c),
+        A_eq=np.r_[np.ones(n), 0.0][None],
+        b_eq=[game.grand_value()],
+        bounds=[(None, None)] * (n + 1),
+        method="highs",
+        options={"time_limit": max(time_limit - (time.perf_counter() - start), 1.0)},
+    )
+    seconds = time.perf_counter() - start
+    if res.status != 0:
+        return seconds, 2, math.nan
+    return seconds, 0, float(res.x[n])
+
+
+class LeastCoreScaling:
+    def __init__(self, config: LeastCoreScalingConfig, env: Any = None):
+        if any(n < 2 for n in config.sizes) or not config.sizes:
+            raise ValueError("sizes must be a non-empty list of player counts >= 2")
+        self.config = config
+
+    def learner_specs(self) -> dict[str, LearnerSpec]:
+        return {}
+
+    def init(self, seed: int) -> State:
+        k = len(self.config.sizes)
+        return {
+            "index": 0,
+            **{
+                key: np.full(k, np.nan)
+                for key in (
+                    "num_players",
+                    "lp_seconds",
+                    "lp_status",
+                    "lp_epsilon",
+                    "best_known",
+                    "best_known_exact",
+                    "epsilon",
+                    "iterative_seconds",
+                    "reached",
+                )
+            },
+        }
+
+    def step(self, state: State, ctx: StepContext) -> tuple[State, dict[str, float]]:
+        c = self.config
+        i = int(state["index"])
+        if i >= len(c.sizes):
+            return state, {key: float(state[key][-1]) for key in self._keys()}
+        n = c.sizes[i]
+        game = FAMILIES[c.family](n, c.game_seed)
+        lp_seconds, lp_status, lp_eps = full_lp(game, c.lp_time_limit, c.lp_memory_gb)
+        exact = math.nan
+        if lp_status == 0:
+            exact = lp_eps
+        elif has_exact_separation(game, 16):
+            exact = cutting_planes(game)[1]
+        config = LeastCoreSamplingConfig(
+            update=c.update,
+            samples=c.samples,
+            shapley="none",
+            reference="none",
+            target_epsilon=None if math.isnan(exact) else exact,
+            stop_within=None if math.isnan(exact) else c.within,
+        )
+        solver = LeastCoreSampling(config, game)
+        sstate = solver.init(ctx.seed)
+        runner = LocalShardRunner(game)
+        start = time.perf_counter()
+        seconds, it = math.nan, 0
+        while time.perf_counter() - start < c.iterative_time_limit:
+            sstate, metrics = solver.step(sstate, StepContext(it, ctx.seed, runner, ctx.num_shards))
+            it += 1
+            if solver.should_stop(sstate, metrics) is not None:
+                seconds = time.perf_counter() - start
+                break
+        best_iter = float(sstate["best_epsilon"])
+        best = exact if not math.isnan(exact) else best_iter
+        reached = best_iter <= best + c.within * max(abs(best), 1e-12)
+        if math.isnan(exact):  # no exact value: the time to the final value is all we can say
+            seconds = time.perf_counter() - start
+        values = {
+            "num_players": n,
+            "lp_seconds": lp_seconds,
+            "lp_status": lp_status,
+            "lp_epsilon": lp_eps,
+            "best_known": best,
+            "best_known_exact": float(not math.isnan(exact)),
+            "epsilon": best_iter,
+            "iterative_seconds": seconds,
+            "reached": float(reached),
+        }
+        state = dict(state)
+        for key, value in values.items():
+            state[key] = state[key].copy()
+            state[key][i] = value
+        state["index"] = i + 1
+        return state, {k: float(v) for k, v in values.items()}
+
+    @staticmethod
+    def _keys() -> list[str]:
+        return [
+            "num_players",
+            "lp_seconds",
+            "lp_status",
+            "lp_epsilon",
+            "best_known",
+            "best_known_exact",
+            "epsilon",
+            "iterative_seconds",
+            "reached",
+        ]
+
+    def summary(self, state: State) -> dict[str, Any]:
+        done = int(state["index"])
+        return {
+            "scaling": {k: [None if not np.isfinite(v) else float(v) for v in state[k][:done]] for k in self._keys()}
+        }
+
+    def tables(self, state: State) -> dict[str, pa.Table]:
+        done = int(state["index"])
+        return {"scaling": pa.table({k: state[k][:done] for k in self._keys()})}
+
+
+register_algorithm(
+    "least_core_scaling",
+    LeastCoreScalingConfig,
+    LeastCoreScaling,
+    "least core: full LP vs iterative coalition sampling as n grows",
+)

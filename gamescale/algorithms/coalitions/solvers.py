@@ -1,0 +1,411 @@
+"""The least-core algorithms in the step interface: exact LP / cutting planes, and iterative
+coalition sampling (arXiv 2402.03928) with LP, saddle-point or penalty payoff updates.
+
+Both keep a working set of coalitions (rows and values, so no coalition is evaluated
+twice) and report, every iteration,
+
+    epsilon            the solver's least-core value (restricted LP / working-set value)
+    max_violation      max over ALL proper coalitions of max(0, v(S) - x(S) - epsilon) at the
+                       current payoff x: exact by enumeration or the game's oracle when
+                       possible, else on a large fresh sample climbed by local search
+                       (then a lower bound; the summary says which)
+    certified_epsilon  the largest excess of x, epsilon + max_violation (what x achieves)
+    best_epsilon       the smallest certified_epsilon so far; its payoff (best_payoff) is the answer
+    lp_epsilon         the exact least-core value, where it can be computed (a line on the plots)
+
+State (numpy arrays and scalars): payoff `[n]` (current iterate), best_payoff `[n]`, epsilon, ws_packed `[K, ceil(n/8)]` uint8,
+ws_values `[K]`, ws_log_mu `[K]` (saddle point: log-multipliers; penalty and lp: multipliers), history_* `[iterations]`,
+shapley `[n]` and shapley_half_width `[n]`.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from gamescale.algorithms.base import LearnerSpec, State, StepContext, Stop, make_shard_tasks
+from gamescale.algorithms.coalitions import first_order
+from gamescale.algorithms.coalitions.config import LeastCoreLPConfig, LeastCoreSamplingConfig
+from gamescale.algorithms.coalitions.lp import (
+    exact_least_core,
+    has_exact_separation,
+    initial_coalitions,
+    most_violated_exact,
+    solve_least_core_lp,
+)
+from gamescale.algorithms.coalitions.sampling import evaluations_of, read_coalitions, sample_shard
+from gamescale.algorithms.coalitions.shapley import shapley_values
+from gamescale.envs.coalitions.game import CoalitionGame, check_payoff, pack, unpack
+
+_SHAPLEY_STREAM = 1 << 40  # shard-seed "iteration" of the Shapley sampling, apart from the solver's
+
+
+def cutting_planes(
+    game: CoalitionGame,
+    nonnegative: bool = False,
+    cuts: int = 50,
+    tolerance: float = 1e-9,
+    enumeration_limit: int = 16,
+    max_rounds: int = 10_000,
+) -> tuple[np.ndarray, float, int]:
+    """Exact least core by cutting planes with an exact oracle; returns (payoff, epsilon, rounds)."""
+    if not has_exact_separation(game, enumeration_limit):
+        raise ValueError(f"{game.name} with {game.num_players} players has no exact separation oracle")
+    c = initial_coalitions(game.num_players)
+    v = game.values(c)
+    total = game.grand_value()
+    for rounds in range(1, max_rounds + 1):
+        res = solve_least_core_lp(c, v, total, nonnegative)
+        rows, ex = most_violated_exact(game, res.payoff, cuts, enumeration_limit)
+        new = ex > res.epsilon + tolerance
+        if not new.any():
+            return res.payoff, res.epsilon, rounds
+        c = np.concatenate([c, rows[new]])
+        v = np.concatenate([v, game.values(rows[new])])
+    raise RuntimeError("cutting planes did not converge")
+
+
+def reference_value(game: CoalitionGame, nonnegative: bool, full_limit: int = 16, enumeration_limit: int = 16) -> float:
+    """The exact least-core value where it is computable (full LP or exact cutting planes), else NaN."""
+    if game.num_players <= full_limit:
+        return exact_least_core(game, nonnegative).epsilon
+    if has_exact_separation(game, enumeration_limit):
+        return cutting_planes(game, nonnegative, enumeration_limit=enumeration_limit)[1]
+    return math.nan
+
+
+def unique_rows(packed: np.ndarray) -> np.ndarray:
+    """Indices of the first occurrence of each distinct packed row."""
+    view = np.ascontiguousarray(packed).view(np.dtype((np.void, packed.shape[1]))).ravel()
+    _, first = np.unique(view, return_index=True)
+    return np.sort(first)
+
+
+class _LeastCoreBase:
+    """What both algorithms share: the working set, certification, Shapley, tables, plots."""
+
+    config: Any
+
+    def __init__(self, config: Any, game: CoalitionGame):
+        if not isinstance(game, CoalitionGame):
+            raise ValueError(f"{config.name} needs a cooperative game (weighted_voting, induced_subgraph, ...)")
+        self.config, self.game = config, game
+        self.n = game.num_players
+        self.total = game.grand_value()
+        if config.nonnegative and self.total < 0:
+            raise ValueError(f"nonnegative payoffs need v(N) >= 0, got {self.total:g}")
+        if config.stop_within is not None and config.target_epsilon is None and not self._has_reference():
+            raise ValueError("stop_within needs target_epsilon (no exact reference for this game)")
+
+    def _has_reference(self) -> bool:
+        return True
+
+    def learner_specs(self) -> dict[str, LearnerSpec]:
+        return {}
+
+    # -- working set ------------------------------------------------------------------------
+    def _start_state(self, x: np.ndarray, reference: float) -> State:
+        c = initial_coalitions(self.n)
+        first = unique_rows(pack(c))
+        c = c[first]
+        return {
+            "payoff": x,
+            "epsilon": float(np.max(self.game.values(c) - c @ x)),
+            "ws_packed": pack(c),
+            "ws_values": self.game.values(c),
+            "ws_log_mu": np.zeros(len(c)),
+            "pinned": len(c),
+            "evaluations": len(c),
+            "lp_epsilon": reference,
+            "certification": "none",
+            "history_epsilon": np.zeros(0),
+            "history_max_violation": np.zeros(0),
+            "history_lp_epsilon": np.zeros(0),
+            "best_epsilon": math.inf,
+            "best_payoff": x,
+            "shapley": np.full(self.n, np.nan),
+            "shapley_half_width": np.full(self.n, np.nan),
+            "shapley_method": "none",
+        }
+
+    def _merge(self, state: State, rows: np.ndarray, values: np.ndarray, cap: int) -> State:
+        packed = np.concatenate([state["ws_packed"], pack(rows)])
+        vals = np.concatenate([state["ws_values"], values])
+        # saddle point: log-multipliers, newcomers start light; penalty and lp: multipliers, newcomers at 0
+        update = getattr(self.config, "update", "lp")
+        fresh = state["ws_log_mu"].max(initial=0.0) - 5.0 if update == "saddle_point" else 0.0
+        log_mu = np.concatenate([state["ws_log_mu"], np.full(len(rows), fresh)])
+        keep = unique_rows(packed)
+        packed, vals, log_mu = packed[keep], vals[keep], log_mu[keep]
+        pinned = int(state["pinned"])
+        if len(packed) > cap:
+            c = unpack(packed[pinned:], self.n)
+            ex = vals[pinned:] - c @ state["payoff"]
+            if update == "lp":  # the last LP's support (positive multipliers) is never dropped
+                ex = np.where(log_mu[pinned:] > 0, np.inf, ex)
+            top = pinned + np.sort(np.argsort(-ex, kind="stable")[: cap - pinned])
+            idx = np.concatenate([np.arange(pinned), top])
+            packed, vals, log_mu = packed[idx], vals[idx], log_mu[idx]
+        return {**state, "ws_packed": packed, "ws_values": vals, "ws_log_mu": log_mu}
+
+    def _sample(self, state: State, ctx: StepContext, samples: int | None = None, keep: int | None = None):
+        c = self.config
+        shared = {
+            "payoff": state["payoff"],
+            "samples": samples or c.samples,
+            "climbers": c.climbers,
+            "rounds": c.rounds,
+            "keep": keep or c.keep,
+        }
+        batches = ctx.shards.submit(sample_shard, ctx.shard_tasks(), shared).result()
+        rows, values = read_coalitions(batches, self.n)
+        return rows, values, evaluations_of(batches)
+
+    # -- measurement ------------------------------------------------------------------------
+    def _exact_certification(self) -> bool:
+        mode = getattr(self.config, "certify", "auto")
+        exact_possible = has_exact_separation(self.game, self.config.enumeration_limit)
+        if mode == "exact" and not exact_possible:
+            raise ValueError(f"certify: exact is impossible for {self.game.name} with {self.n} players")
+        return exact_possible and mode != "sampled"
+
+    def _max_excess(self, x: np.ndarray, seen: tuple[np.ndarray, np.ndarray] | None) -> float:
+        if self._exact_certification():
+            _, ex = most_violated_exact(self.game, x, 1, self.config.enumeration_limit)
+            return float(ex[0])
+        rows, values = seen
+        return float(np.max(values - rows @ x))
+
+    def _metrics(self, state: State, x: np.ndarray, eps: float, max_excess: float) -> tuple[State, dict[str, float]]:
+        violation = max(0.0, max_excess - eps)
+        ref = state["lp_epsilon"]
+        certified = max(max_excess, eps)
+        if certified < state["best_epsilon"]:
+            state = {**state, "best_epsilon": certified, "best_payoff": x}
+        state = {
+            **state,
+            "payoff": x,
+            "epsilon": eps,
+            "certified_epsilon": max(max_excess, eps),
+            "certification": "exact" if self._exact_certification() else "sampled",
+            "history_epsilon": np.append(state["history_epsilon"], eps),
+            "history_max_violation": np.append(state["history_max_violation"], violation),
+            "history_lp_epsilon": np.append(state["history_lp_epsilon"], ref),
+        }
+        metrics = {
+            "epsilon": eps,
+            "max_violation": violation,
+            "certified_epsilon": certified,
+            "best_epsilon": float(state["best_epsilon"]),
+            "working_set": float(len(state["ws_values"])),
+            "evaluations": float(state["evaluations"]),
+        }
+        if np.isfinite(ref):
+            metrics["lp_epsilon"] = float(ref)
+        return state, metrics
+
+    def _shapley(self, state: State, ctx: StepContext) -> State:
+        method = self.config.shapley
+        if method == "none" or state["shapley_method"] != "none":
+            return state
+        tasks = make_shard_tasks(ctx.seed, _SHAPLEY_STREAM, ctx.num_shards)
+        est = shapley_values(self.game, method, self.config.shapley_permutations, ctx.seed, 0.95, ctx.shards, tasks)
+        return {**state, "shapley": est.values, "shapley_half_width": est.half_width, "shapley_method": est.method}
+
+    def target(self, state: State) -> float | None:
+        if self.config.target_epsilon is not None:
+            return float(self.config.target_epsilon)
+        ref = float(state.get("lp_epsilon", math.nan))
+        return ref if np.isfinite(ref) else None
+
+    def should_stop(self, state: State, metrics: dict[str, float]) -> Stop | None:
+        target = self.target(state)
+        if self.config.stop_within is not None and target is not None:
+            bound = target + self.config.stop_within * max(abs(target), 1e-12)
+            if metrics["best_epsilon"] <= bound:
+                how = "exactly" if state["certification"] == "exact" else "on sampled coalitions"
+                return Stop(
+                    "target",
+                    f"certified epsilon {metrics['best_epsilon']:.6g} ({how}) is within "
+                    f"{self.config.stop_within:g} of the target {target:.6g}",
+                )
+        return None
+
+    def summary(self, state: State) -> dict[str, Any]:
+        out = {
+            "num_players": self.n,
+            "grand_value": self.total,
+            "epsilon": float(state["epsilon"]),
+            "certified_epsilon": float(state["best_epsilon"]),
+            "certification": state["certification"],
+            "payoff": [float(v) for v in state["best_payoff"]],
+            "evaluations": int(state["evaluations"]),
+            "game": self.game.describe(),
+        }
+        if np.isfinite(state["lp_epsilon"]):
+            out["lp_epsilon"] = float(state["lp_epsilon"])
+        if state["shapley_method"] != "none":
+            out["shapley"] = [float(v) for v in state["shapley"]]
+            out["shapley_method"] = state["shapley_method"]
+        return out
+
+    def tables(self, state: State) -> dict[str, pa.Table]:
+        """allocations: player, least_core (payoff), shapley, shapley_half_width (95% interval)."""
+        return {
+            "allocations": pa.table(
+                {
+                    "player": np.arange(self.n),
+                    "least_core": state["best_payoff"],
+                    "shapley": state["shapley"],
+                    "shapley_half_width": state["shapley_half_width"],
+                }
+            )
+        }
+
+    def plots(self, state: State, plots_dir: Path) -> None:
+        from gamescale.algorithms.coalitions.plots import plot_allocations, plot_convergence
+
+        names = getattr(self.game, "feature_names", None)
+        plot_convergence(state, plots_dir, self.config.name)
+        if self.n <= 40:
+            plot_allocations(state, plots_dir, names)
+
+
+class LeastCoreLP(_LeastCoreBase):
+    """Exact least core: full LP (one step) or cutting planes (one oracle round per step)."""
+
+    def __init__(self, config: LeastCoreLPConfig, game: CoalitionGame):
+        super().__init__(config, game)
+        method = config.method
+        if method == "auto":
+            method = "full" if self.n <= config.full_limit else "cutting_planes"
+        if method == "full" and self.n > 22:
+            raise ValueError(f"the full LP over 2^{self.n} coalitions cannot be built; use method: cutting_planes")
+        self.method = method
+
+    def init(self, seed: int) -> State:
+        x = np.full(self.n, self.total / self.n)
+        if self.config.nonnegative:
+            x = first_order.project_efficient(x, self.total, True)
+        return {**self._start_state(x, math.nan), "done": False}
+
+    def step(self, state: State, ctx: StepContext) -> tuple[State, dict[str, float]]:
+        state = self._shapley(state, ctx)
+        if state["done"]:
+            return self._metrics(state, state["payoff"], state["epsilon"], state["certified_epsilon"])
+        c = self.config
+        if self.method == "full":
+            res = exact_least_core(self.game, c.nonnegative)
+            state = {**state, "lp_epsilon": res.epsilon, "done": True, "evaluations": (1 << self.n) - 2}
+            return self._metrics(state, res.payoff, res.epsilon, self._max_excess(res.payoff, None))
+        rows = unpack(state["ws_packed"], self.n)
+        res = solve_least_core_lp(rows, state["ws_values"], self.total, c.nonnegative)
+        if self._exact_certification():
+            new, ex = most_violated_exact(self.game, res.payoff, c.cuts, c.enumeration_limit)
+            new_values = self.game.values(new)
+            evaluations = len(new)
+            max_excess = float(max(ex[0], res.epsilon))
+        else:
+            sampled, values, evaluations = self._sample({**state, "payoff": res.payoff}, ctx)
+            ex_all = values - sampled @ res.payoff
+            top = np.argsort(-ex_all, kind="stable")[: c.cuts]
+            new, ex, new_values = sampled[top], ex_all[top], values[top]
+            max_excess = self._max_excess(
+                res.payoff, (np.concatenate([rows, sampled]), np.concatenate([state["ws_values"], values]))
+            )
+        violated = ex > res.epsilon + c.tolerance
+        state = {**state, "evaluations": state["evaluations"] + evaluations}
+        state = self._merge(state, new[violated], new_values[violated], cap=1 << 30)
+        done = bool(not violated.any() and self._exact_certification())
+        state = {**state, "done": done, "lp_epsilon": res.epsilon if done else state["lp_epsilon"]}
+        return self._metrics(state, res.payoff, res.epsilon, max_excess)
+
+    def should_stop(self, state: State, metrics: dict[str, float]) -> Stop | None:
+        if state["done"]:
+            return Stop("converged", f"least core found exactly: epsilon = {state['epsilon']:.9g}")
+        return super().should_stop(state, metrics)
+
+
+class LeastCoreSampling(_LeastCoreBase):
+    """Iterative coalition sampling with an LP, saddle-point or penalty update over the working set."""
+
+    def __init__(self, config: LeastCoreSamplingConfig, game: CoalitionGame):
+        self._reference_ok = (
+            isinstance(game, CoalitionGame)
+            and config.reference == "auto"
+            and (game.num_players <= 16 or has_exact_separation(game, config.enumeration_limit))
+        )
+        super().__init__(config, game)
+
+    def _has_reference(self) -> bool:
+        return self._reference_ok
+
+    def init(self, seed: int) -> State:
+        c = self.config
+        ref = reference_value(self.game, c.nonnegative, 16, c.enumeration_limit) if self._reference_ok else math.nan
+        x = np.full(self.n, self.total / self.n)
+        if c.nonnegative:
+            x = first_order.project_efficient(x, self.total, True)
+        return {**self._start_state(x, ref), "rho": float(c.penalty)}
+
+    def step(self, state: State, ctx: StepContext) -> tuple[State, dict[str, float]]:
+        c = self.config
+        state = self._shapley(state, ctx)
+        rows, values, evaluations = self._sample(state, ctx)
+        state = {**state, "evaluations": state["evaluations"] + evaluations}
+        state = self._merge(state, rows, values, c.working_set)
+        a = unpack(state["ws_packed"], self.n)
+        v = state["ws_values"]
+        if c.update == "lp":
+            res = solve_least_core_lp(a, v, self.total, c.nonnegative)
+            x, eps = res.payoff, res.epsilon
+            state = {**state, "ws_log_mu": res.duals}
+        elif c.update == "saddle_point":
+            x, log_mu = first_order.saddle_point(
+                a.astype(np.float64),
+                v,
+                state["payoff"],
+                state["ws_log_mu"],
+                self.total,
+                c.nonnegative,
+                c.inner_iterations,
+                c.step_size,
+            )
+            state = {**state, "ws_log_mu": log_mu}
+            eps = float(np.max(v - a @ x))
+        else:
+            x, eps, lam = first_order.penalty(
+                a,
+                v,
+                state["payoff"],
+                float(state["epsilon"]),
+                state["ws_log_mu"],
+                self.total,
+                c.nonnegative,
+                state["rho"],
+                c.inner_iterations,
+            )
+            state = {**state, "rho": state["rho"] * c.penalty_growth, "ws_log_mu": lam}
+        seen = (np.concatenate([a, rows]), np.concatenate([v, values]))
+        return self._metrics(state, x, eps, self._max_excess(x, seen))
+
+    def should_stop(self, state: State, metrics: dict[str, float]) -> Stop | None:
+        # only the LP update's epsilon is a lower bound: meeting the exact upper bound proves optimality
+        if self.config.update == "lp" and state["certification"] == "exact" and metrics["max_violation"] <= 1e-9:
+            return Stop("converged", f"least core found exactly: epsilon = {metrics['epsilon']:.9g}")
+        return super().should_stop(state, metrics)
+
+
+def build_lp(config: LeastCoreLPConfig, game: CoalitionGame) -> LeastCoreLP:
+    return LeastCoreLP(config, game)
+
+
+def build_sampling(config: LeastCoreSamplingConfig, game: CoalitionGame) -> LeastCoreSampling:
+    return LeastCoreSampling(config, game)
+
+
+__all__ = ["LeastCoreLP", "LeastCoreSampling", "cutting_planes", "reference_value", "check_payoff"]

@@ -1,0 +1,75 @@
+"""Induced subgraph games: v(S) is the total weight of the edges with both ends in S.
+
+With a weight matrix W (`[n, n]`, symmetric, zero diagonal), v(S) = s^T W s / 2 for the
+0/1 row s. Each player's Shapley value is half the weight of its incident edges.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gamescale.envs.coalitions.game import CoalitionGame, check_num_players
+
+
+class InducedSubgraphGame(CoalitionGame):
+    """`weights` `[n, n]`: symmetric, zero diagonal, any sign (negative edges allowed)."""
+
+    name = "induced_subgraph"
+
+    def __init__(self, weights: np.ndarray):
+        w = np.asarray(weights, dtype=np.float64)
+        if w.ndim != 2 or w.shape[0] != w.shape[1]:
+            raise ValueError(f"the weight matrix must be square, got shape {w.shape}")
+        self.num_players = check_num_players(w.shape[0])
+        if not np.all(np.isfinite(w)):
+            raise ValueError("edge weights must be finite")
+        if not np.allclose(w, w.T):
+            raise ValueError("the weight matrix must be symmetric")
+        if np.any(np.diag(w) != 0):
+            raise ValueError("the weight matrix must have a zero diagonal (no self-loops)")
+        self.weights = w
+
+    @classmethod
+    def from_edges(cls, num_players: int, edges: list[tuple[int, int, float]]) -> InducedSubgraphGame:
+        n = check_num_players(num_players)
+        w = np.zeros((n, n))
+        for i, j, value in edges:
+            for p in (i, j):
+                if int(p) != p or not 0 <= p < n:
+                    raise ValueError(f"edge ({i}, {j}) names player {p}, players are 0..{n - 1}")
+            if i == j:
+                raise ValueError(f"edge ({i}, {j}) is a self-loop")
+            w[i, j] += value
+            w[j, i] += value
+        return cls(w)
+
+    def _values(self, coalitions: np.ndarray) -> np.ndarray:
+        s = coalitions.astype(np.float64)
+        return 0.5 * np.einsum("bi,bi->b", s @ self.weights, s)
+
+    def shapley_closed_form(self) -> np.ndarray:
+        return 0.5 * self.weights.sum(axis=1)
+
+    def describe(self) -> dict:
+        edges = int(np.count_nonzero(np.triu(self.weights)))
+        return {
+            **super().describe(),
+            "edges": edges,
+            "negative_edges": int(np.count_nonzero(np.triu(self.weights) < 0)),
+        }
+
+
+def random_induced_subgraph(
+    num_players: int, seed: int = 0, edge_probability: float = 0.5, min_weight: int = -10, max_weight: int = 10
+) -> InducedSubgraphGame:
+    """Each pair is an edge with `edge_probability`; weights are integers uniform in [min_weight, max_weight]."""
+    n = check_num_players(num_players)
+    if not 0 < edge_probability <= 1:
+        raise ValueError(f"edge_probability must lie in (0, 1], got {edge_probability}")
+    if min_weight > max_weight:
+        raise ValueError(f"min_weight {min_weight} exceeds max_weight {max_weight}")
+    rng = np.random.default_rng(seed)
+    upper = np.triu(rng.random((n, n)) < edge_probability, k=1)
+    values = rng.integers(min_weight, max_weight + 1, size=(n, n)).astype(np.float64)
+    w = np.where(upper, values, 0.0)
+    return InducedSubgraphGame(w + w.T)

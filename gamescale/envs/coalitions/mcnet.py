@@ -1,0 +1,105 @@
+"""Marginal contribution networks (Ieong & Shoham 2005): v(S) is the sum of the values of
+the rules that apply to S; a rule applies when S holds all its positive literals and none
+of its negative ones. Shapley values have a closed form rule by rule.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from math import comb
+
+import numpy as np
+
+from gamescale.envs.coalitions.game import CoalitionGame, check_num_players
+
+
+class MCNet(CoalitionGame):
+    """positive `[R, n]` bool, negative `[R, n]` bool (disjoint per rule, at least one literal), values `[R]`."""
+
+    name = "mc_net"
+
+    def __init__(self, num_players: int, positive: np.ndarray, negative: np.ndarray, values: np.ndarray):
+        self.num_players = n = check_num_players(num_players)
+        pos, neg = np.asarray(positive, bool), np.asarray(negative, bool)
+        vals = np.asarray(values, np.float64)
+        if pos.ndim != 2 or pos.shape != neg.shape or pos.shape[1] != n or vals.shape != (len(pos),):
+            raise ValueError(f"rules must be [R, {n}] positive/negative masks with [R] values")
+        if len(vals) == 0:
+            raise ValueError("an MC-net needs at least one rule")
+        if np.any(pos & neg):
+            r = int(np.argmax((pos & neg).any(axis=1)))
+            raise ValueError(f"rule {r} has a player both as a positive and a negative literal")
+        if np.any((pos | neg).sum(axis=1) == 0):
+            raise ValueError("every rule needs at least one literal")
+        if not np.all(np.isfinite(vals)):
+            raise ValueError("rule values must be finite")
+        self.positive, self.negative, self.rule_values = pos, neg, vals
+        self._pos_t = pos.T.astype(np.float32)
+        self._neg_t = neg.T.astype(np.float32)
+        self._num_pos = pos.sum(axis=1).astype(np.float32)
+
+    @classmethod
+    def from_rules(cls, num_players: int, rules: Sequence[dict]) -> MCNet:
+        """rules: [{positive: [players], negative: [players], value: float}, ...]."""
+        n = check_num_players(num_players)
+        pos = np.zeros((len(rules), n), bool)
+        neg = np.zeros((len(rules), n), bool)
+        vals = np.zeros(len(rules))
+        for r, rule in enumerate(rules):
+            for key, mask in (("positive", pos), ("negative", neg)):
+                for p in rule.get(key, []):
+                    if int(p) != p or not 0 <= p < n:
+                        raise ValueError(f"MC-net rule {r} names unknown player {p!r}; players are 0..{n - 1}")
+                    mask[r, int(p)] = True
+            vals[r] = float(rule["value"])
+        return cls(n, pos, neg, vals)
+
+    def _values(self, coalitions: np.ndarray) -> np.ndarray:
+        s = coalitions.astype(np.float32)
+        applies = (s @ self._pos_t == self._num_pos) & (s @ self._neg_t == 0)
+        return applies.astype(np.float64) @ self.rule_values
+
+    def shapley_closed_form(self) -> np.ndarray:
+        """Per rule with p positive and q negative literals and value v: each positive player
+        gets v / (p C(p+q, q)) and each negative player -v / (q C(p+q, p))."""
+        p = self.positive.sum(axis=1)
+        q = self.negative.sum(axis=1)
+        total = p + q
+        binom = np.array([comb(int(t), int(k)) for t, k in zip(total, q, strict=True)], np.float64)
+        share_pos = np.where(p > 0, self.rule_values / np.maximum(p, 1) / binom, 0.0)
+        share_neg = np.where(q > 0, -self.rule_values / np.maximum(q, 1) / binom, 0.0)
+        return self.positive.T.astype(float) @ share_pos + self.negative.T.astype(float) @ share_neg
+
+    def describe(self) -> dict:
+        return {**super().describe(), "rules": len(self.rule_values)}
+
+
+def random_mc_net(
+    num_players: int,
+    seed: int = 0,
+    num_rules: int | None = None,
+    max_positive: int = 3,
+    max_negative: int = 1,
+    min_value: float = 0.0,
+    max_value: float = 1.0,
+) -> MCNet:
+    """`num_rules` (default 2n) rules; 1..max_positive positive and 0..max_negative negative literals
+    (distinct players), values uniform in [min_value, max_value]."""
+    n = check_num_players(num_players)
+    rules_count = 2 * n if num_rules is None else num_rules
+    if rules_count < 1:
+        raise ValueError(f"num_rules must be at least 1, got {rules_count}")
+    if max_positive < 1 or max_negative < 0 or max_positive + max_negative > n:
+        raise ValueError(f"need 1 <= max_positive and max_positive + max_negative <= {n}")
+    rng = np.random.default_rng(seed)
+    pos = np.zeros((rules_count, n), bool)
+    neg = np.zeros((rules_count, n), bool)
+    num_pos = rng.integers(1, max_positive + 1, size=rules_count)
+    num_neg = rng.integers(0, max_negative + 1, size=rules_count)
+    order = np.argsort(rng.random((rules_count, n)), axis=1)
+    rows = np.arange(rules_count)[:, None]
+    ranks = np.arange(n)[None, :]
+    pos[rows, order] = ranks < num_pos[:, None]
+    neg[rows, order] = (ranks >= num_pos[:, None]) & (ranks < (num_pos + num_neg)[:, None])
+    values = rng.uniform(min_value, max_value, size=rules_count)
+    return MCNet(n, pos, neg, values)

@@ -1,0 +1,128 @@
+"""Weighted voting games: v(S) = 1 when the weight of S reaches the quota, else 0.
+
+For integer weights the game has an exact separation oracle: a subset-sum dynamic
+program over total weight finds, for each weight t, the proper non-empty coalition of
+weight t with the smallest payoff, hence the most violated least-core constraint.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from gamescale.envs.coalitions.game import CoalitionGame, check_num_players, check_payoff
+
+_MAX_DP_WEIGHT = 5_000_000  # (n + 1) x (total weight + 1) float64 table of the oracle
+
+
+class WeightedVotingGame(CoalitionGame):
+    """weights `[n]` (>= 0), quota in (0, total weight]; v(S) = 1 if sum_{i in S} w_i >= quota."""
+
+    name = "weighted_voting"
+
+    def __init__(self, weights: np.ndarray, quota: float):
+        w = np.asarray(weights, dtype=np.float64)
+        if w.ndim != 1:
+            raise ValueError("weights must be a list of numbers")
+        self.num_players = check_num_players(len(w))
+        if not np.all(np.isfinite(w)) or np.any(w < 0):
+            raise ValueError(f"weighted voting weights must be non-negative, got {w[w < 0][:3].tolist()}")
+        total = float(w.sum())
+        if not (0 < quota <= total):
+            raise ValueError(f"quota {quota} must lie in (0, total weight {total:g}]")
+        self.weights = w
+        self.quota = float(quota)
+        self.integer_weights = bool(np.all(w == np.round(w)))
+        self.has_exact_oracle = self.integer_weights and (self.num_players + 1) * (total + 1) <= _MAX_DP_WEIGHT
+        # integer weights: compare exactly against the smallest winning total
+        self._threshold = math.ceil(self.quota) if self.integer_weights else self.quota
+
+    def _values(self, coalitions: np.ndarray) -> np.ndarray:
+        return (coalitions @ self.weights >= self._threshold).astype(np.float64)
+
+    def describe(self) -> dict:
+        return {**super().describe(), "quota": self.quota, "total_weight": float(self.weights.sum())}
+
+    def most_violated(self, payoff: np.ndarray, k: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        """Exact: the proper non-empty coalitions of largest excess v(S) - x(S), one per total weight.
+
+        Returns up to `k` coalitions `[k', n]` (distinct weights, best first) and their excess `[k']`.
+        """
+        if not self.has_exact_oracle:
+            raise NotImplementedError("the subset-sum oracle needs small integer weights")
+        x = check_payoff(payoff, self.num_players)
+        w = self.weights.astype(np.int64)
+        n, total = self.num_players, int(w.sum())
+        # table[i, t]: min x(S) over non-empty S strictly inside {0..i-1} with w(S) = t
+        table = np.full((n + 1, total + 1), np.inf)
+        prefix_w, prefix_x = np.zeros(n + 1, np.int64), np.zeros(n + 1)
+        for i in range(n):
+            a, c = int(w[i]), float(x[i])
+            row = table[i].copy()
+            if a == 0:
+                row = np.minimum(row, table[i] + c)
+            else:
+                row[a:] = np.minimum(row[a:], table[i, :-a] + c)
+            if i > 0:
+                row[a] = min(row[a], c)  # {i}
+                row[prefix_w[i]] = min(row[prefix_w[i]], prefix_x[i])  # the whole prefix, without i
+            table[i + 1] = row
+            prefix_w[i + 1], prefix_x[i + 1] = prefix_w[i] + a, prefix_x[i] + c
+        best = table[n]
+        gain = np.where(np.arange(total + 1) >= self._threshold, 1.0, 0.0) - best
+        order = np.argsort(-gain, kind="stable")
+        order = order[np.isfinite(gain[order])][:k]
+        rows = np.array([self._backtrack(table, prefix_w, prefix_x, w, x, int(t)) for t in order], dtype=bool)
+        return rows.reshape(len(order), n), gain[order]
+
+    @staticmethod
+    def _backtrack(table, prefix_w, prefix_x, w, x, t: int) -> np.ndarray:
+        n = len(w)
+        members = np.zeros(n, bool)
+        value = table[n, t]
+        for i in range(n - 1, -1, -1):
+            a, c = int(w[i]), float(x[i])
+            if table[i, t] == value:
+                continue
+            if t >= a and table[i, t - a] + c == value:
+                members[i] = True
+                t, value = t - a, table[i, t - a]
+                continue
+            if i > 0 and t == a and c == value:
+                members[i] = True
+                return members
+            if i > 0 and t == prefix_w[i] and prefix_x[i] == value:
+                members[:i] = True
+                return members
+            raise RuntimeError("subset-sum backtracking lost its path")
+        return members
+
+
+def random_weighted_voting(
+    num_players: int, seed: int = 0, max_weight: int = 20, quota_fraction: float = 0.6
+) -> WeightedVotingGame:
+    """Integer weights uniform in 1..max_weight; quota = ceil(quota_fraction x total weight)."""
+    n = check_num_players(num_players)
+    if max_weight < 1:
+        raise ValueError(f"max_weight must be at least 1, got {max_weight}")
+    if not 0 < quota_fraction <= 1:
+        raise ValueError(f"quota_fraction must lie in (0, 1], got {quota_fraction}")
+    w = np.random.default_rng(seed).integers(1, max_weight + 1, size=n).astype(np.float64)
+    return WeightedVotingGame(w, math.ceil(quota_fraction * w.sum()))
+
+
+class MajorityGame(WeightedVotingGame):
+    """The symmetric majority game: v(S) = 1 iff |S| > n / 2 (empty core for n >= 3).
+
+    Least-core value 1 - m / n with m = floor(n / 2) + 1, at x_i = 1 / n.
+    """
+
+    name = "majority"
+
+    def __init__(self, num_players: int):
+        n = check_num_players(num_players)
+        super().__init__(np.ones(n), n // 2 + 1)
+
+    def shapley_closed_form(self) -> np.ndarray:
+        return np.full(self.num_players, 1.0 / self.num_players)

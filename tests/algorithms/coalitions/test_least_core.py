@@ -1,0 +1,219 @@
+"""Least core: closed forms of classic games, the LP's payoff against every constraint,
+cutting planes and iterative coalition sampling against the full LP, efficiency of every
+payoff, the stop rules, and identical numbers on one and two rollout workers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.optimize import linprog
+
+from gamescale.algorithms.base import LocalShardRunner, StepContext
+from gamescale.algorithms.coalitions import LeastCoreLP, LeastCoreSampling, cutting_planes, exact_least_core
+from gamescale.algorithms.coalitions.config import LeastCoreLPConfig, LeastCoreSamplingConfig
+from gamescale.algorithms.coalitions.lp import max_excess_enumerated, proper_coalitions
+from gamescale.envs.coalitions import (
+    GloveGame,
+    InducedSubgraphGame,
+    MajorityGame,
+    WeightedVotingGame,
+    random_induced_subgraph,
+    random_mc_net,
+    random_weighted_voting,
+)
+
+
+def run(algorithm, game, iterations, runner=None, shards=4):
+    state = algorithm.init(0)
+    runner = runner or LocalShardRunner(game)
+    rows = []
+    for i in range(iterations):
+        state, metrics = algorithm.step(state, StepContext(i, 0, runner, shards))
+        rows.append(metrics)
+        assert abs(state["payoff"].sum() - game.grand_value()) <= 1e-9 * max(1.0, abs(game.grand_value()))
+        stop = algorithm.should_stop(state, metrics)
+        if stop is not None:
+            return state, rows, stop
+    return state, rows, None
+
+
+def check_least_core(game, payoff, epsilon, tol=1e-9):
+    """x(N) = v(N) and x(S) + eps >= v(S) for every proper non-empty S."""
+    rows = proper_coalitions(game.num_players)
+    assert payoff.sum() == pytest.approx(game.grand_value(), abs=1e-9)
+    assert np.all(rows @ payoff + epsilon >= game.values(rows) - tol)
+
+
+def test_glove_core_is_the_known_allocation():
+    for left, right in ((3, 2), (2, 4)):
+        game = GloveGame(left, right)
+        res = exact_least_core(game)
+        assert res.epsilon <= 1e-9  # the core is not empty
+        np.testing.assert_allclose(res.payoff, game.core_allocation(), atol=1e-9)
+        # the core is that single point: no core payoff gives any scarce holder less than 1
+        n = game.num_players
+        rows = proper_coalitions(n)
+        for i in range(n):
+            c = np.zeros(n)
+            c[i] = 1.0
+            lo = linprog(
+                c,
+                A_ub=-rows.astype(float),
+                b_ub=-game.values(rows),
+                A_eq=np.ones((1, n)),
+                b_eq=[game.grand_value()],
+                bounds=[(None, None)] * n,
+                method="highs",
+            )
+            assert lo.fun == pytest.approx(game.core_allocation()[i], abs=1e-9)
+
+
+@pytest.mark.parametrize("n", [3, 4, 5, 8, 9])
+def test_majority_game_has_empty_core_and_known_least_core(n):
+    game = MajorityGame(n)
+    res = exact_least_core(game)
+    assert res.epsilon == pytest.approx(1 - (n // 2 + 1) / n, abs=1e-9)
+    assert res.epsilon > 0
+    check_least_core(game, res.payoff, res.epsilon)
+
+
+def test_veto_player_is_in_every_core_allocation():
+    game = WeightedVotingGame([6, 1, 2, 1, 1, 2], 8)  # player 0 is needed: total without him is 7
+    res = exact_least_core(game)
+    assert res.epsilon == pytest.approx(0.0, abs=1e-9)
+    # over the whole core, no other player can get anything
+    n, rows = game.num_players, proper_coalitions(6)
+    for j in range(1, n):
+        c = np.zeros(n)
+        c[j] = -1.0
+        hi = linprog(
+            c,
+            A_ub=-rows.astype(float),
+            b_ub=-game.values(rows),
+            A_eq=np.ones((1, n)),
+            b_eq=[1.0],
+            bounds=[(None, None)] * n,
+            method="highs",
+        )
+        assert -hi.fun == pytest.approx(0.0, abs=1e-9)
+    assert res.payoff[0] == pytest.approx(1.0, abs=1e-9)
+
+
+def test_nonnegative_definition_differs_on_negative_edges():
+    # a triangle 0-1-2 of weight 10 each, and player 3 tied to 0 by a -8 edge
+    game = InducedSubgraphGame.from_edges(4, [(0, 1, 10), (1, 2, 10), (0, 2, 10), (0, 3, -8)])
+    free, nonneg = exact_least_core(game), exact_least_core(game, nonnegative=True)
+    assert nonneg.epsilon > free.epsilon + 1e-6
+    assert np.all(nonneg.payoff >= -1e-12) and free.payoff.min() < 0
+    check_least_core(game, free.payoff, free.epsilon)
+
+
+GAMES = {
+    "wvg": lambda s: random_weighted_voting(12, seed=s, quota_fraction=0.6),
+    "isg": lambda s: random_induced_subgraph(12, seed=s),
+    "mcnet": lambda s: random_mc_net(12, seed=s),
+}
+
+
+@pytest.mark.parametrize("family", sorted(GAMES))
+@pytest.mark.parametrize("seed", [0, 1])
+def test_lp_payoff_satisfies_every_constraint_and_cutting_planes_agree(family, seed):
+    game = GAMES[family](seed)
+    res = exact_least_core(game)
+    check_least_core(game, res.payoff, res.epsilon)
+    _, top = max_excess_enumerated(game, res.payoff)
+    assert top[0] == pytest.approx(res.epsilon, abs=1e-8)  # and some constraint is tight
+    x, eps, _ = cutting_planes(game, cuts=20)
+    assert eps == pytest.approx(res.epsilon, abs=1e-8)
+    check_least_core(game, x, eps, tol=1e-8)
+
+
+@pytest.mark.parametrize("family", sorted(GAMES))
+@pytest.mark.parametrize("seed", [0, 1])
+def test_iterative_sampling_matches_lp(family, seed):
+    game = GAMES[family](seed)
+    exact = exact_least_core(game).epsilon
+    algo = LeastCoreSampling(LeastCoreSamplingConfig(update="lp", shapley="none", samples=1024), game)
+    state, rows, stop = run(algo, game, 40)
+    assert rows[-1]["lp_epsilon"] == pytest.approx(exact, abs=1e-9)
+    assert abs(rows[-1]["certified_epsilon"] - exact) <= 1e-3 * max(abs(exact), 1e-9)
+    assert stop is not None and stop.reason == "converged"
+    check_least_core(game, state["payoff"], rows[-1]["certified_epsilon"], tol=1e-8)
+
+
+@pytest.mark.parametrize("update", ["saddle_point", "penalty"])
+def test_first_order_updates_approach_lp(update):
+    game = random_mc_net(10, seed=2)
+    exact = exact_least_core(game).epsilon
+    algo = LeastCoreSampling(
+        LeastCoreSamplingConfig(update=update, shapley="none", samples=512, inner_iterations=1000), game
+    )
+    _, rows, _ = run(algo, game, 12)
+    first, last = rows[0]["certified_epsilon"], rows[-1]["best_epsilon"]
+    assert last >= exact - 1e-9  # a real payoff cannot beat the least core
+    assert last - exact <= 0.01 * abs(exact)
+    assert last - exact < first - exact
+
+
+def test_lp_algorithm_full_and_cutting_planes_stop_converged():
+    game = random_weighted_voting(30, seed=1, quota_fraction=0.7)
+    algo = LeastCoreLP(LeastCoreLPConfig(shapley="none"), game)
+    assert algo.method == "cutting_planes"
+    state, rows, stop = run(algo, game, 200)
+    assert stop is not None and stop.reason == "converged"
+    assert rows[-1]["max_violation"] <= 1e-9 and state["certification"] == "exact"
+    small = random_mc_net(9, seed=3)
+    algo = LeastCoreLP(LeastCoreLPConfig(shapley="none"), small)
+    state, rows, stop = run(algo, small, 5)
+    assert len(rows) == 1 and stop.reason == "converged"
+    assert rows[0]["epsilon"] == pytest.approx(exact_least_core(small).epsilon, abs=1e-12)
+
+
+def test_should_stop_at_target():
+    game = random_weighted_voting(25, seed=3, quota_fraction=0.65)
+    exact = cutting_planes(game)[1]
+    config = LeastCoreSamplingConfig(
+        update="saddle_point", shapley="none", stop_within=0.01, samples=512, inner_iterations=300
+    )
+    algo = LeastCoreSampling(config, game)
+    state = {"certification": "exact", "lp_epsilon": exact}
+    assert algo.should_stop(state, {"best_epsilon": exact * 1.02}) is None
+    stop = algo.should_stop(state, {"best_epsilon": exact * 1.005})
+    assert stop is not None and stop.reason == "target"
+    explicit = LeastCoreSampling(config.model_copy(update={"target_epsilon": 0.5}), game)
+    assert explicit.should_stop(state, {"best_epsilon": 0.504}).reason == "target"
+    assert explicit.should_stop(state, {"best_epsilon": 0.51}) is None
+    _, rows, stop = run(algo, game, 60)
+    assert stop is not None and stop.reason == "target"
+    assert rows[-1]["best_epsilon"] <= exact * 1.01 + 1e-12
+
+
+def test_bad_payoff_and_bad_stop_config():
+    game = random_induced_subgraph(20, seed=0)
+    with pytest.raises(ValueError, match="stop_within needs target_epsilon"):
+        LeastCoreSampling(LeastCoreSamplingConfig(stop_within=0.01), game)
+    with pytest.raises(ValueError, match="payoff has shape"):
+        random_weighted_voting(6).most_violated(np.ones(5))
+    with pytest.raises(ValueError, match="cooperative game"):
+        LeastCoreSampling(LeastCoreSamplingConfig(), object())
+
+
+def test_one_and_two_workers_give_identical_runs(ray_cluster):
+    from gamescale.framework.actors import RolloutPool
+
+    env = {"name": "mc_net", "num_players": 24, "seed": 5}
+    game = random_mc_net(24, seed=5)
+    results = []
+    for workers in (1, 2):
+        pool = RolloutPool(env, workers)
+        try:
+            algo = LeastCoreSampling(LeastCoreSamplingConfig(shapley="sampled", shapley_permutations=64), game)
+            state, rows, _ = run(algo, game, 3, runner=pool)
+        finally:
+            pool.shutdown()
+        results.append((state, rows))
+    (s1, r1), (s2, r2) = results
+    assert r1 == r2
+    np.testing.assert_array_equal(s1["payoff"], s2["payoff"])
+    np.testing.assert_array_equal(s1["ws_packed"], s2["ws_packed"])
+    np.testing.assert_array_equal(s1["shapley"], s2["shapley"])
