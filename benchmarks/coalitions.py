@@ -60,7 +60,8 @@ def true_excess(game, payoff: np.ndarray) -> tuple[float, str]:
 
 
 def best_known(game) -> tuple[float, bool]:
-    from gamescale.algorithms.coalitions import cutting_planes, exact_least_core
+    from gamescale.algorithms.coalitions.lp import exact_least_core
+    from gamescale.algorithms.coalitions.solvers import cutting_planes
 
     if game.num_players <= 18:
         return exact_least_core(game, nonnegative=True).epsilon, True
@@ -123,8 +124,8 @@ def run_openspiel_lagrangian(family, n, target, budget):
 
 def run_gamescale(family, n, target, budget, update="lp"):
     from gamescale.algorithms.base import LocalShardRunner, StepContext
-    from gamescale.algorithms.coalitions import LeastCoreSampling
     from gamescale.algorithms.coalitions.config import LeastCoreSamplingConfig
+    from gamescale.algorithms.coalitions.solvers import LeastCoreSampling
 
     game = make_game(family, n)
     config = LeastCoreSamplingConfig(

@@ -63,3 +63,19 @@ class LeastCoreSamplingConfig(_LeastCoreCommon):
     reference: Literal["auto", "none"] = Field(
         "auto", description="auto: the exact least-core value (LP) as lp_epsilon when it is computable"
     )
+
+
+class LeastCoreScalingConfig(AlgorithmConfig):
+    """The scaling study; the run's env is not used (each step builds its own game)."""
+
+    name: str = "least_core_scaling"
+    family: Literal["weighted_voting", "induced_subgraph", "mc_net"] = "weighted_voting"
+    sizes: list[int] = Field(default_factory=lambda: [10, 15, 20, 25, 50, 100, 200])
+    game_seed: int = Field(0, ge=0)
+    within: float = Field(0.01, gt=0)
+    lp_time_limit: float = Field(60.0, gt=0)
+    lp_memory_gb: float = Field(4.0, gt=0)
+    iterative_time_limit: float = Field(60.0, gt=0)
+    update: Literal["lp", "saddle_point", "penalty"] = "lp"
+    samples: int = Field(2048, ge=1)
+

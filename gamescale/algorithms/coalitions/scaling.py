@@ -18,19 +18,17 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
-from pydantic import Field
 from scipy.optimize import linprog
 from scipy.sparse import csr_matrix, hstack
 
 from gamescale.algorithms.base import LearnerSpec, LocalShardRunner, State, StepContext
-from gamescale.algorithms.coalitions.config import LeastCoreSamplingConfig
+from gamescale.algorithms.coalitions.config import LeastCoreSamplingConfig, LeastCoreScalingConfig  # noqa: F401
 from gamescale.algorithms.coalitions.lp import has_exact_separation, proper_coalitions
 from gamescale.algorithms.coalitions.solvers import LeastCoreSampling, cutting_planes
-from gamescale.algorithms.registry import AlgorithmConfig, register_algorithm
 from gamescale.envs.coalitions import random_induced_subgraph, random_mc_net, random_weighted_voting
 from gamescale.envs.coalitions.game import CoalitionGame
 
@@ -41,19 +39,6 @@ FAMILIES = {
 }
 
 
-class LeastCoreScalingConfig(AlgorithmConfig):
-    """The scaling study; the run's env is not used (each step builds its own game)."""
-
-    name: str = "least_core_scaling"
-    family: Literal["weighted_voting", "induced_subgraph", "mc_net"] = "weighted_voting"
-    sizes: list[int] = Field(default_factory=lambda: [10, 15, 20, 25, 50, 100, 200])
-    game_seed: int = Field(0, ge=0)
-    within: float = Field(0.01, gt=0)
-    lp_time_limit: float = Field(60.0, gt=0)
-    lp_memory_gb: float = Field(4.0, gt=0)
-    iterative_time_limit: float = Field(60.0, gt=0)
-    update: Literal["lp", "saddle_point", "penalty"] = "lp"
-    samples: int = Field(2048, ge=1)
 
 
 def full_lp(game: CoalitionGame, time_limit: float, memory_gb: float) -> tuple[float, int, float]:
@@ -191,11 +176,3 @@ class LeastCoreScaling:
     def tables(self, state: State) -> dict[str, pa.Table]:
         done = int(state["index"])
         return {"scaling": pa.table({k: state[k][:done] for k in self._keys()})}
-
-
-register_algorithm(
-    "least_core_scaling",
-    LeastCoreScalingConfig,
-    LeastCoreScaling,
-    "least core: full LP vs iterative coalition sampling as n grows",
-)

@@ -9,9 +9,9 @@ import pytest
 from scipy.optimize import linprog
 
 from gamescale.algorithms.base import LocalShardRunner, StepContext
-from gamescale.algorithms.coalitions import LeastCoreLP, LeastCoreSampling, cutting_planes, exact_least_core
 from gamescale.algorithms.coalitions.config import LeastCoreLPConfig, LeastCoreSamplingConfig
-from gamescale.algorithms.coalitions.lp import max_excess_enumerated, proper_coalitions
+from gamescale.algorithms.coalitions.lp import exact_least_core, max_excess_enumerated, proper_coalitions
+from gamescale.algorithms.coalitions.solvers import LeastCoreLP, LeastCoreSampling, cutting_planes
 from gamescale.envs.coalitions import (
     GloveGame,
     InducedSubgraphGame,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gamescale.algorithms.coalitions import exact_shapley, sampled_shapley, shapley_values
+from gamescale.algorithms.coalitions.shapley import exact_shapley, sampled_shapley, shapley_values
 from gamescale.envs.coalitions import (
     GloveGame,
     MajorityGame,
