@@ -158,13 +158,16 @@ def submit(
     workers: Annotated[int | None, typer.Option(help="rollout workers")] = None,
     out: Annotated[str | None, typer.Option(help="run directory on the cluster")] = None,
     wait: Annotated[bool, typer.Option("--wait/--no-wait", help="follow the job's logs until it ends")] = True,
+    ship: Annotated[
+        bool, typer.Option("--ship/--no-ship", help="send this checkout as the job's code, or use the cluster's gamescale")
+    ] = True,
 ) -> None:
     """Submit a run to a Ray cluster through the Ray Jobs API."""
     from gamescale.framework.submit import submit as submit_job
 
     try:
         config = _load(name, None, set_, workers, None, None)
-        _, status = submit_job(config, address, out, wait=wait, echo=typer.echo)
+        _, status = submit_job(config, address, out, wait=wait, echo=typer.echo, ship=ship)
     except GamescaleError as exc:
         _fail(str(exc))
     if wait and status != "SUCCEEDED":

@@ -34,10 +34,15 @@ def _enable_token_auth() -> None:
         os.environ["RAY_AUTH_MODE"] = "token"
 
 
-def runtime_env(config: ExperimentConfig) -> dict[str, Any]:
+def runtime_env(config: ExperimentConfig, ship: bool = True) -> dict[str, Any]:
+    """The job's runtime environment: the config, and (with `ship`) this checkout or
+    package as its code; without `ship` the job uses the gamescale installed on the cluster
+    (an image with gamescale in it, as on KubeRay)."""
     package_dir = Path(gamescale.__file__).resolve().parent
     project_dir = package_dir.parent
     env: dict[str, Any] = {"env_vars": {CONFIG_ENV_VAR: dump_config(config)}}
+    if not ship:
+        return env
     if (project_dir / "pyproject.toml").is_file():
         env.update(working_dir=str(project_dir), excludes=EXCLUDES)
     else:
@@ -81,10 +86,12 @@ def _submit_with_retry(client, command: str, env: dict[str, Any], patience_s: fl
             time.sleep(1.0)
 
 
-def submit(config: ExperimentConfig, address: str, out: str | None, wait: bool = True, echo=print) -> tuple[str, str]:
+def submit(
+    config: ExperimentConfig, address: str, out: str | None, wait: bool = True, echo=print, ship: bool = True
+) -> tuple[str, str]:
     """Submit; with `wait`, stream the job's logs until it ends. Returns (job id, status)."""
     client = client_for(address)
-    job_id = _submit_with_retry(client, entrypoint(out), runtime_env(config))
+    job_id = _submit_with_retry(client, entrypoint(out), runtime_env(config, ship))
     echo(f"submitted {config.name} as job {job_id} to {address}")
     if not wait:
         return job_id, str(client.get_job_status(job_id))

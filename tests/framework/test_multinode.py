@@ -8,6 +8,7 @@ single-node cluster (`ray_cluster`) stays the test process's own.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -188,3 +189,39 @@ def test_bad_input_against_the_multi_node_cluster(cluster, tmp_path):
                         "runtime.placement=scatter", "--out", str(tmp_path / "bad"))
     assert bad.returncode == 2 and "runtime.placement" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "bad").exists()
+
+
+@pytest.fixture(scope="module")
+def jobs_cluster():
+    """A head with the Jobs API and one worker node, held by `cluster_keeper.py`."""
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    env = {**os.environ, "PATH": path}  # the job's `python` is the one with gamescale, as on a real cluster
+    keeper = subprocess.Popen(
+        [sys.executable, str(Path(__file__).with_name("cluster_keeper.py"))],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env,
+    )  # fmt: skip
+    try:
+        line = keeper.stdout.readline()
+        assert line, "the cluster keeper did not start"
+        yield json.loads(line)
+    finally:
+        keeper.send_signal(signal.SIGTERM)
+        try:
+            keeper.wait(timeout=90)
+        except subprocess.TimeoutExpired:
+            keeper.kill()
+
+
+def test_submit_spreads_the_job_over_the_multi_node_cluster(jobs_cluster, tmp_path):
+    """`gamescale submit --no-ship` (the cluster's own gamescale, as in an image) to a
+    two-node cluster: the job's two rollout workers run on both nodes. (Shipping this
+    checkout as the job's working directory is tested against a `ray start` head in
+    test_submit.py.)"""
+    out = tmp_path / "submitted"
+    result = gamescale_cli("submit", "mfg-crowd-sampled-fp", "--address", jobs_cluster["dashboard"], "--no-ship",
+                           "--out", str(out), "--set", "run.iterations=2", "--set", "algorithm.num_particles=2000",
+                           "--workers", "2")  # fmt: skip
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "ran on 2 node(s): 2 rollout workers (spread)" in result.stdout  # the job's own log, followed
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "completed" and len(summary["placement"]["nodes"]) == 2
