@@ -55,8 +55,9 @@ def round_trip_ms(calls: int = 2000) -> float:
     return (time.perf_counter() - start) / calls * 1e3
 
 
-def arrow_throughput_mb_s(megabytes: float = 64.0, calls: int = 10) -> float:
-    actor = Echo.remote()
+def arrow_throughput_mb_s(megabytes: float = 64.0, calls: int = 10, actor=None) -> float:
+    """MB/s of Arrow batches fetched from `actor` (a new `Echo` on any node by default)."""
+    actor = actor if actor is not None else Echo.remote()
     ray.get(actor.batch.remote(1.0))
     start = time.perf_counter()
     total = 0
@@ -221,20 +222,11 @@ def multinode(particles: int) -> dict[str, float]:
             other = next(n["NodeID"] for n in ray.nodes() if n["Alive"] and n["NodeID"] != head_id)
             for where, node in (("same_node", head_id), ("between_nodes", other)):
                 echo = Echo.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False)).remote()
-                out[f"arrow_mb_s_{where}"] = _arrow_from(echo)
+                out[f"arrow_mb_s_{where}"] = arrow_throughput_mb_s(32.0, 6, actor=echo)
             out["node_death_to_progress_s"] = _node_death_to_progress(cluster, particles)
         ray.shutdown()
         cluster.shutdown()
     return out
-
-
-def _arrow_from(actor, megabytes: float = 32.0, calls: int = 6) -> float:
-    ray.get(actor.batch.remote(1.0))
-    start = time.perf_counter()
-    total = 0
-    for _ in range(calls):
-        total += ray.get(actor.batch.remote(megabytes)).nbytes
-    return total / 1e6 / (time.perf_counter() - start)
 
 
 def _node_death_to_progress(cluster, particles: int) -> float:

@@ -104,33 +104,41 @@ def _raylet_pid(node) -> int:
     return node.all_processes["raylet"][0].process.pid
 
 
-def test_losing_a_worker_node_after_a_checkpoint_loses_nothing(cluster, ray_cluster, tmp_path):
-    overrides = {**SAMPLED, "run.iterations": 60}
-    out = tmp_path / "lost"
+def run_and_lose_the_worker_node(cluster, out: Path, overrides: dict, workers: int) -> tuple[int, str]:
+    """Run a driver against `cluster`, kill the worker node's raylet once the run has its
+    first checkpoint (the node dies, not its workers politely), let the run finish, then
+    give the cluster a fresh worker node for the module's other tests. Returns the driver's
+    exit code and stderr."""
     driver = subprocess.Popen(
-        [sys.executable, "-m", "gamescale", *run_args("mfg-crowd-sampled-fp", cluster.address, out, overrides, 2)],
+        [sys.executable, "-m", "gamescale", *run_args("mfg-crowd-sampled-fp", cluster.address, out, overrides, workers)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
-    worker_node = cluster.worker_nodes and next(iter(cluster.worker_nodes))
+    worker_node = next(iter(cluster.worker_nodes))
     try:
         deadline = time.monotonic() + 240
         while not storage.checkpoint_dirs(out):
             assert driver.poll() is None, driver.stderr.read()[-2000:]
             assert time.monotonic() < deadline, "no checkpoint in time"
             time.sleep(0.1)
-        lost_at = len(gamescale.load_run(out).metrics)
-        os.kill(_raylet_pid(worker_node), signal.SIGKILL)  # the node dies, not its workers politely
-        stdout, stderr = driver.communicate(timeout=400)
+        assert len(gamescale.load_run(out).metrics) < overrides["run.iterations"]
+        os.kill(_raylet_pid(worker_node), signal.SIGKILL)
+        _, stderr = driver.communicate(timeout=400)
     finally:
         if driver.poll() is None:
             driver.kill()
         cluster.remove_node(worker_node, allow_graceful=False)
-        cluster.add_node(num_cpus=1, node_ip_address="127.0.0.1")  # for the module's other tests
+        cluster.add_node(num_cpus=1, node_ip_address="127.0.0.1")
         cluster.wait_for_nodes()
-    assert driver.returncode == 0, stderr[-2000:]
-    assert lost_at < overrides["run.iterations"]
+    return driver.returncode, stderr
+
+
+def test_losing_a_worker_node_after_a_checkpoint_loses_nothing(cluster, ray_cluster, tmp_path):
+    overrides = {**SAMPLED, "run.iterations": 60}
+    out = tmp_path / "lost"
+    returncode, stderr = run_and_lose_the_worker_node(cluster, out, overrides, workers=2)
+    assert returncode == 0, stderr[-2000:]
     run = gamescale.load_run(out)
     assert run.finished
     assert run.metrics["iteration"].to_pylist() == list(range(overrides["run.iterations"]))
@@ -147,28 +155,8 @@ def test_with_no_capacity_left_the_pool_shrinks_and_the_run_completes(cluster, t
     finish the run, and the rows equal an undisturbed run's."""
     overrides = {**SAMPLED, "run.iterations": 150, "runtime.worker_revive_timeout_s": 2}
     out = tmp_path / "shrunk"
-    driver = subprocess.Popen(
-        [sys.executable, "-m", "gamescale", *run_args("mfg-crowd-sampled-fp", cluster.address, out, overrides, 3)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    worker_node = next(iter(cluster.worker_nodes))
-    try:
-        deadline = time.monotonic() + 240
-        while not storage.checkpoint_dirs(out):
-            assert driver.poll() is None, driver.stderr.read()[-2000:]
-            assert time.monotonic() < deadline, "no checkpoint in time"
-            time.sleep(0.1)
-        os.kill(_raylet_pid(worker_node), signal.SIGKILL)
-        stdout, stderr = driver.communicate(timeout=400)
-    finally:
-        if driver.poll() is None:
-            driver.kill()
-        cluster.remove_node(worker_node, allow_graceful=False)
-        cluster.add_node(num_cpus=1, node_ip_address="127.0.0.1")
-        cluster.wait_for_nodes()
-    assert driver.returncode == 0, stderr[-2000:]
+    returncode, stderr = run_and_lose_the_worker_node(cluster, out, overrides, workers=3)
+    assert returncode == 0, stderr[-2000:]
     run = gamescale.load_run(out)
     assert "continuing with fewer workers" in stderr, (stderr[-2000:], run.summary["placement"])
     assert run.summary["placement"]["pools"]["rollout"]["dropped_workers"] == 1
@@ -178,7 +166,6 @@ def test_with_no_capacity_left_the_pool_shrinks_and_the_run_completes(cluster, t
 
 
 def test_bad_input_against_the_multi_node_cluster(cluster, tmp_path):
-    # (`gamescale submit` to a two-node cluster is tested in test_submit.py.)
     too_many = gamescale_cli("run", "mfg-crowd-sampled-fp", "--address", cluster.address, "--workers", "5",
                              "--out", str(tmp_path / "too-many"), "--no-progress")
     assert too_many.returncode == 2
