@@ -73,9 +73,12 @@ def run(
     return load_run(run_dir)
 
 
-def resume(run_dir: str | Path, progress: bool = False, callbacks: Sequence[Callback] = ()) -> Run:
-    """Continue a killed run from its newest checkpoint."""
-    return load_run(resume_run(Path(run_dir), progress=progress, callbacks=callbacks))
+def resume(
+    run_dir: str | Path, progress: bool = False, callbacks: Sequence[Callback] = (), address: str | None = None
+) -> Run:
+    """Continue a killed run from its newest checkpoint; `address` moves it to another
+    cluster ("local": an embedded one)."""
+    return load_run(resume_run(Path(run_dir), progress=progress, callbacks=callbacks, address=address))
 
 
 def load_run(run_dir: str | Path) -> Run:

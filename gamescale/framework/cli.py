@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from gamescale.framework.errors import GamescaleError
+from gamescale.framework.errors import ConfigError, GamescaleError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Game-theoretic and learning experiments on Ray.")
 
@@ -80,6 +80,9 @@ def run(
 def resume(
     run_dir: Path,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
+    address: Annotated[
+        str | None, typer.Option(help="continue on this Ray cluster ('local': an embedded one); default: the run's own")
+    ] = None,
 ) -> None:
     """Continue a killed run or sweep from its newest checkpoints."""
     from gamescale.framework.loop import resume_run
@@ -89,11 +92,13 @@ def resume(
 
     try:
         if is_sweep_dir(run_dir):
+            if address is not None:
+                raise ConfigError("--address moves a run to another cluster; a sweep resumes where it was started")
             resume_sweep(run_dir, progress=progress)
             report_sweep(run_dir)
             typer.echo(f"sweep directory: {run_dir}")
             return
-        resume_run(run_dir, progress=progress)
+        resume_run(run_dir, progress=progress, address=address)
         print_report(run_dir, redraw=False)
     except GamescaleError as exc:
         _fail(str(exc))

@@ -47,6 +47,12 @@ class RuntimeConfig(_Section):
     worker_revive_timeout_s: float = Field(
         60.0, gt=0, description="drop a lost rollout worker that has not come back after this (the pool shrinks)"
     )
+    head_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        description="stop the run (resumable) once the cluster's head has not answered for this long; "
+        "keep it below Ray's gcs_rpc_server_reconnect_timeout_s (60 s)",
+    )
 
 
 class RunConfig(_Section):

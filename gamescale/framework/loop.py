@@ -35,7 +35,7 @@ from gamescale.framework.errors import (
     LearnerLostError,
     TrainingError,
 )
-from gamescale.framework.runtime import connect
+from gamescale.framework.runtime import HeadWatch, connect
 
 
 class LazyPool:
@@ -140,8 +140,15 @@ def start_run(
     return run_dir
 
 
-def resume_run(run_dir: Path, progress: bool = True, callbacks: Sequence[Callback] = ()) -> Path:
-    """Continue a killed run from its newest checkpoint."""
+def resume_run(
+    run_dir: Path, progress: bool = True, callbacks: Sequence[Callback] = (), address: str | None = None
+) -> Path:
+    """Continue a killed run from its newest checkpoint.
+
+    `address` moves the run to another cluster (its head was lost, say): a Ray address, or
+    "local" for an embedded local Ray. The run's config.yaml then records the new address.
+    Seeded results do not depend on where the run goes on.
+    """
     run_dir = Path(run_dir)
     config_path = run_dir / storage.CONFIG_FILE
     if not config_path.is_file():
@@ -149,10 +156,15 @@ def resume_run(run_dir: Path, progress: bool = True, callbacks: Sequence[Callbac
     if _is_finished(run_dir):
         raise ConfigError(f"run {run_dir} already finished; nothing to resume")
     config = load_config(config_path)
+    if address is not None:
+        moved = None if address == "local" else address
+        config = config.model_copy(update={"runtime": config.runtime.model_copy(update={"address": moved})})
     checkpoint = storage.latest_checkpoint(run_dir)
     loaded = storage.load_checkpoint(checkpoint) if checkpoint is not None else None
     _, algorithm = _build(config)
     _connect_if_asked(config)
+    if address is not None:
+        storage.write_text_atomic(config_path, dump_config(config))
     _loop(config, algorithm, run_dir, loaded, progress, callbacks)
     return run_dir
 
@@ -211,6 +223,12 @@ def _loop(
     learners: dict[str, Any] = {}
     writer = storage.MetricsWriter(run_dir)
     restores = 0
+    resume_hint = (
+        "the run stopped at its newest checkpoint: continue it on another cluster with "
+        f"`gamescale resume {run_dir} --address ADDRESS` (or `--address local`)"
+    )
+    head_lost = f"lost the Ray cluster: its head stopped answering; {resume_hint}"
+    watch = HeadWatch(head_lost, config.runtime.head_timeout_s).start()
     try:
         learners = _start_learners(config, specs)
         state, start, time_offset, stopped = _restore(algorithm, run, learners, loaded, run_dir)
@@ -279,11 +297,13 @@ def _loop(
             }
         _finish(config, algorithm, state, run_dir, row, pool, stopped, {**extra_pools, "rollout": pool}, learners)
     except ClusterLostError as exc:
-        raise ClusterError(
-            f"{exc}; the run stopped at its newest checkpoint: continue it on a running cluster with "
-            f"`gamescale resume {run_dir}`"
-        ) from None
+        raise ClusterError(f"{exc}; {resume_hint}") from None
+    except Exception:
+        if watch.head_lost():  # whatever failed, it failed because the head went away
+            raise ClusterError(head_lost) from None
+        raise
     finally:
+        watch.stop()
         pool.shutdown()
         for extra in extra_pools.values():
             extra.shutdown()

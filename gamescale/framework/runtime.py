@@ -11,6 +11,9 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import sys
+import threading
+import time
 
 from gamescale.framework.errors import ClusterError
 
@@ -69,3 +72,70 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> bool:
     except (ConnectionError, RuntimeError, ValueError) as exc:
         raise ClusterError(f"cannot join Ray cluster at {address}: {str(exc).splitlines()[0]}") from None
     return True
+
+
+def head_answers(gcs_address: str, timeout_s: float = 1.0) -> bool:
+    """Whether the cluster's head (its GCS) accepts a TCP connection."""
+    host, _, port = gcs_address.rpartition(":")
+    try:
+        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout_s):
+            return True
+    except (OSError, ValueError):
+        return False
+
+
+class HeadWatch:
+    """Ends the driver with one clear line when the cluster's head stops answering.
+
+    When the head (its GCS) dies, Ray's core worker in the driver retries for
+    `gcs_rpc_server_reconnect_timeout_s` (60 s by default) and then terminates the
+    process with a message about GCS logs; calls in flight meanwhile block or fail with
+    unrelated-looking errors. This thread probes the head's GCS port while Ray is
+    connected and, once the head has been silent for `grace_s` (set below Ray's own
+    limit, so the head may still come back when GCS fault tolerance is configured),
+    prints `message` and exits with status 2. Every file of the run is written
+    atomically, so the run directory keeps its newest checkpoint for `gamescale resume`.
+    """
+
+    def __init__(self, message: str, grace_s: float, poll_s: float = 0.5):
+        self.message = message
+        self.grace_s = grace_s
+        self.poll_s = poll_s
+        self._address: str | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="gamescale-head-watch", daemon=True)
+
+    def start(self) -> HeadWatch:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def head_lost(self) -> bool:
+        """True when Ray was connected and its head does not answer now."""
+        address = self._gcs_address()
+        return address is not None and not head_answers(address)
+
+    def _gcs_address(self) -> str | None:
+        if self._address is None:
+            ray = sys.modules.get("ray")  # the watch never imports Ray: exact runs stay Ray-free
+            if ray is not None and ray.is_initialized():
+                try:
+                    self._address = ray.get_runtime_context().gcs_address
+                except Exception:  # connected moments ago or shutting down: try on the next poll
+                    return None
+        return self._address
+
+    def _watch(self) -> None:
+        silent_since: float | None = None
+        while not self._stop.wait(self.poll_s):
+            address = self._gcs_address()
+            if address is None or head_answers(address):
+                silent_since = None
+                continue
+            silent_since = silent_since or time.monotonic()
+            if time.monotonic() - silent_since >= self.grace_s and not self._stop.is_set():
+                sys.stderr.write(f"gamescale: error: {self.message}\n")
+                sys.stderr.flush()
+                os._exit(2)

@@ -7,7 +7,9 @@ from __future__ import annotations
 import json
 import os
 import signal
+import shutil
 import socket
+import tempfile
 import time
 
 os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
@@ -36,7 +38,11 @@ def main() -> None:
         "metrics_agent_port": free_port(),
     }
     cluster = Cluster(initialize_head=True, connect=False, head_node_args=head)
-    cluster.add_node(num_cpus=1, node_ip_address="127.0.0.1")
+    # A node of its own temp dir, as on a machine of its own: nodes sharing one session dir
+    # also share the unpacked job `working_dir`, and the worker node's runtime-env agent
+    # re-unpacks it under the running job's driver (whose cwd then vanishes).
+    worker_dir = tempfile.mkdtemp(prefix="gsw")
+    cluster.add_node(num_cpus=1, node_ip_address="127.0.0.1", temp_dir=worker_dir)
     cluster.wait_for_nodes()
     stop: list[bool] = []
     signal.signal(signal.SIGTERM, lambda *_: stop.append(True))
@@ -44,6 +50,7 @@ def main() -> None:
     while not stop:
         time.sleep(0.2)
     cluster.shutdown()
+    shutil.rmtree(worker_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -31,14 +31,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def cluster():
-    """Head (2 CPUs) + one worker node (1 CPU); torn down at the end."""
-    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
-    from ray.cluster_utils import Cluster
-
-
-    head_args = {
+def head_node_args() -> dict:
+    """A 2-CPU head on 127.0.0.1 that does not collide with other local heads."""
+    return {
         "num_cpus": 2,
         "node_ip_address": "127.0.0.1",
         "include_dashboard": False,
@@ -51,9 +46,23 @@ def cluster():
         # worker comes back while the run is still going.
         "_system_config": {"health_check_period_ms": 1000, "health_check_failure_threshold": 3},
     }
-    instance = Cluster(initialize_head=True, connect=False, head_node_args=head_args)
-    instance.add_node(num_cpus=1, node_ip_address="127.0.0.1")
+
+
+def new_cluster(worker_nodes: int):
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    from ray.cluster_utils import Cluster
+
+    instance = Cluster(initialize_head=True, connect=False, head_node_args=head_node_args())
+    for _ in range(worker_nodes):
+        instance.add_node(num_cpus=1, node_ip_address="127.0.0.1")
     instance.wait_for_nodes()
+    return instance
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """Head (2 CPUs) + one worker node (1 CPU); torn down at the end."""
+    instance = new_cluster(worker_nodes=1)
     try:
         yield instance
     finally:
@@ -104,25 +113,33 @@ def _raylet_pid(node) -> int:
     return node.all_processes["raylet"][0].process.pid
 
 
+def start_driver(address: str, out: Path, overrides: dict, workers: int) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "gamescale", *run_args("mfg-crowd-sampled-fp", address, out, overrides, workers)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_for_first_checkpoint(driver: subprocess.Popen, out: Path, iterations: int) -> None:
+    deadline = time.monotonic() + 240
+    while not storage.checkpoint_dirs(out):
+        assert driver.poll() is None, driver.stderr.read()[-2000:]
+        assert time.monotonic() < deadline, "no checkpoint in time"
+        time.sleep(0.1)
+    assert len(gamescale.load_run(out).metrics) < iterations  # the run is still going
+
+
 def run_and_lose_the_worker_node(cluster, out: Path, overrides: dict, workers: int) -> tuple[int, str]:
     """Run a driver against `cluster`, kill the worker node's raylet once the run has its
     first checkpoint (the node dies, not its workers politely), let the run finish, then
     give the cluster a fresh worker node for the module's other tests. Returns the driver's
     exit code and stderr."""
-    driver = subprocess.Popen(
-        [sys.executable, "-m", "gamescale", *run_args("mfg-crowd-sampled-fp", cluster.address, out, overrides, workers)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    driver = start_driver(cluster.address, out, overrides, workers)
     worker_node = next(iter(cluster.worker_nodes))
     try:
-        deadline = time.monotonic() + 240
-        while not storage.checkpoint_dirs(out):
-            assert driver.poll() is None, driver.stderr.read()[-2000:]
-            assert time.monotonic() < deadline, "no checkpoint in time"
-            time.sleep(0.1)
-        assert len(gamescale.load_run(out).metrics) < overrides["run.iterations"]
+        wait_for_first_checkpoint(driver, out, overrides["run.iterations"])
         os.kill(_raylet_pid(worker_node), signal.SIGKILL)
         _, stderr = driver.communicate(timeout=400)
     finally:
@@ -165,6 +182,42 @@ def test_with_no_capacity_left_the_pool_shrinks_and_the_run_completes(cluster, t
     assert rows(run) == rows(reference)
 
 
+def test_losing_the_head_stops_the_run_and_resume_continues_it_on_another_cluster(cluster, ray_cluster, tmp_path):
+    """The head of the cluster a run is on dies (all of its processes, as when its machine
+    goes): the driver stops within `runtime.head_timeout_s` with one line that says so and
+    how to resume, the run directory keeps its newest checkpoint and is not complete, and
+    `gamescale resume --address` finishes it on another cluster with the rows of an
+    undisturbed run."""
+    overrides = {**SAMPLED, "run.iterations": 30, "runtime.head_timeout_s": 2}
+    out = tmp_path / "headless"
+    doomed = new_cluster(worker_nodes=0)
+    driver = start_driver(doomed.address, out, overrides, workers=2)
+    try:
+        wait_for_first_checkpoint(driver, out, overrides["run.iterations"])
+        lost_at = time.monotonic()
+        doomed.remove_node(doomed.head_node, allow_graceful=False)
+        _, stderr = driver.communicate(timeout=120)
+        noticed_s = time.monotonic() - lost_at
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+        doomed.shutdown()
+    assert driver.returncode == 2, stderr[-2000:]
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and "lost the Ray cluster: its head stopped answering" in lines[0], stderr[-2000:]
+    assert f"gamescale resume {out} --address" in lines[0]
+    assert noticed_s < 30  # Ray alone would end the driver after 60 s, with no word of resuming
+    assert not gamescale.load_run(out).finished and storage.checkpoint_dirs(out)
+
+    resumed = gamescale_cli("resume", str(out), "--address", cluster.address, "--no-progress")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    run = gamescale.load_run(out)
+    assert run.finished and run.config.runtime.address == cluster.address
+    assert run.metrics["iteration"].to_pylist() == list(range(overrides["run.iterations"]))
+    reference = gamescale.run("mfg-crowd-sampled-fp", overrides=overrides, workers=2, out=tmp_path / "reference")
+    assert rows(run) == rows(reference)
+
+
 def test_bad_input_against_the_multi_node_cluster(cluster, tmp_path):
     too_many = gamescale_cli("run", "mfg-crowd-sampled-fp", "--address", cluster.address, "--workers", "5",
                              "--out", str(tmp_path / "too-many"), "--no-progress")
@@ -200,15 +253,15 @@ def jobs_cluster():
 
 
 def test_submit_spreads_the_job_over_the_multi_node_cluster(jobs_cluster, tmp_path):
-    """`gamescale submit --no-ship` (the cluster's own gamescale, as in an image) to a
-    two-node cluster: the job's two rollout workers run on both nodes. (Shipping this
-    checkout as the job's working directory is tested against a `ray start` head in
-    test_submit.py.)"""
-    out = tmp_path / "submitted"
-    result = gamescale_cli("submit", "mfg-crowd-sampled-fp", "--address", jobs_cluster["dashboard"], "--no-ship",
-                           "--out", str(out), "--set", "run.iterations=2", "--set", "algorithm.num_particles=2000",
-                           "--workers", "2")  # fmt: skip
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-    assert "ran on 2 node(s): 2 rollout workers (spread)" in result.stdout  # the job's own log, followed
-    summary = json.loads((out / "summary.json").read_text())
-    assert summary["status"] == "completed" and len(summary["placement"]["nodes"]) == 2
+    """`gamescale submit` to a two-node cluster, shipping this checkout as the job's code
+    and then with `--no-ship` (the cluster's own gamescale, as in an image): each job's two
+    rollout workers run on both nodes."""
+    for ship in ("--ship", "--no-ship"):
+        out = tmp_path / f"submitted{ship}"
+        result = gamescale_cli("submit", "mfg-crowd-sampled-fp", "--address", jobs_cluster["dashboard"], ship,
+                               "--out", str(out), "--set", "run.iterations=2", "--set", "algorithm.num_particles=2000",
+                               "--workers", "2")  # fmt: skip
+        assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+        assert "ran on 2 node(s): 2 rollout workers (spread)" in result.stdout  # the job's own log, followed
+        summary = json.loads((out / "summary.json").read_text())
+        assert summary["status"] == "completed" and len(summary["placement"]["nodes"]) == 2
