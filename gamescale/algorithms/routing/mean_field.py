@@ -161,7 +161,41 @@ def openspiel_q(
     `first[t, l, d]`, else softmax(logits + learning_rate * Q_t) (the walk already added
     Q_t to that node's cumulative values). With `first` all True this is `values(steps,
     softmax(logits))[1]`. Q is relative to the decision step (the softmax is the same as
-    for OpenSpiel's absolute returns)."""
+    for OpenSpiel's absolute returns). Acyclic networks: one node at a time over all steps
+    (heads before tails); otherwise `_openspiel_q_by_step`."""
+    if model.backward_order is None:
+        return _openspiel_q_by_step(model, steps, logits, learning_rate, first)
+    net = model.network
+    T, dt, L = model.horizon, model.time_step, net.num_links
+    head, legal, movable = net.term_node, model.legal, model.movable
+    exit_t = np.arange(T)[:, None] + steps  # [T, L]
+    ok = exit_t <= T
+    exit_t = np.minimum(exit_t, T)
+    cost = -dt * steps
+    lost = -(T - np.arange(T)) * dt - model.late_penalty  # [T] value of never arriving
+    fixed = np.where(model.at_dest, 0.0, lost[:, None, None])  # [T, n, D] where no choice is made
+    entry_value = np.empty((T + 1, L, model.num_destinations))  # value of a vehicle at l's head at step t
+    entry_value[:T] = fixed[:, head]
+    entry_value[T] = np.where(model.at_dest, 0.0, -model.late_penalty)[head]
+    q = np.where(legal, fixed[..., None], -np.inf)
+    for v in model.backward_order:
+        lk = model.slot_link[v][model.slot_link[v] >= 0]
+        cont = np.where(ok[:, lk, None], cost[:, lk, None] + entry_value[exit_t[:, lk], lk], lost[:, None, None])
+        q[:, v, :, : len(lk)] = np.where(movable[v][None, :, None], np.transpose(cont, (0, 2, 1)), fixed[:, v, :, None])
+        q_legal = np.where(legal[v], q[:, v], 0.0)  # [T, D, A]
+        held = softmax(logits[:, v], legal[v])
+        ahead = softmax(logits[:, v] + learning_rate * q_legal, legal[v])
+        v_held = np.where(movable[v], (held * q_legal).sum(axis=-1), fixed[:, v])  # [T, D]
+        v_ahead = np.where(movable[v], (ahead * q_legal).sum(axis=-1), fixed[:, v])
+        into = np.flatnonzero(head == v)
+        entry_value[:T, into] = np.where(first[:, into], v_held[:, None], v_ahead[:, None])
+    return q
+
+
+def _openspiel_q_by_step(
+    model: RoutingFlowModel, steps: np.ndarray, logits: np.ndarray, learning_rate: float, first: np.ndarray
+) -> np.ndarray:
+    """`openspiel_q` as a loop over steps (any network, cycles included)."""
     net = model.network
     T, dt, L = model.horizon, model.time_step, net.num_links
     head = net.term_node
