@@ -64,15 +64,21 @@ def test_braess_fictitious_play():
 
 
 def test_omd_exploitability_decreases_and_matches_engine():
-    """The routing OMD's exploitability equals the engine's on the lifted policy; the
-    engine's own mirror_descent on the explicit game reaches the same equilibrium cost."""
+    """The collapsed routing OMD and the engine's generic mirror_descent on the explicit
+    game are the same computation: equal exploitability at every iteration, equal flows
+    (link masses, arrived and en-route mass over time) at the last one."""
     env = make_env("routing_mean_field", net="braess", horizon=100)
     _, state, h = learn(env, "routing_mean_field_omd", 10)
+    _, engine_state, eh = learn(env, "mirror_descent", 10, learning_rate=1.0)
     ex = [m["exploitability"] for m in h]
     assert ex[-1] < 0.02 < ex[0]
-    assert exploitability(env, env.lift_policy(state["policy"])) == pytest.approx(ex[-1], abs=1e-9)
-    _, engine_state, eh = learn(env, "mirror_descent", 15, learning_rate=1.0)
-    assert eh[-1]["exploitability"] < 0.02
+    np.testing.assert_allclose(ex, [m["exploitability"] for m in eh], rtol=0, atol=1e-12)
+    assert exploitability(env, env.lift_policy(state["policy"])) == pytest.approx(ex[-1], abs=1e-12)
+    flow, mu = env.model.flow(state["policy"]), engine_state["mu"][0]
+    np.testing.assert_allclose(np.array([env.link_mass(m) for m in mu[1:]]), flow.on_link, atol=1e-12)
+    breakdown = env.mass_breakdown(mu)
+    np.testing.assert_allclose(breakdown["arrived"], flow.arrived, atol=1e-12)
+    np.testing.assert_allclose(breakdown["en_route"], flow.en_route, atol=1e-12)
 
 
 def test_tables_and_plots(tmp_path):
@@ -99,3 +105,27 @@ def test_sioux_falls_full_demand_iteration_under_one_second():
         state, m2 = alg.step(state, StepContext(iteration=i, seed=0, shards=LocalShardRunner(env)))
     assert m2["exploitability"] < m["exploitability"]
     assert m2["arrived_fraction"] == pytest.approx(1.0)
+
+
+def test_openspiel_form_passes_agree_with_the_model():
+    """The compatible form's pieces against the model's own passes (no OpenSpiel needed):
+    its walk reaches every decision point the flow reaches (and only reachable ones), its
+    Q with no read-ahead is the policy's Q, and the node-ordered and by-step Q agree."""
+    from gamescale.algorithms.routing.mean_field import _openspiel_q_by_step, openspiel_q, openspiel_visits, softmax
+
+    env = make_env("routing_mean_field", net="braess", time_step=0.05, horizon=100)
+    m = env.model
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=m.policy_shape)
+    policy = softmax(logits, m.legal)
+    flow = m.flow(policy)
+    visited, first = openspiel_visits(m, flow.steps)
+    reached = (flow.ready[:-1] > 0) & m.movable
+    assert np.array_equal(visited & m.movable, reached)  # full support: reached iff walked
+    mixed = rng.random(first.shape) < 0.5
+    finite = np.isfinite(m.values(flow.steps, policy)[1])
+    by_node = openspiel_q(m, flow.steps, logits, 0.7, mixed)
+    np.testing.assert_allclose(by_node[finite], _openspiel_q_by_step(m, flow.steps, logits, 0.7, mixed)[finite])
+    held = openspiel_q(m, flow.steps, logits, 0.7, np.ones_like(first))
+    np.testing.assert_allclose(held[finite], m.values(flow.steps, policy)[1][finite], atol=1e-12)
+    assert not np.allclose(by_node[finite], held[finite])  # the read-ahead changes something

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pyarrow as pa
 import pytest
 
 from gamescale.algorithms.base import LocalShardRunner, StepContext, make_shard_tasks
 from gamescale.algorithms.registry import algorithm_config, build_algorithm
-from gamescale.algorithms.routing.n_player import simulate_shard
+from gamescale.algorithms.routing.n_player import sample_routes, simulate_shard
 from gamescale.envs.registry import make_env
+from gamescale.envs.routing.dynamic import ARRIVED
 
 
 def learn(net: str, n: int, iterations: int, shards: int = 4):
@@ -20,6 +23,30 @@ def learn(net: str, n: int, iterations: int, shards: int = 4):
         state, m = alg.step(state, StepContext(iteration=i, seed=0, shards=LocalShardRunner(env), num_shards=shards))
         history.append(m)
     return state, history
+
+
+def exact_regret(game, routes: np.ndarray, probs: np.ndarray, alternatives: np.ndarray) -> np.ndarray:
+    """Each vehicle's gain from its best unilateral deviation `[N]`, exact by enumeration of
+    every joint pure profile (small N only): expected cost under `probs [N, K]` over the
+    pool `routes [OD, K, M]`, minus the best expected cost of a route in `alternatives
+    [R, M]` against the others' mixed strategies."""
+    n = probs.shape[0]
+    pools = routes[game.od_row]  # [N, K, M]
+    support = [np.flatnonzero(p > 0) for p in probs]  # unused pool slots hold no route
+    profiles = np.array(list(itertools.product(*support)))  # [P, N]
+    weight = np.prod(probs[np.arange(n), profiles], axis=1)  # [P]
+    played = pools[np.arange(n), profiles]  # [P, N, M]
+    cost = game.travel_time(game.simulate_routes(played)[0])  # [P, N]
+    regret = np.empty(n)
+    alternatives = np.pad(alternatives, ((0, 0), (0, pools.shape[2] - alternatives.shape[1])), constant_values=-1)
+    for i in range(n):
+        best = np.inf
+        for route in alternatives:
+            deviated = played.copy()
+            deviated[:, i] = route
+            best = min(best, float(weight @ game.travel_time(game.simulate_routes(deviated)[0])[:, i]))
+        regret[i] = weight @ cost[:, i] - best
+    return regret
 
 
 def test_braess_learned_outcome_matches_closed_form_and_paradox():
@@ -33,14 +60,41 @@ def test_braess_learned_outcome_matches_closed_form_and_paradox():
     assert avg > avg2
 
 
-def test_pigou_learned_outcome_and_small_n():
-    _, h = learn("pigou", 2, 10)  # N = 2: both on the x link (1.0) or split (0.5 and 1.0)
-    assert 0.7 <= h[-1]["avg_travel_time"] <= 1.0 + 1e-9
+def test_pigou_learned_outcome():
     # fictitious play moves its average strategy at rate 1/k: after 20 iterations a few
     # percent of the mass is still on the constant link, and the regret is near zero
     _, h = learn("pigou", 500, 20)
     assert 0.88 <= np.mean([m["avg_travel_time"] for m in h[-5:]]) <= 1.0 + 1e-9
     assert np.mean([m["exploitability"] for m in h[-5:]]) < 0.03
+
+
+def test_exact_regret_closed_forms_on_pigou():
+    """The enumerating evaluator against Pigou at N = 2 (each vehicle 1/2 of the flow): x
+    costs 0.5 alone, 1.0 shared, the constant link 1.0. A vehicle on the constant link with
+    probability p, the other on x with probability q, regrets p (1 - q) / 2."""
+    env = make_env("routing_n_player", net="pigou", num_vehicles=2)
+    game = env.game
+    routes = np.array([[[0], [1]]], np.int32)  # slot 0: constant link, slot 1: x link
+    both_x = np.array([[0.0, 1.0], [0.0, 1.0]])
+    np.testing.assert_allclose(exact_regret(game, routes, both_x, routes[0]), 0.0, atol=1e-12)
+    mixed = np.array([[0.6, 0.4], [0.3, 0.7]])
+    expected = [0.6 * (1 - 0.7) / 2, 0.3 * (1 - 0.4) / 2]
+    np.testing.assert_allclose(exact_regret(game, routes, mixed, routes[0]), expected, atol=1e-12)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="known: the best response treats the deviator as one vehicle more than the mean "
+    "occupancy, which already counts it (O(1/N)); at N = 2 a vehicle sharing x sees it at 1.5 "
+    "and moves to the constant link, so FP's average keeps ~half its mass there: exact regret "
+    "0.149 per vehicle after 10 iterations, 0.144 after 40, while its exploitability metric says 0",
+)
+def test_pigou_two_vehicles_reach_an_equilibrium():
+    state, h = learn("pigou", 2, 10)
+    env = make_env("routing_n_player", net="pigou", num_vehicles=2)
+    regret = exact_regret(env.game, state["routes"], state["probs"], np.array([[0], [1]], np.int32))
+    assert regret.max() < 0.02
 
 
 def test_shard_results_do_not_depend_on_how_shards_are_run():
@@ -56,6 +110,16 @@ def test_shard_results_do_not_depend_on_how_shards_are_run():
 
 
 def test_sioux_falls_runs_with_thousands_of_vehicles():
-    _, h = learn("sioux_falls", 2000, 3, shards=2)
+    """2,000 vehicles, 528 OD pairs: the regret falls several-fold in three iterations, the
+    route pools grow past one route per OD pair, and in games sampled from the learned
+    strategies every vehicle arrives before the horizon."""
+    state, h = learn("sioux_falls", 2000, 3, shards=2)
     assert all(np.isfinite(list(m.values())).all() for m in h)
-    assert h[-1]["num_routes"] >= 528
+    regret = [m["exploitability"] for m in h]
+    assert regret[2] < regret[1] < regret[0] / 4
+    routes = [m["num_routes"] for m in h]
+    assert 528 < routes[0] < routes[1] < routes[2] == state["route_count"].sum()
+    game = make_env("routing_n_player", net="sioux_falls", num_vehicles=2000).game
+    final, _ = game.simulate_routes(sample_routes(game, state["routes"], state["probs"], 2, np.random.default_rng(0)))
+    assert np.all(final.status == ARRIVED)
+    assert game.travel_time(final).max() < game.late_penalty
