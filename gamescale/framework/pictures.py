@@ -202,7 +202,8 @@ def draw_link_flows(table: pa.Table, plots_dir: Path, max_links: int = 12) -> li
     vehicles[step, link] = _column(table, "vehicles")
     time = np.zeros(len(vehicles))
     time[step] = _column(table, "time")
-    names = {int(k): f"{a}->{b}" for k, a, b in zip(link, _column(table, "init_node"), _column(table, "term_node"))}
+    ends = zip(link, _column(table, "init_node"), _column(table, "term_node"), strict=True)
+    names = {int(k): f"{a}->{b}" for k, a, b in ends}  # link -> "init->term" in TNTP numbers
     busiest = np.argsort(-vehicles.max(axis=0), kind="stable")[:max_links]
     fig, ax = AggFigures.subplots(figsize=(8, 4.5))
     for k in sorted(busiest):
@@ -253,7 +254,9 @@ def draw_reward_vs_kl(table: pa.Table, plots_dir: Path) -> list[Path]:
         if rows.any():
             smooth_kl, smooth_reward = trailing_mean(kl[rows], 5), trailing_mean(reward[rows], 5)
             order = 10 - i  # the first (headline) method on top where curves overlap
-            (line,) = ax.plot(smooth_kl, smooth_reward, styles[i % 4], lw=2.0 if i == 0 else 1.4, label=name, zorder=order)
+            (line,) = ax.plot(
+                smooth_kl, smooth_reward, styles[i % 4], lw=2.0 if i == 0 else 1.4, label=name, zorder=order
+            )
             ax.plot(smooth_kl[-1:], smooth_reward[-1:], "o", color=line.get_color(), zorder=order)
     best = step == -1
     ax.plot(kl[best], reward[best], "k--s", ms=4, label="Best-of-N (reference)")

@@ -17,6 +17,7 @@ from gamescale.algorithms.lm.losses import forward_kl, generalized_jsd, reverse_
 from gamescale.algorithms.lm.scaling import detect_teacher_hacking, fit_power_law
 from gamescale.algorithms.registry import algorithm_config
 from gamescale.envs.registry import make_env
+from gamescale.framework.pictures import draw_table
 
 TINY_LAB = dict(
     vocab_size=12,
@@ -158,7 +159,7 @@ def test_summary_tables_and_plot(tmp_path):
     assert summary["golden_min"] <= summary["golden_final"]
     table = algo.tables(state)["distill_curves"]
     assert isinstance(table, pa.Table) and table.num_rows == 4
-    algo.plots(state, tmp_path)
+    draw_table("distill_curves", table, tmp_path)
     assert (tmp_path / "distill_loglog.png").stat().st_size > 1000
 
 
