@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,28 +24,22 @@ from gamescale.framework import storage
 SAMPLED = {"run.checkpoint_every": 3, "algorithm.num_particles": 20000, "runtime.shards": 4}
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def cluster():
+def cluster(ports):
     """Head (2 CPUs) + one worker node (1 CPU); torn down at the end."""
     os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
     from ray.cluster_utils import Cluster
 
-
+    agent_port, client_port, runtime_env_port, metrics_port = ports(4)
     head_args = {
         "num_cpus": 2,
         "node_ip_address": "127.0.0.1",
         "include_dashboard": False,
         # The default agent ports are fixed numbers that other local heads may hold.
-        "dashboard_agent_listen_port": free_port(),
-        "ray_client_server_port": free_port(),
-        "runtime_env_agent_port": free_port(),
-        "metrics_agent_port": free_port(),
+        "dashboard_agent_listen_port": agent_port,
+        "ray_client_server_port": client_port,
+        "runtime_env_agent_port": runtime_env_port,
+        "metrics_agent_port": metrics_port,
         # Notice a dead node in about 3 s rather than Ray's default 15 s, so the lost
         # worker comes back while the run is still going.
         "_system_config": {"health_check_period_ms": 1000, "health_check_failure_threshold": 3},
@@ -179,24 +172,15 @@ def test_bad_input_against_the_multi_node_cluster(cluster, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def jobs_cluster():
+def jobs_cluster(background):
     """A head with the Jobs API and one worker node, held by `cluster_keeper.py`."""
     path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
     env = {**os.environ, "PATH": path}  # the job's `python` is the one with gamescale, as on a real cluster
-    keeper = subprocess.Popen(
-        [sys.executable, str(Path(__file__).with_name("cluster_keeper.py"))],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env,
-    )  # fmt: skip
-    try:
+    keeper_script = [sys.executable, str(Path(__file__).with_name("cluster_keeper.py"))]
+    with background(keeper_script, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env) as keeper:
         line = keeper.stdout.readline()
         assert line, "the cluster keeper did not start"
         yield json.loads(line)
-    finally:
-        keeper.send_signal(signal.SIGTERM)
-        try:
-            keeper.wait(timeout=90)
-        except subprocess.TimeoutExpired:
-            keeper.kill()
 
 
 def test_submit_spreads_the_job_over_the_multi_node_cluster(jobs_cluster, tmp_path):
