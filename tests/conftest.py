@@ -1,4 +1,5 @@
-"""Shared fixtures: one real local Ray cluster (num_cpus=2) for every test that needs actors."""
+"""Shared fixtures: one real local Ray cluster (num_cpus=2) for every test that needs actors,
+and the smallest distillation lab (tests/envs/lm and tests/algorithms/lm)."""
 
 from __future__ import annotations
 
@@ -25,3 +26,20 @@ def ray_cluster():
         )
     yield ray.get_runtime_context().gcs_address
     ray.shutdown()
+
+
+@pytest.fixture
+def tiny_distill_lab() -> dict:
+    """Keyword arguments of a `distill_lab` env small enough for unit tests whose teacher
+    still learns from its oracle (30 steps)."""
+    return dict(
+        vocab_size=12,
+        prompt_length=3,
+        completion_length=5,
+        oracle={"d_model": 32, "n_layers": 1, "n_heads": 2, "d_ff": 64},
+        teacher={"d_model": 16, "n_layers": 1, "n_heads": 2, "d_ff": 32},
+        oracle_sharpness=4.0,
+        oracle_init_scale=3.0,
+        teacher_steps=30,
+        num_eval_prompts=32,
+    )

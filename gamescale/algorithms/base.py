@@ -213,5 +213,7 @@ class Algorithm(Protocol):
     #   should_stop(state, metrics) -> Stop | None   after every step: end the run early
     #   pool_specs() -> dict[str, PoolSpec]         extra actor pools, as ctx.pools[name]
     # and at the end of a run:
-    #   tables(state) -> dict[str, pa.Table]   each written to RUN_DIR/<name>.parquet
-    #   plots(state, plots_dir: pathlib.Path) -> None   extra PNGs beside the metric plots
+    #   tables(state) -> dict[str, pa.Table]   each written to RUN_DIR/<name>.parquet; the
+    #     framework draws the tables it knows (`gamescale.framework.pictures.DRAWERS`), so an
+    #     algorithm returns the data of a picture (annotated: `gamescale.algorithms.tables`)
+    #     and never draws it

@@ -356,7 +356,8 @@ def _finish(
     pools: dict[str, LazyPool] | None = None,
     learners: dict[str, Any] | None = None,
 ) -> None:
-    from gamescale.framework.report import write_pictures, write_plots
+    from gamescale.framework.pictures import draw_run_tables
+    from gamescale.framework.report import write_plots
 
     extra: dict[str, Any] = {}
     summary_fn = getattr(algorithm, "summary", None)
@@ -366,12 +367,8 @@ def _finish(
     for name, table in (tables_fn(state) if tables_fn else {}).items():
         with storage.atomic_path(run_dir / f"{name}.parquet") as tmp:
             pq.write_table(table, tmp)
-    plots_dir = run_dir / storage.PLOTS_DIR
     write_plots(run_dir, config)
-    write_pictures(run_dir)
-    plots_fn = getattr(algorithm, "plots", None)
-    if plots_fn is not None:
-        plots_fn(state, plots_dir)
+    draw_run_tables(run_dir)  # the pictures come from the tables alone, as in `gamescale report`
     if not row:
         table = storage.read_metrics(run_dir)
         row = {k: v[0] for k, v in table.slice(table.num_rows - 1).to_pydict().items()} if table.num_rows else {}

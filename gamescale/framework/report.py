@@ -1,4 +1,5 @@
-"""Reports of a run: one PNG per metric under `plots/`, and a table on the console."""
+"""Reports of a run: one PNG per metric under `plots/`, the pictures of its known result
+tables (`gamescale.framework.pictures`), and a table on the console."""
 
 from __future__ import annotations
 
@@ -9,12 +10,13 @@ import numpy as np
 from gamescale.framework import storage
 from gamescale.framework.config import ExperimentConfig, load_config
 from gamescale.framework.errors import ConfigError
+from gamescale.framework.pictures import AggFigures, draw_run_tables, save_png
 
 
 def write_plots(run_dir: Path, config: ExperimentConfig) -> list[Path]:
     """Plot every metric against iteration; metrics in `report.log_y` on a log scale."""
 
-    plt = _figures()
+    plt = AggFigures()
 
     table = storage.read_metrics(run_dir)
     folder = Path(run_dir) / storage.PLOTS_DIR
@@ -34,132 +36,8 @@ def write_plots(run_dir: Path, config: ExperimentConfig) -> list[Path]:
         ax.set_title(f"{config.name}: {name}")
         ax.grid(True, which="both", alpha=0.3)
         fig.tight_layout()
-        path = folder / f"{name}.png"
-        with storage.atomic_path(path) as tmp:
-            fig.savefig(tmp, format="png", dpi=110)
-        plt.close(fig)
-        written.append(path)
+        written.append(save_png(fig, folder / f"{name}.png", tight=False))
     return written
-
-
-MEAN_FIELD_TABLE = "mean_field.parquet"
-
-
-class _figures:
-    """Figures on the Agg canvas without importing pyplot (a third of a second at start-up):
-    `subplots(...)` and `close(fig)` as pyplot spells them."""
-
-    @staticmethod
-    def subplots(*args, figsize=None, **kwargs):
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-
-        fig = Figure(figsize=figsize)
-        FigureCanvasAgg(fig)
-        return fig, fig.subplots(*args, **kwargs)
-
-    @staticmethod
-    def close(fig) -> None:
-        fig.clear()
-
-
-def _mass_grids(table) -> tuple[np.ndarray, np.ndarray | None]:
-    """`mass [P, T + 1, X, Y]` (Y = 1 on a line) and `wall [X, Y]` (or None) from a
-    `mean_field` table (see `gamescale.algorithms.mfg.pictures`)."""
-    cols = {name: table[name].to_numpy(zero_copy_only=False) for name in table.column_names}
-    population, t, x = cols["population"].astype(int), cols["t"].astype(int), cols["x"].astype(int)
-    y = cols["y"].astype(int) if "y" in cols else np.zeros_like(x)
-    grid = np.zeros((population.max() + 1, t.max() + 1, x.max() + 1, y.max() + 1))
-    grid[population, t, x, y] = cols["mass"]
-    wall = None
-    if "wall" in cols:
-        wall = np.zeros(grid.shape[2:], dtype=bool)
-        wall[x, y] = cols["wall"].astype(bool)
-    return grid, wall
-
-
-def write_pictures(run_dir: Path, max_panels: int = 6) -> list[Path]:
-    """Draw the population from `mean_field.parquet`, if the run wrote one: on a line, a
-    heatmap over (time, state) per population; on a grid, heatmaps at a few times (walls
-    grey) in `plots/mean_field.png` and every time step in `plots/mean_field.gif`."""
-    import matplotlib
-
-    plt = _figures()
-    import pyarrow.parquet as pq
-
-    source = Path(run_dir) / MEAN_FIELD_TABLE
-    if not source.is_file():
-        return []
-    grid, wall = _mass_grids(pq.read_table(source))
-    num_populations, num_times, size_x, size_y = grid.shape
-    folder = Path(run_dir) / storage.PLOTS_DIR
-    folder.mkdir(parents=True, exist_ok=True)
-    written = []
-    if size_y == 1:  # states on a line: time runs down the picture
-        fig, axes = plt.subplots(1, num_populations, figsize=(5 * num_populations, 4), squeeze=False)
-        for p, ax in enumerate(axes[0]):
-            image = ax.imshow(grid[p, :, :, 0], aspect="auto", origin="lower", cmap="viridis", interpolation="nearest")
-            ax.set_xlabel("state")
-            ax.set_ylabel("time")
-            ax.set_title("mean field" if num_populations == 1 else f"population {p}")
-            fig.colorbar(image, ax=ax, label="mass")
-        written.append(_save(fig, folder / "mean_field.png"))
-        plt.close(fig)
-        return written
-    times = np.unique(np.linspace(0, num_times - 1, min(max_panels, num_times)).round().astype(int))
-    masked = np.ma.masked_array(grid, np.broadcast_to(wall, grid.shape)) if wall is not None else grid
-    # The start is often a point mass; scale colours to the later steps (t = 0 saturates)
-    # and with a square-root norm so a thin crowd still shows.
-    vmax = float(grid[:, 1:].max() if num_times > 1 else grid.max()) or 1.0
-    norm = matplotlib.colors.PowerNorm(gamma=0.5, vmin=0.0, vmax=vmax)
-    cmap = matplotlib.colormaps["viridis"].with_extremes(bad="0.55")  # walls in grey
-    fig, axes = plt.subplots(
-        num_populations, len(times), figsize=(2.4 * len(times) + 1, 2.4 * num_populations + 0.4), squeeze=False
-    )
-    for p in range(num_populations):
-        for ax, t in zip(axes[p], times, strict=True):
-            image = ax.imshow(masked[p, t].T, origin="lower", cmap=cmap, norm=norm, interpolation="nearest")
-            ax.set_title(f"t = {t}" if num_populations == 1 else f"pop {p}, t = {t}", fontsize=9)
-            ax.set_xticks([])
-            ax.set_yticks([])
-    fig.colorbar(image, ax=axes, shrink=0.8, label="mass")
-    fig.suptitle("mean field over time (grey: walls)", fontsize=10)
-    written.append(_save(fig, folder / "mean_field.png"))
-    plt.close(fig)
-    written.append(_animate(masked, cmap, norm, folder / "mean_field.gif"))
-    return written
-
-
-def _save(fig, path: Path) -> Path:
-    with storage.atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
-    return path
-
-
-def _animate(masked, cmap, norm, path: Path) -> Path:
-    plt = _figures()
-    from matplotlib.animation import FuncAnimation, PillowWriter
-
-    num_populations, num_times = masked.shape[:2]
-    fig, axes = plt.subplots(1, num_populations, figsize=(3.2 * num_populations, 3.4), squeeze=False)
-    images = []
-    for p, ax in enumerate(axes[0]):
-        images.append(ax.imshow(masked[p, 0].T, origin="lower", cmap=cmap, norm=norm, interpolation="nearest"))
-        ax.set_xticks([])
-        ax.set_yticks([])
-    title = fig.suptitle("t = 0")
-
-    def draw(t: int):
-        for p, image in enumerate(images):
-            image.set_data(masked[p, t].T)
-        title.set_text(f"t = {t}")
-        return [*images, title]
-
-    animation = FuncAnimation(fig, draw, frames=num_times, blit=False)
-    with storage.atomic_path(path) as tmp:
-        animation.save(str(tmp), writer=PillowWriter(fps=max(2, min(12, num_times // 4))))
-    plt.close(fig)
-    return path
 
 
 def write_sweep_plots(table, keys: list[str], folder: Path, config: ExperimentConfig) -> list[Path]:
@@ -192,7 +70,7 @@ def _series_from_sweep(table, keys: list[str], prefix: str = "") -> list[dict]:
 
 def _overlay_plots(series: list[dict], folder: Path, log_y, title: str) -> list[Path]:
 
-    plt = _figures()
+    plt = AggFigures()
 
     folder.mkdir(parents=True, exist_ok=True)
     metrics: list[str] = []
@@ -218,8 +96,7 @@ def _overlay_plots(series: list[dict], folder: Path, log_y, title: str) -> list[
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)
         fig.tight_layout()
-        written.append(_save(fig, folder / f"{metric}.png"))
-        plt.close(fig)
+        written.append(save_png(fig, folder / f"{metric}.png"))
     return written
 
 
@@ -290,7 +167,7 @@ def report(run_dir: Path, console=None, max_rows: int = 12, redraw: bool = True)
         raise ConfigError(f"{run_dir} is not a run directory (no {storage.CONFIG_FILE})")
     config = load_config(run_dir / storage.CONFIG_FILE)
     if redraw:
-        plots = write_plots(run_dir, config) + write_pictures(run_dir)
+        plots = write_plots(run_dir, config) + draw_run_tables(run_dir)
     else:
         plots = sorted((run_dir / storage.PLOTS_DIR).glob("*.png")) + sorted((run_dir / storage.PLOTS_DIR).glob("*.gif"))
     table = storage.read_metrics(run_dir)

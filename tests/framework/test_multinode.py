@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,34 +24,29 @@ from gamescale.framework import storage
 SAMPLED = {"run.checkpoint_every": 3, "algorithm.num_particles": 20000, "runtime.shards": 4}
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def head_node_args() -> dict:
+def head_node_args(ports) -> dict:
     """A 2-CPU head on 127.0.0.1 that does not collide with other local heads."""
+    agent_port, client_port, runtime_env_port, metrics_port = ports(4)
     return {
         "num_cpus": 2,
         "node_ip_address": "127.0.0.1",
         "include_dashboard": False,
         # The default agent ports are fixed numbers that other local heads may hold.
-        "dashboard_agent_listen_port": free_port(),
-        "ray_client_server_port": free_port(),
-        "runtime_env_agent_port": free_port(),
-        "metrics_agent_port": free_port(),
+        "dashboard_agent_listen_port": agent_port,
+        "ray_client_server_port": client_port,
+        "runtime_env_agent_port": runtime_env_port,
+        "metrics_agent_port": metrics_port,
         # Notice a dead node in about 3 s rather than Ray's default 15 s, so the lost
         # worker comes back while the run is still going.
         "_system_config": {"health_check_period_ms": 1000, "health_check_failure_threshold": 3},
     }
 
 
-def new_cluster(worker_nodes: int):
+def new_cluster(ports, worker_nodes: int):
     os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
     from ray.cluster_utils import Cluster
 
-    instance = Cluster(initialize_head=True, connect=False, head_node_args=head_node_args())
+    instance = Cluster(initialize_head=True, connect=False, head_node_args=head_node_args(ports))
     for _ in range(worker_nodes):
         instance.add_node(num_cpus=1, node_ip_address="127.0.0.1")
     instance.wait_for_nodes()
@@ -60,9 +54,9 @@ def new_cluster(worker_nodes: int):
 
 
 @pytest.fixture(scope="module")
-def cluster():
+def cluster(ports):
     """Head (2 CPUs) + one worker node (1 CPU); torn down at the end."""
-    instance = new_cluster(worker_nodes=1)
+    instance = new_cluster(ports, worker_nodes=1)
     try:
         yield instance
     finally:
@@ -182,7 +176,9 @@ def test_with_no_capacity_left_the_pool_shrinks_and_the_run_completes(cluster, t
     assert rows(run) == rows(reference)
 
 
-def test_losing_the_head_stops_the_run_and_resume_continues_it_on_another_cluster(cluster, ray_cluster, tmp_path):
+def test_losing_the_head_stops_the_run_and_resume_continues_it_on_another_cluster(
+    cluster, ray_cluster, ports, tmp_path
+):
     """The head of the cluster a run is on dies (all of its processes, as when its machine
     goes): the driver stops within `runtime.head_timeout_s` with one line that says so and
     how to resume, the run directory keeps its newest checkpoint and is not complete, and
@@ -190,7 +186,7 @@ def test_losing_the_head_stops_the_run_and_resume_continues_it_on_another_cluste
     undisturbed run."""
     overrides = {**SAMPLED, "run.iterations": 30, "runtime.head_timeout_s": 2}
     out = tmp_path / "headless"
-    doomed = new_cluster(worker_nodes=0)
+    doomed = new_cluster(ports, worker_nodes=0)
     driver = start_driver(doomed.address, out, overrides, workers=2)
     try:
         wait_for_first_checkpoint(driver, out, overrides["run.iterations"])
@@ -232,24 +228,15 @@ def test_bad_input_against_the_multi_node_cluster(cluster, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def jobs_cluster():
+def jobs_cluster(background):
     """A head with the Jobs API and one worker node, held by `cluster_keeper.py`."""
     path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
     env = {**os.environ, "PATH": path}  # the job's `python` is the one with gamescale, as on a real cluster
-    keeper = subprocess.Popen(
-        [sys.executable, str(Path(__file__).with_name("cluster_keeper.py"))],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env,
-    )  # fmt: skip
-    try:
+    keeper_script = [sys.executable, str(Path(__file__).with_name("cluster_keeper.py"))]
+    with background(keeper_script, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env) as keeper:
         line = keeper.stdout.readline()
         assert line, "the cluster keeper did not start"
         yield json.loads(line)
-    finally:
-        keeper.send_signal(signal.SIGTERM)
-        try:
-            keeper.wait(timeout=90)
-        except subprocess.TimeoutExpired:
-            keeper.kill()
 
 
 def test_submit_spreads_the_job_over_the_multi_node_cluster(jobs_cluster, tmp_path):

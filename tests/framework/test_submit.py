@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,14 +16,8 @@ import pytest
 RAY = shutil.which("ray", path=str(Path(sys.executable).parent)) or "ray"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def head_node(tmp_path_factory):
+def head_node(tmp_path_factory, ports, background):
     """A separate single-node cluster (`ray start --head --block`), stopped at the end.
 
     `ray stop` would stop every Ray on the machine (the session's test cluster too), so the
@@ -36,7 +28,7 @@ def head_node(tmp_path_factory):
     path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
     env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "PATH": path}
     env.pop("RAY_ADDRESS", None)
-    gcs_port, dashboard_port, agent_port, client_port = free_port(), free_port(), free_port(), free_port()
+    gcs_port, dashboard_port, agent_port, client_port = ports(4)
     temp_dir = tmp_path_factory.mktemp("ray-head")
     start = [
         RAY, "start", "--head", "--block", "--node-ip-address=127.0.0.1", f"--port={gcs_port}",
@@ -45,17 +37,10 @@ def head_node(tmp_path_factory):
         # Default agent ports are fixed numbers; the session's test cluster holds them.
         f"--dashboard-agent-listen-port={agent_port}", f"--ray-client-server-port={client_port}",
     ]  # fmt: skip
-    head = subprocess.Popen(start, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     address = f"http://127.0.0.1:{dashboard_port}"
-    try:
+    with background(start, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL):
         assert wait_for_jobs_api(address, timeout_s=120), "the Ray head did not come up"
         yield address
-    finally:
-        head.send_signal(signal.SIGTERM)
-        try:
-            head.wait(timeout=90)
-        except subprocess.TimeoutExpired:
-            head.kill()
 
 
 def wait_for_jobs_api(address: str, timeout_s: float) -> bool:

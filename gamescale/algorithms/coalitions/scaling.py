@@ -80,23 +80,7 @@ class LeastCoreScaling:
 
     def init(self, seed: int) -> State:
         k = len(self.config.sizes)
-        return {
-            "index": 0,
-            **{
-                key: np.full(k, np.nan)
-                for key in (
-                    "num_players",
-                    "lp_seconds",
-                    "lp_status",
-                    "lp_epsilon",
-                    "best_known",
-                    "best_known_exact",
-                    "epsilon",
-                    "iterative_seconds",
-                    "reached",
-                )
-            },
-        }
+        return {"index": 0, **{key: np.full(k, np.nan) for key in self._keys()}}
 
     def step(self, state: State, ctx: StepContext) -> tuple[State, dict[str, float]]:
         c = self.config

@@ -21,7 +21,6 @@ shapley `[n]` and shapley_half_width `[n]`.
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -39,6 +38,7 @@ from gamescale.algorithms.coalitions.lp import (
 )
 from gamescale.algorithms.coalitions.sampling import evaluations_of, read_coalitions, sample_shard
 from gamescale.algorithms.coalitions.shapley import shapley_values
+from gamescale.algorithms.tables import annotate
 from gamescale.envs.coalitions.game import CoalitionGame, check_payoff, pack, unpack
 
 _SHAPLEY_STREAM = 1 << 40  # shard-seed "iteration" of the Shapley sampling, apart from the solver's
@@ -86,7 +86,7 @@ def unique_rows(packed: np.ndarray) -> np.ndarray:
 
 
 class _LeastCoreBase:
-    """What both algorithms share: the working set, certification, Shapley, tables, plots."""
+    """What both algorithms share: the working set, certification, Shapley, result tables."""
 
     config: Any
 
@@ -254,25 +254,31 @@ class _LeastCoreBase:
         return out
 
     def tables(self, state: State) -> dict[str, pa.Table]:
-        """allocations: player, least_core (payoff), shapley, shapley_half_width (95% interval)."""
-        return {
-            "allocations": pa.table(
-                {
-                    "player": np.arange(self.n),
-                    "least_core": state["best_payoff"],
-                    "shapley": state["shapley"],
-                    "shapley_half_width": state["shapley_half_width"],
-                }
-            )
+        """allocations: player, least_core (payoff), shapley, shapley_half_width (95% interval),
+        name (where the game names its players), annotated with the Shapley method;
+        least_core_convergence: iteration, epsilon, max_violation, lp_epsilon (the exact value
+        where known), annotated with the run's title. The report draws plots/allocations.png
+        (up to 40 players) and plots/least_core_convergence.png from them."""
+        allocations = {
+            "player": np.arange(self.n),
+            "least_core": state["best_payoff"],
+            "shapley": state["shapley"],
+            "shapley_half_width": state["shapley_half_width"],
         }
-
-    def plots(self, state: State, plots_dir: Path) -> None:
-        from gamescale.algorithms.coalitions.plots import plot_allocations, plot_convergence
-
         names = getattr(self.game, "feature_names", None)
-        plot_convergence(state, plots_dir, self.config.name)
-        if self.n <= 40:
-            plot_allocations(state, plots_dir, names)
+        if names is not None:
+            allocations["name"] = [str(name) for name in names]
+        eps = state["history_epsilon"]
+        convergence = {
+            "iteration": np.arange(len(eps)),
+            "epsilon": eps,
+            "max_violation": state["history_max_violation"],
+            "lp_epsilon": state["history_lp_epsilon"],
+        }
+        return {
+            "allocations": annotate(pa.table(allocations), shapley_method=str(state["shapley_method"])),
+            "least_core_convergence": annotate(pa.table(convergence), title=self.config.name),
+        }
 
 
 class LeastCoreLP(_LeastCoreBase):

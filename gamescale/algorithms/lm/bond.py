@@ -31,7 +31,6 @@ from __future__ import annotations
 import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -59,6 +58,7 @@ from gamescale.algorithms.lm.reward import (
     train_reward_model,
 )
 from gamescale.algorithms.lm.sampling import sample, sequence_logprob
+from gamescale.algorithms.tables import annotate
 from gamescale.envs.bond.task import BondTask, BondTaskConfig, build_reference
 
 
@@ -772,8 +772,11 @@ class BondLab:
         return out
 
     def tables(self, state: State) -> dict[str, pa.Table]:
-        """`frontier`: one row per (method, iteration) and per Best-of-N point: method, step, kl, reward."""
-        method, step, kl, true_r, learned_r = [], [], [], [], []
+        """`frontier`: one row per (method, iteration) and per Best-of-N point (step -1,
+        best_of_n = N; null on training rows): method, step, kl_from_reference, reward (true),
+        learned_reward; annotated with the methods in order (the first is the headline). The
+        report draws plots/reward_vs_kl.png from it."""
+        method, step, kl, true_r, learned_r, best_of = [], [], [], [], [], []
         for name, h in state["history"].items():
             count = len(h["kl"])
             method += [name] * count
@@ -781,6 +784,7 @@ class BondLab:
             kl += list(h["kl"])
             true_r += list(h["true_reward"])
             learned_r += list(h["learned_reward"])
+            best_of += [None] * count
         f = state["frontier"]
         for n, k, r, lr in zip(f["n"], f["kl"], f["true_reward"], f["learned_reward"], strict=True):
             method.append(f"best_of_{int(n)}")
@@ -788,56 +792,15 @@ class BondLab:
             kl.append(float(k))
             true_r.append(float(r))
             learned_r.append(float(lr))
-        return {
-            "frontier": pa.table(
-                {
-                    "method": pa.array(method, pa.string()),
-                    "step": pa.array(step, pa.int64()),
-                    "kl_from_reference": pa.array(kl, pa.float64()),
-                    "reward": pa.array(true_r, pa.float64()),
-                    "learned_reward": pa.array(learned_r, pa.float64()),
-                }
-            )
-        }
-
-    def plots(self, state: State, plots_dir: Path) -> None:
-        """`reward_vs_kl.png`: every method's (KL from the reference, true reward) over
-        training, and the Best-of-N baseline at KL = log N - (N - 1) / N."""
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        plots_dir.mkdir(parents=True, exist_ok=True)
-        fig, ax = plt.subplots(figsize=(6.5, 4.5))
-        styles = ["-", "--", "-.", ":"]
-        for i, (name, h) in enumerate(state["history"].items()):
-            if len(h["kl"]):
-                kl = _smooth(np.asarray(h["kl"]))
-                reward = _smooth(np.asarray(h["true_reward"]))
-                order = 10 - i  # the first (headline) method on top where curves overlap
-                (line,) = ax.plot(kl, reward, styles[i % 4], lw=2.0 if i == 0 else 1.4, label=name, zorder=order)
-                ax.plot(kl[-1:], reward[-1:], "o", color=line.get_color(), zorder=order)
-        f = state["frontier"]
-        ax.plot(f["kl"], f["true_reward"], "k--s", ms=4, label="Best-of-N (reference)")
-        for n, k, r in zip(f["n"], f["kl"], f["true_reward"], strict=True):
-            ax.annotate(f"N={int(n)}", (k, r), textcoords="offset points", xytext=(4, -10), fontsize=7)
-        ax.set_xlabel("KL(policy || reference)  [nats]")
-        ax.set_ylabel("true reward")
-        ax.set_title("reward vs KL (BOND, J-BOND, REINFORCE+KL, Best-of-N)")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-        fig.tight_layout()
-        fig.savefig(plots_dir / "reward_vs_kl.png", dpi=120)
-        plt.close(fig)
-
-
-def _smooth(values: np.ndarray, window: int = 5) -> np.ndarray:
-    """Trailing moving average (the per-iteration Monte-Carlo estimates are noisy)."""
-    if len(values) < 2:
-        return values
-    cumulative = np.cumsum(np.insert(values, 0, 0.0))
-    counts = np.minimum(np.arange(1, len(values) + 1), window)
-    return (cumulative[1:] - cumulative[np.arange(1, len(values) + 1) - counts]) / counts
-
-
+            best_of.append(int(n))
+        table = pa.table(
+            {
+                "method": pa.array(method, pa.string()),
+                "step": pa.array(step, pa.int64()),
+                "kl_from_reference": pa.array(kl, pa.float64()),
+                "reward": pa.array(true_r, pa.float64()),
+                "learned_reward": pa.array(learned_r, pa.float64()),
+                "best_of_n": pa.array(best_of, pa.int64()),
+            }
+        )
+        return {"frontier": annotate(table, methods=list(state["history"]))}

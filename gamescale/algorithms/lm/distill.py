@@ -42,7 +42,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -55,7 +54,8 @@ from gamescale.algorithms.lm.config import DistillConfig
 from gamescale.algorithms.lm.losses import divergence, sequence_distance
 from gamescale.algorithms.lm.model import CausalTransformer, TransformerConfig, build_model, torch_threads
 from gamescale.algorithms.lm.sampling import sample
-from gamescale.algorithms.lm.scaling import HackingReport, detect_teacher_hacking
+from gamescale.algorithms.lm.scaling import HackingReport, PowerLaw, detect_teacher_hacking
+from gamescale.algorithms.tables import annotate
 
 BATCH_COLUMNS = ("tokens", "teacher_logprobs", "sampler_logprobs", "lag")
 
@@ -408,12 +408,7 @@ class TeacherHackingDistillation:
         if len(h["step"]) == 0:
             return {}
         r = self.hacking(state)
-        law = {
-            name: None
-            if fit is None
-            else {"a": fit.a, "b": fit.b, "r2": fit.r2, "t_start": fit.t_start, "t_end": fit.t_end}
-            for name, fit in (("proxy_law", r.proxy_law), ("golden_law", r.golden_law))
-        }
+        law = {name: _law_fields(fit) for name, fit in (("proxy_law", r.proxy_law), ("golden_law", r.golden_law))}
         return {
             "hacking_detected": r.detected,
             "hacking_onset_step": r.onset_step,
@@ -429,41 +424,29 @@ class TeacherHackingDistillation:
         }
 
     def tables(self, state: State) -> dict[str, pa.Table]:
+        """`distill_curves`: step, proxy_distance, golden_distance and the fitted power laws
+        at each step (proxy_law, golden_law; NaN where no law was fitted), annotated with the
+        laws' parameters (a, b, r2, t_start, t_end, or None), the onset of teacher hacking (None unless
+        detected), KL(oracle || teacher) and a title. The report draws
+        plots/distill_loglog.png from it."""
         h = state["history"]
         columns = {"step": h["step"], "proxy_distance": h["proxy"], "golden_distance": h["golden"]}
+        notes: dict[str, Any] = {
+            "title": f"{self.config.regime} distillation ({self.config.loss})",
+            "teacher_golden_distance": float(self.teacher_golden),
+        }
         if len(h["step"]):
             r = self.hacking(state)
             for name, fit in (("proxy_law", r.proxy_law), ("golden_law", r.golden_law)):
                 columns[name] = fit(h["step"]) if fit is not None else np.full(len(h["step"]), np.nan)
-        return {"distill_curves": pa.table(columns)}
+                notes[name] = _law_fields(fit)
+            detected = r.detected and r.onset_step is not None
+            notes["hacking_onset_step"] = float(r.onset_step) if detected else None
+        return {"distill_curves": annotate(pa.table(columns), **notes)}
 
-    def plots(self, state: State, plots_dir: Path) -> None:
-        """`distill_loglog.png`: proxy and golden distances on log-log axes with the fitted
-        power laws and the detected onset of teacher hacking."""
-        h = state["history"]
-        if len(h["step"]) < 2:
-            return
-        import matplotlib
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        r = self.hacking(state)
-        fig, ax = plt.subplots(figsize=(6.5, 4.5))
-        ax.loglog(h["step"], h["proxy"], label="proxy: KL(teacher || student)", color="tab:blue")
-        ax.loglog(h["step"], h["golden"], label="golden: KL(oracle || student)", color="tab:orange")
-        for fit, color, name in ((r.proxy_law, "tab:blue", "proxy"), (r.golden_law, "tab:orange", "golden")):
-            if fit is not None:
-                ax.loglog(h["step"], fit(h["step"]), "--", color=color, alpha=0.7, label=f"{name} law t^-{fit.b:.2f}")
-        ax.axhline(self.teacher_golden, color="gray", lw=0.8, ls=":", label="KL(oracle || teacher)")
-        if r.detected and r.onset_step is not None:
-            ax.axvline(r.onset_step, color="red", lw=1.0, label=f"hacking onset (step {r.onset_step:.0f})")
-        ax.set_xlabel("gradient steps")
-        ax.set_ylabel("per-token KL (held-out prompts)")
-        ax.set_title(f"{self.config.regime} distillation ({self.config.loss})")
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=7)
-        fig.tight_layout()
-        plots_dir.mkdir(parents=True, exist_ok=True)
-        fig.savefig(plots_dir / "distill_loglog.png", dpi=110)
-        plt.close(fig)
+def _law_fields(fit: PowerLaw | None) -> dict[str, float] | None:
+    """A fitted power law as JSON fields (None where none was fitted)."""
+    if fit is None:
+        return None
+    return {key: float(getattr(fit, key)) for key in ("a", "b", "r2", "t_start", "t_end")}

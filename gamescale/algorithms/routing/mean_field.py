@@ -41,7 +41,6 @@ policy. On Braess (100 steps of 0.05, lr 1) it reaches exploitability 0.014 at i
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -50,6 +49,7 @@ from pydantic import Field
 
 from gamescale.algorithms.base import LearnerSpec, Metrics, State, StepContext
 from gamescale.algorithms.registry import AlgorithmConfig
+from gamescale.algorithms.tables import annotate
 from gamescale.envs.routing.mean_field import Flow, MeanFieldRoutingGame, RoutingFlowModel
 
 
@@ -226,12 +226,13 @@ def _openspiel_q_by_step(
 
 def link_flow_table(model: RoutingFlowModel, flow: Flow) -> pa.Table:
     """One row per (step, link): vehicles on the link after the moves of that step
-    (num_vehicles x population fraction) and the steps a vehicle entering then stays."""
+    (num_vehicles x population fraction) and the steps a vehicle entering then stays;
+    annotated with the network's name (the report draws plots/link_flows.png from it)."""
     net = model.network
     T, L = flow.on_link.shape
     step = np.repeat(np.arange(T), L)
     link = np.tile(np.arange(L), T)
-    return pa.table(
+    table = pa.table(
         {
             "step": pa.array(step, pa.int32()),
             "time": pa.array(step * model.time_step),
@@ -242,33 +243,7 @@ def link_flow_table(model: RoutingFlowModel, flow: Flow) -> pa.Table:
             "travel_steps": pa.array(flow.steps.ravel(), pa.int32()),
         }
     )
-
-
-def plot_link_flows(model: RoutingFlowModel, flow: Flow, path: Path, max_links: int = 12) -> Path:
-    """Line plot of vehicles on the busiest `max_links` links over time; writes `path`."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    net = model.network
-    vehicles = flow.on_link * model.num_vehicles
-    busiest = np.argsort(-vehicles.max(axis=0), kind="stable")[:max_links]
-    time = np.arange(len(vehicles)) * model.time_step
-    fig, ax = plt.subplots(figsize=(8, 4.5))
-    for link in sorted(busiest):
-        ax.plot(
-            time, vehicles[:, link], label=f"{net.node_ids[net.init_node[link]]}->{net.node_ids[net.term_node[link]]}"
-        )
-    ax.set_xlabel("time (network time units)")
-    ax.set_ylabel("vehicles on link")
-    ax.set_title(f"{net.name}: link flows at the learned policy")
-    ax.legend(fontsize=7, ncol=2)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return annotate(table, network=net.name)
 
 
 class RoutingMeanFieldSolver:
@@ -324,9 +299,6 @@ class RoutingMeanFieldSolver:
 
     def tables(self, state: State) -> dict[str, pa.Table]:
         return {"link_flows_over_time": link_flow_table(self.model, self.model.flow(state["policy"]))}
-
-    def plots(self, state: State, plots_dir: Path) -> None:
-        plot_link_flows(self.model, self.model.flow(state["policy"]), Path(plots_dir) / "link_flows.png")
 
 
 class RoutingMeanFieldFP(RoutingMeanFieldSolver):

@@ -17,7 +17,6 @@ plus the FP sampling noise.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,6 +27,7 @@ from gamescale.algorithms.base import LearnerSpec, Metrics, ShardTask, State, St
 from gamescale.algorithms.registry import AlgorithmConfig
 from gamescale.algorithms.routing.mean_field import RoutingMeanFieldOMD, RoutingMeanFieldOMDConfig, model_of
 from gamescale.algorithms.routing.n_player import RoutingFictitiousPlay, simulate_shard
+from gamescale.algorithms.tables import annotate
 from gamescale.envs.routing.dynamic import DynamicRoutingGame, make_game
 
 DEFAULT_GRID = (2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000)
@@ -158,31 +158,9 @@ class NVsMeanField:
         return table.append_column("mean_field_travel_time", pa.array(mf))
 
     def tables(self, state: State) -> dict[str, pa.Table]:
-        return {"n_vs_mean_field": self.comparison(state)}
-
-    def plots(self, state: State, plots_dir: Path) -> None:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        t = self.comparison(state).to_pydict()
-        if not t["num_vehicles"]:
-            return
-        fig, ax = plt.subplots(figsize=(6, 4))
-        ax.errorbar(t["num_vehicles"], t["distance"], yerr=t["distance_std"], marker="o", capsize=3)
-        ax.set_xscale("log")
-        # Distances are non-negative; symlog keeps an exact 0 plottable, with no negative half.
-        ax.set_yscale("symlog", linthresh=1e-3)
-        ax.set_ylim(bottom=0)
-        ax.set_xlabel("number of vehicles N")
-        ax.set_ylabel("|avg travel time N-player - mean field|")
-        ax.set_title(f"{self.model.network.name}: N-player vs mean-field equilibrium")
-        fig.tight_layout()
-        path = Path(plots_dir) / "n_vs_mean_field.png"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
+        """`n_vs_mean_field`: the comparison, annotated with the network's name (the
+        report draws plots/n_vs_mean_field.png from it)."""
+        return {"n_vs_mean_field": annotate(self.comparison(state), network=self.model.network.name)}
 
     def summary(self, state: State) -> dict[str, Any]:
         t = self.comparison(state).to_pydict()

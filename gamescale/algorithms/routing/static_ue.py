@@ -16,7 +16,6 @@ Metrics are measured at the flows a step returns:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,6 +24,7 @@ from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import dijkstra
 
 from gamescale.algorithms.base import LearnerSpec, LocalShardRunner, State, StepContext, Stop, make_shard_tasks
+from gamescale.algorithms.tables import annotate
 from gamescale.envs.routing.network import Network, link_cost, link_cost_derivative
 
 _MIN_COST = 1e-12  # dijkstra needs strictly positive weights; zero-cost links get this
@@ -344,25 +344,25 @@ class _StaticUEBase:
         trees = shortest_trees(self.graph, link_cost(self.network, state["flows"]))
         return trees.dist[self.graph.od_row, self.graph.od_dest]
 
-    def plots(self, state: State, plots_dir: Path) -> None:
-        """plots/voc_map.png where the network has node coordinates."""
-        plot_voc_map(self.network, state["flows"], Path(plots_dir) / "voc_map.png")
-
     def tables(self, state: State) -> dict[str, pa.Table]:
-        """link_flows: init_node, term_node (TNTP numbers), flow, cost, voc, free_flow_time;
+        """link_flows: init_node, term_node (TNTP numbers), flow, cost, voc, free_flow_time,
+        and where the network has node coordinates init_x, init_y, term_x, term_y (NaN where
+        a node has none; the report draws plots/voc_map.png from them);
         od_costs: origin, destination (TNTP numbers), demand, cost (shortest path at the flows)."""
         net, graph, x = self.network, self.graph, state["flows"]
+        links = {
+            "init_node": net.node_ids[net.init_node],
+            "term_node": net.node_ids[net.term_node],
+            "flow": x,
+            "cost": link_cost(net, x),
+            "voc": x / net.capacity,
+            "free_flow_time": net.free_flow_time,
+        }
+        if net.coordinates is not None and np.isfinite(net.coordinates).any():
+            for end, nodes in (("init", net.init_node), ("term", net.term_node)):
+                links[f"{end}_x"], links[f"{end}_y"] = net.coordinates[nodes, 0], net.coordinates[nodes, 1]
         return {
-            "link_flows": pa.table(
-                {
-                    "init_node": net.node_ids[net.init_node],
-                    "term_node": net.node_ids[net.term_node],
-                    "flow": x,
-                    "cost": link_cost(net, x),
-                    "voc": x / net.capacity,
-                    "free_flow_time": net.free_flow_time,
-                }
-            ),
+            "link_flows": annotate(pa.table(links), network=net.name),
             "od_costs": pa.table(
                 {
                     "origin": net.node_ids[graph.origins[graph.od_row]],
@@ -372,38 +372,6 @@ class _StaticUEBase:
                 }
             ),
         }
-
-
-def plot_voc_map(net: Network, flows: np.ndarray, path: Path) -> bool:
-    """Draw the network at its node coordinates, each link coloured by volume/capacity;
-    returns False (and draws nothing) when the network has no coordinates."""
-    if net.coordinates is None or not np.isfinite(net.coordinates).any():
-        return False
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.collections import LineCollection
-
-    xy = net.coordinates
-    segments = np.stack([xy[net.init_node], xy[net.term_node]], axis=1)  # [L, 2 ends, (x, y)]
-    ok = np.isfinite(segments).all(axis=(1, 2))
-    voc = flows / net.capacity
-    order = np.argsort(voc[ok])  # congested links drawn last, on top
-    fig, ax = plt.subplots(figsize=(7, 7))
-    lines = LineCollection(segments[ok][order], array=voc[ok][order], cmap="RdYlGn_r", linewidths=1.2)
-    lines.set_clim(0.0, max(1.0, float(np.quantile(voc[ok], 0.99)) if ok.any() else 1.0))
-    ax.add_collection(lines)
-    ax.autoscale()
-    ax.set_aspect("equal")
-    ax.set_axis_off()
-    fig.colorbar(lines, ax=ax, shrink=0.7, label="volume / capacity")
-    ax.set_title(f"{net.name}: volume / capacity at equilibrium")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return True
 
 
 class StaticUserEquilibrium(_StaticUEBase):

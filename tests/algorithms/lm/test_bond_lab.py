@@ -7,15 +7,15 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 import torch
 
-from gamescale.algorithms.base import LocalShardRunner, StepContext, make_shard_tasks
-from gamescale.algorithms.learner import TorchLearner
+from gamescale.algorithms.base import make_shard_tasks
 from gamescale.algorithms.lm import bond
 from gamescale.algorithms.registry import algorithm_config, build_algorithm
 from gamescale.envs.registry import make_env
-from gamescale.framework.storage import flatten_state, unflatten_state
+from gamescale.framework.pictures import draw_table
 
 SMALL_RM = {"num_pairs": 1024, "num_eval_pairs": 512, "steps": 200}
 
@@ -34,18 +34,6 @@ def build(**overrides):
     return build_algorithm(config, env), env
 
 
-def run(algorithm, env, iterations, state=None, learners=None, start=0, seed=0):
-    state = algorithm.init(seed) if state is None else state
-    learners = learners or {name: TorchLearner(spec) for name, spec in algorithm.learner_specs().items()}
-    runner = LocalShardRunner(env)
-    rows = []
-    for iteration in range(start, start + iterations):
-        ctx = StepContext(iteration=iteration, seed=seed, shards=runner, num_shards=2, learners=learners)
-        state, metrics = algorithm.step(state, ctx)
-        rows.append(metrics)
-    return state, learners, rows
-
-
 def test_reward_model_learns_the_scoring_rule():
     algorithm, env = build(methods=["jbond"], frontier_n=[1, 4, 16])
     state = algorithm.init(0)
@@ -56,9 +44,9 @@ def test_reward_model_learns_the_scoring_rule():
     np.testing.assert_allclose(state["frontier"]["kl"], [0.0, np.log(4) - 0.75, np.log(16) - 15 / 16])
 
 
-def test_jbond_beats_reference_at_bounded_kl_and_matches_best_of_2_with_one_sample():
+def test_jbond_beats_reference_at_bounded_kl_and_matches_best_of_2_with_one_sample(drive, tmp_path):
     algorithm, env = build(methods=["jbond"], frontier_n=[1, 2, 4], batch_size=64)
-    state, learners, rows = run(algorithm, env, 30)
+    state, learners, rows = drive(algorithm, env, 30)
     final = bond.evaluate_policy(env, learners["jbond"].get_weights(), 1024, seed=5)
     reference = bond.evaluate_policy(env, bond._torch_weights(env.reference), 1024, seed=5)
     assert abs(reference["kl_from_reference"]) < 1e-4
@@ -70,15 +58,21 @@ def test_jbond_beats_reference_at_bounded_kl_and_matches_best_of_2_with_one_samp
     assert final["reward"] >= best_of_2, (final, state["frontier"])
     assert all(np.isfinite(r["jbond.loss"]) for r in rows[1:])
     assert [r["jbond.lag"] for r in rows[1:3]] == [0.0, 1.0]  # trains on the previous batch
+    # The report draws reward vs KL from the frontier table alone: training rows and the N points.
+    frontier = algorithm.tables(state)["frontier"]
+    best_of = frontier.filter(pc.equal(frontier["step"], -1))
+    assert best_of["best_of_n"].to_pylist() == [1, 2, 4]
+    assert best_of["reward"].to_pylist() == pytest.approx(state["frontier"]["true_reward"].tolist())
+    assert draw_table("frontier", frontier, tmp_path) == [tmp_path / "reward_vs_kl.png"]
 
 
 @pytest.mark.slow
-def test_jbond_is_on_or_above_the_best_of_n_frontier_over_a_longer_run():
+def test_jbond_is_on_or_above_the_best_of_n_frontier_over_a_longer_run(drive):
     algorithm, env = build(methods=["jbond"], frontier_n=[1, 2, 4, 8, 16, 32, 64])
     frontier = None
     state, learners, compared = None, None, 0
     for chunk in range(4):
-        state, learners, _ = run(algorithm, env, 30, state=state, learners=learners, start=30 * chunk)
+        state, learners, _ = drive(algorithm, env, 30, state=state, learners=learners, start=30 * chunk)
         frontier = state["frontier"]
         point = bond.evaluate_policy(env, learners["jbond"].get_weights(), 2048, seed=5 + chunk)
         if point["kl_from_reference"] <= frontier["kl"][-1]:
@@ -92,10 +86,10 @@ def test_jbond_is_on_or_above_the_best_of_n_frontier_over_a_longer_run():
     assert matched.max() >= 16, (point, frontier)
 
 
-def test_bond_jeffreys_settles_near_its_best_of_n_target():
+def test_bond_jeffreys_settles_near_its_best_of_n_target(drive):
     n = 4
     algorithm, env = build(methods=["bond_jeffreys"], n=n, frontier_n=[1, n], learning_rate=3e-4)
-    state, learners, _ = run(algorithm, env, 25)
+    state, learners, _ = drive(algorithm, env, 25)
     final = bond.evaluate_policy(env, learners["bond_jeffreys"].get_weights(), 1024, seed=5)
     # KL(pi_BoN || pi_ref) = log N - (N - 1) / N; the distilled policy sits near it,
     # and its reward near Best-of-N's, far above the reference's.
@@ -104,18 +98,9 @@ def test_bond_jeffreys_settles_near_its_best_of_n_target():
     assert abs(final["reward"] - best) < 0.4 * (best - reference), (final, state["frontier"])
 
 
-def test_resumed_run_repeats_uninterrupted_losses():
+def test_resumed_run_repeats_uninterrupted_losses(resume_repeats):
     algorithm, env = build(methods=["jbond", "reinforce_kl"], batch_size=16, frontier_n=[1])
-    _, _, straight = run(algorithm, env, 4)
-
-    state, learners, first = run(algorithm, env, 2)
-    saved_state = unflatten_state(flatten_state(state))
-    blobs = {name: learner.save_bytes() for name, learner in learners.items()}
-    fresh = {name: TorchLearner(spec) for name, spec in algorithm.learner_specs().items()}
-    for name, learner in fresh.items():
-        learner.load_bytes(blobs[name])
-    _, _, second = run(algorithm, env, 2, state=saved_state, learners=fresh, start=2)
-    assert first + second == straight
+    resume_repeats(algorithm, env, total=4, split=2)
 
 
 def test_shards_do_not_depend_on_where_they_run():

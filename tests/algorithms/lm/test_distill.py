@@ -10,45 +10,28 @@ import pytest
 import torch
 
 import gamescale
-from gamescale.algorithms.base import LocalShardRunner, StepContext
-from gamescale.algorithms.learner import TorchLearner
 from gamescale.algorithms.lm.distill import TeacherHackingDistillation, _arrays_to_batch, distill_loss
 from gamescale.algorithms.lm.losses import forward_kl, generalized_jsd, reverse_kl
 from gamescale.algorithms.lm.scaling import detect_teacher_hacking, fit_power_law
 from gamescale.algorithms.registry import algorithm_config
 from gamescale.envs.registry import make_env
+from gamescale.framework.pictures import draw_table
 
-TINY_LAB = dict(
-    vocab_size=12,
-    prompt_length=3,
-    completion_length=5,
-    oracle={"d_model": 32, "n_layers": 1, "n_heads": 2, "d_ff": 64},
-    teacher={"d_model": 16, "n_layers": 1, "n_heads": 2, "d_ff": 32},
-    oracle_sharpness=4.0,
-    oracle_init_scale=3.0,
-    teacher_steps=30,
-    num_eval_prompts=32,
-)
 TINY_STUDENT = {"d_model": 16, "n_layers": 1, "n_heads": 2, "d_ff": 32}
 
 
-def build(**algo):
-    env = make_env("distill_lab", **TINY_LAB)
-    config = algorithm_config(
-        {"name": "distill", "student": TINY_STUDENT, "batch_size": 16, "steps_per_iteration": 5, **algo}
-    )
-    return env, TeacherHackingDistillation(config, env)
+@pytest.fixture
+def build(tiny_distill_lab):
+    """`build(**algorithm fields) -> (env, algorithm)`: a distillation on the tiny lab."""
 
+    def make(**algo):
+        env = make_env("distill_lab", **tiny_distill_lab)
+        config = algorithm_config(
+            {"name": "distill", "student": TINY_STUDENT, "batch_size": 16, "steps_per_iteration": 5, **algo}
+        )
+        return env, TeacherHackingDistillation(config, env)
 
-def run_in_process(algorithm, env, iterations, state=None, learners=None, start=0, num_shards=2):
-    learners = learners or {k: TorchLearner(s) for k, s in algorithm.learner_specs().items()}
-    state = state if state is not None else algorithm.init(0)
-    rows = []
-    for it in range(start, iterations):
-        ctx = StepContext(iteration=it, seed=0, shards=LocalShardRunner(env), num_shards=num_shards, learners=learners)
-        state, metrics = algorithm.step(state, ctx)
-        rows.append(metrics)
-    return state, learners, rows
+    return make
 
 
 # ------------------------------------------------------------------ scaling laws
@@ -91,7 +74,7 @@ def test_no_hacking_without_both_signs(golden_kind, proxy_kind):
 
 
 @pytest.mark.parametrize("kind", ["forward_kl", "reverse_kl", "jsd"])
-def test_distill_loss_is_the_named_divergence_on_completion_positions(kind):
+def test_distill_loss_is_the_named_divergence_on_completion_positions(build, kind):
     env, algo = build(loss=kind)
     student = algo.student
     g = torch.Generator().manual_seed(0)
@@ -119,9 +102,9 @@ def test_distill_loss_is_the_named_divergence_on_completion_positions(kind):
 
 
 @pytest.mark.parametrize("regime", ["offline", "online"])
-def test_a_short_run_lowers_the_proxy_and_golden_distances(regime):
+def test_a_short_run_lowers_the_proxy_and_golden_distances(build, drive, regime):
     env, algo = build(regime=regime, num_prompts=16, dataset_size=64, student_fraction=0.5)
-    state, _, rows = run_in_process(algo, env, 6)
+    state, _, rows = drive(algo, env, 6)
     first, last = rows[0], rows[-1]
     assert last["proxy_distance"] < 0.7 * first["proxy_distance"]
     assert last["golden_distance"] < first["golden_distance"]
@@ -131,38 +114,31 @@ def test_a_short_run_lowers_the_proxy_and_golden_distances(regime):
         assert np.isfinite(last["lag"]) and last["lag"] >= 0
 
 
-def test_resumed_state_and_learner_give_identical_losses():
+def test_resumed_state_and_learner_give_identical_losses(build, resume_repeats):
     env, algo = build(regime="online", num_prompts=16, student_fraction=0.5, sync_every=2)
-    _, _, reference = run_in_process(algo, env, 5)
-    state, learners, first = run_in_process(algo, env, 2)
-    blob = {k: learner.save_bytes() for k, learner in learners.items()}
-    fresh = {k: TorchLearner(s) for k, s in algo.learner_specs().items()}
-    for k, learner in fresh.items():
-        learner.load_bytes(blob[k])
-    _, _, rest = run_in_process(algo, env, 5, state=state, learners=fresh, start=2)
-    assert first + rest == reference
+    resume_repeats(algo, env, total=5, split=2)
 
 
-def test_shard_count_changes_nothing_but_placement():
+def test_shard_count_changes_nothing_but_placement(build, drive):
     env, algo = build(regime="offline", num_prompts=16, dataset_size=64)
-    _, _, two = run_in_process(algo, env, 2, num_shards=2)
-    _, _, two_again = run_in_process(algo, env, 2, num_shards=2)
+    _, _, two = drive(algo, env, 2, num_shards=2)
+    _, _, two_again = drive(algo, env, 2, num_shards=2)
     assert two == two_again
 
 
-def test_summary_tables_and_plot(tmp_path):
+def test_summary_tables_and_plot(build, drive, tmp_path):
     env, algo = build(regime="offline", num_prompts=16, dataset_size=64)
-    state, _, _ = run_in_process(algo, env, 4)
+    state, _, _ = drive(algo, env, 4)
     summary = algo.summary(state)
     assert summary["hacking_detected"] in (True, False)
     assert summary["golden_min"] <= summary["golden_final"]
     table = algo.tables(state)["distill_curves"]
     assert isinstance(table, pa.Table) and table.num_rows == 4
-    algo.plots(state, tmp_path)
+    draw_table("distill_curves", table, tmp_path)
     assert (tmp_path / "distill_loglog.png").stat().st_size > 1000
 
 
-def test_crashed_run_resumes_with_identical_losses_on_actors(ray_cluster, tmp_path):
+def test_crashed_run_resumes_with_identical_losses_on_actors(tiny_distill_lab, ray_cluster, tmp_path):
     """Through the real loop (learner actor, sampler actors): crash after a checkpoint,
     resume, and compare with an uninterrupted run on a different number of workers."""
 
@@ -175,7 +151,7 @@ def test_crashed_run_resumes_with_identical_losses_on_actors(ray_cluster, tmp_pa
 
     config = {
         "name": "distill-test",
-        "env": {"name": "distill_lab", **TINY_LAB},
+        "env": {"name": "distill_lab", **tiny_distill_lab},
         "algorithm": {
             "name": "distill",
             "regime": "online",

@@ -13,6 +13,7 @@ from gamescale.algorithms.base import LocalShardRunner, StepContext
 from gamescale.algorithms.mfg.evaluation import exploitability
 from gamescale.algorithms.registry import algorithm_config, build_algorithm
 from gamescale.envs.registry import make_env
+from gamescale.framework.pictures import draw_table
 
 
 def learn(env, name: str, iterations: int, **kwargs):
@@ -88,7 +89,7 @@ def test_tables_and_plots(tmp_path):
     assert table.num_rows == 100 * 5
     assert set(table.column_names) >= {"step", "time", "link", "init_node", "term_node", "vehicles"}
     assert max(table.column("vehicles").to_pylist()) <= 1.0 + 1e-9
-    alg.plots(state, tmp_path)
+    assert draw_table("link_flows_over_time", table, tmp_path) == [tmp_path / "link_flows.png"]
     assert (tmp_path / "link_flows.png").stat().st_size > 0
 
 

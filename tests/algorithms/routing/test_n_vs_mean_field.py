@@ -5,6 +5,7 @@ from __future__ import annotations
 from gamescale.algorithms.base import LocalShardRunner, StepContext
 from gamescale.algorithms.registry import algorithm_config, build_algorithm
 from gamescale.envs.registry import make_env
+from gamescale.framework.pictures import draw_table
 
 
 def run(grid, passes, tmp_path=None, **kwargs):
@@ -30,5 +31,5 @@ def test_gap_shrinks_with_n(tmp_path):
     assert large < small
     assert large < 0.02 < small
     assert {"num_vehicles", "distance"} <= set(rows[0])
-    alg.plots(state, tmp_path)
+    draw_table("n_vs_mean_field", alg.tables(state)["n_vs_mean_field"], tmp_path)
     assert (tmp_path / "n_vs_mean_field.png").stat().st_size > 0

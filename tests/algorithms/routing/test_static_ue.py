@@ -279,7 +279,9 @@ def test_experiment_stops_at_target_with_tables_skims_and_map(tmp_path):
     assert gaps[-1] <= 1e-4 and all(g > 1e-4 for g in gaps[:-1]) and len(gaps) < 200
     assert run.summary["stopped"]["reason"] == "target" and run.summary["stopped"]["iteration"] == len(gaps) - 1
     links = pq.read_table(run.dir / "link_flows.parquet")
-    assert links.column_names == ["init_node", "term_node", "flow", "cost", "voc", "free_flow_time"]
+    # Sioux Falls has node coordinates: the link ends' (x, y), from which the voc map is drawn.
+    ends = ["init_x", "init_y", "term_x", "term_y"]
+    assert links.column_names == ["init_node", "term_node", "flow", "cost", "voc", "free_flow_time", *ends]
     od = pq.read_table(run.dir / "od_costs.parquet")
     assert od.column_names == ["origin", "destination", "demand", "cost"] and od.num_rows == 528
     assert (run.dir / "plots" / "voc_map.png").stat().st_size > 10_000
