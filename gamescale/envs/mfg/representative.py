@@ -69,6 +69,9 @@ class RepresentativePlayerEnv(gym.Env):
         self.rewards = np.stack([np.asarray(view.reward(t, mu[:, t]), np.float64)[population] for t in range(T)])
         self.terminal = np.asarray(view.terminal_reward(mu[:, T]), np.float64)[population]  # [S]
         self.initial_distribution = view.initial_distribution[population]
+        # Cumulative sums, so that a draw is one uniform number and a binary search.
+        self._initial_cdf = np.cumsum(self.initial_distribution)
+        self._cdf = np.cumsum(self.prob, axis=-1)
         self.legal_actions = view.legal_actions[population]  # [S, A]
         self.masked = not bool(self.legal_actions.all())
         features = gym.spaces.Box(0.0, 1.0, (S + T + 1,), np.float32)
@@ -88,10 +91,16 @@ class RepresentativePlayerEnv(gym.Env):
             return features
         return {"observations": features, "action_mask": self.legal_actions[self._s].astype(np.float32)}
 
+    def _draw(self, cdf: np.ndarray) -> int:
+        """An index drawn with probabilities whose cumulative sums are `cdf` (zero-probability
+        entries are never drawn; the last one takes what rounding leaves above the total)."""
+        index = int(np.searchsorted(cdf, self.np_random.random() * cdf[-1], side="right"))
+        return min(index, len(cdf) - 1)
+
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[Any, dict]:
         super().reset(seed=seed)
         self._t = 0
-        self._s = int(self.np_random.choice(self.num_states, p=self.initial_distribution))
+        self._s = self._draw(self._initial_cdf)
         return self._observation(), {"t": 0, "state": self._s}
 
     def step(self, action: Any) -> tuple[Any, float, bool, bool, dict]:
@@ -102,7 +111,7 @@ class RepresentativePlayerEnv(gym.Env):
             raise ValueError(f"action {a} is illegal in state {self._s} of {self.game.name}")
         t, s = self._t, self._s
         reward = float(self.rewards[t, s, a])
-        branch = int(self.np_random.choice(self.prob.shape[-1], p=self.prob[t, s, a]))
+        branch = self._draw(self._cdf[t, s, a])
         self._s, self._t = int(self.next_state[t, s, a, branch]), t + 1
         terminated = self._t == self.horizon
         if terminated:
