@@ -192,6 +192,10 @@ def load_mean_field(path: str | Path) -> tuple[EnvConfig, np.ndarray]:
 def _game_and_flow(name: str, game_kwargs: dict[str, Any], source: Any) -> tuple[Any, np.ndarray | None]:
     """The built environment and, for a mean-field game, the flow named by `source`."""
     if isinstance(source, str | Path) and source != "uniform":
+        if not Path(source).exists():
+            raise ConfigError(
+                f"mean_field {str(source)!r} is neither 'uniform', a policy array, nor a run directory or checkpoint"
+            )
         config, mu = load_mean_field(source)
         if config.name != name:
             raise ConfigError(f"the run at {source} played {config.name}, not {name}")
@@ -292,7 +296,7 @@ def mean_field_ppo_config(
         from ray.rllib.examples.rl_modules.classes.action_masking_rlm import ActionMaskingTorchRLModule
 
         module_class = ActionMaskingTorchRLModule
-    return (
+    config = (
         PPOConfig()
         .environment(name, env_config=rllib_env_config)
         .framework("torch")
@@ -304,8 +308,10 @@ def mean_field_ppo_config(
             lr=3e-3,
             gamma=1.0,
         )
-        .rl_module(rl_module_spec=RLModuleSpec(module_class=module_class, model_config=model_config))
     )
+    if module_class is None:
+        return config.rl_module(model_config=model_config)
+    return config.rl_module(rl_module_spec=RLModuleSpec(module_class=module_class, model_config=model_config))
 
 
 def routing_ppo_config(net: str = "braess", num_vehicles: int = 8, train_batch_size: int = 400, **env_kwargs: Any):
@@ -323,7 +329,8 @@ def routing_ppo_config(net: str = "braess", num_vehicles: int = 8, train_batch_s
         .environment("routing_n_player", env_config=env_config, disable_env_checking=True)
         .framework("torch")
         .env_runners(num_env_runners=0)
-        .training(train_batch_size=train_batch_size, minibatch_size=min(128, train_batch_size), num_epochs=2)
+        # RLlib's default learning rate (5e-5) barely moves in a few iterations.
+        .training(train_batch_size=train_batch_size, minibatch_size=min(128, train_batch_size), num_epochs=2, lr=3e-3)
         .multi_agent(policies={SHARED_POLICY}, policy_mapping_fn=lambda agent_id, *args, **kwargs: SHARED_POLICY)
         .rl_module(
             rl_module_spec=MultiRLModuleSpec(
