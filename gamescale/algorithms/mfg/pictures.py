@@ -26,3 +26,17 @@ def mean_field_table(game, mu: np.ndarray) -> pa.Table:
             columns[name] = np.asarray(coords[name])[state]
     columns["mass"] = mu.reshape(-1)
     return pa.table(columns)
+
+
+def mean_field_from_table(table: pa.Table) -> np.ndarray:
+    """The inverse of `mean_field_table`: `mu [P, T + 1, S]` from its `population, t,
+    state, mass` columns (a run's `mean_field.parquet`)."""
+    missing = {"population", "t", "state", "mass"} - set(table.column_names)
+    if missing:
+        raise ValueError(f"not a mean-field table: columns {sorted(missing)} are missing")
+    population, t, state = (table[name].to_numpy().astype(np.int64) for name in ("population", "t", "state"))
+    if len(population) == 0:
+        raise ValueError("the mean-field table is empty")
+    mu = np.zeros((population.max() + 1, t.max() + 1, state.max() + 1))
+    mu[population, t, state] = table["mass"].to_numpy()
+    return mu
