@@ -120,7 +120,7 @@ def score_prompt(score, notes: Notes, collection: str) -> V.Prompt:
 def notes_to_score(notes: Notes):
     """A music21 Score: one part per voice 0..max voice (chords where notes share onset and
     length); bars are not written (music21 barlines them in 4/4 on export)."""
-    from music21 import chord, note, stream
+    from music21 import chord, note, pitch, stream
 
     score = stream.Score()
     voices = int(notes.voice.max()) + 1 if len(notes) else 1
@@ -131,10 +131,11 @@ def notes_to_score(notes: Notes):
         for o, d, p in zip(notes.onset[chosen].tolist(), notes.duration[chosen].tolist(), notes.pitch[chosen].tolist(),
                            strict=True):
             groups.setdefault((o, d), []).append(p)
-        for (o, d), pitches in sorted(groups.items()):
+        for (o, d), midis in sorted(groups.items()):
             length = Fraction(d, V.TICKS_PER_QUARTER)
+            pitches = [pitch.Pitch(midi=m) for m in sorted(midis)]  # a bare int below 12 would be a pitch class
             element = note.Note(pitches[0], quarterLength=length) if len(pitches) == 1 else chord.Chord(
-                sorted(pitches), quarterLength=length)
+                pitches, quarterLength=length)
             part.insert(Fraction(o, V.TICKS_PER_QUARTER), element)
         score.insert(0, part)
     return score
@@ -158,18 +159,46 @@ def write_midi(notes: Notes, path: str | Path) -> Path:
 
 
 def read_midi_notes(path: str | Path) -> Notes:
-    """The notes of a MIDI file written by `write_midi` (no quantisation: music21 writes
-    10080 ticks per quarter, a multiple of 12, so every note comes back on the grid)."""
-    from music21 import converter
+    """The notes of a MIDI file, read from its note-on / note-off events (music21's low-level
+    reader: no quantisation, no barlining, so a generation's overlapping notes are not
+    re-voiced). Tracks with notes become voices 0, 1, ... in file order; times are rounded
+    to the 1/12-quarter grid (exact for files from `write_midi`: 10080 ticks a quarter)."""
+    from music21 import midi
 
     path = Path(path)
     if not path.exists() or path.stat().st_size == 0:
         raise ScoreError(f"MIDI file {path} is missing or empty")
     try:
-        score = converter.parse(str(path), format="midi", quantizePost=False)
+        handle = midi.MidiFile()
+        handle.open(str(path))
+        handle.read()
+        handle.close()
     except Exception as exc:
-        raise ScoreError(f"cannot read MIDI file {path}: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}") from None
-    return score_to_notes(score, name=str(path))
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ScoreError(f"cannot read MIDI file {path}: {first}") from None
+    per_quarter = handle.ticksPerQuarterNote
+    on, off = midi.ChannelVoiceMessages.NOTE_ON, midi.ChannelVoiceMessages.NOTE_OFF
+    voice, onset, duration, pitch = [], [], [], []
+    tracks_with_notes = 0
+    for track in handle.tracks:
+        now, sounding, before = 0, {}, len(pitch)
+        for event in track.events:
+            if isinstance(event, midi.DeltaTime):
+                now += event.time
+            elif event.type == on and event.velocity > 0:
+                sounding.setdefault((event.channel, event.pitch), []).append(now)
+            elif event.type in (on, off) and sounding.get((event.channel, event.pitch)):
+                start = sounding[(event.channel, event.pitch)].pop(0)
+                voice.append(tracks_with_notes)
+                onset.append(round(start * V.TICKS_PER_QUARTER / per_quarter))
+                duration.append(round((now - start) * V.TICKS_PER_QUARTER / per_quarter))
+                pitch.append(int(event.pitch))
+        tracks_with_notes += len(pitch) > before
+    if not pitch:
+        raise ScoreError(f"MIDI file {path} has no notes")
+    end = max(o + d for o, d in zip(onset, duration, strict=True))
+    bar = 4 * V.TICKS_PER_QUARTER
+    return Notes.build(voice, onset, duration, pitch, [bar] * max(1, -(-end // bar)))
 
 
 def notes_equal(a: Notes, b: Notes) -> bool:

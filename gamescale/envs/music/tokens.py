@@ -126,8 +126,9 @@ def detokenize(tokens, strict: bool = True) -> Notes:
     """The notes written by `tokens` (a piece from BOS, or anything after a prompt).
 
     strict: every token must fit the grammar (else `TokenizeError`). Lenient mode reads a
-    model's generation: tokens that do not fit are skipped, reading stops at EOS/PAD, and
-    an unfinished chord at the end is dropped.
+    model's generation: tokens that do not fit are skipped, reading stops at EOS/PAD, an
+    unfinished chord at the end is dropped, and same-pitch overlaps in a voice are cut
+    (`_without_unisons`).
     """
     seq = [int(t) for t in np.asarray(tokens).reshape(-1)]
     voice_l: list[int] = []
@@ -219,4 +220,20 @@ def detokenize(tokens, strict: bool = True) -> Notes:
     else:
         if strict and seq:
             raise TokenizeError("the piece has no EOS")
-    return Notes.build(voice_l, onset_l, dur_l, pitch_l, bars)
+    notes = Notes.build(voice_l, onset_l, dur_l, pitch_l, bars)
+    return notes if strict else _without_unisons(notes)
+
+
+def _without_unisons(notes: Notes) -> Notes:
+    """A voice cannot sound one pitch twice at once (MIDI could not tell which note ends):
+    an earlier note is cut where the same pitch starts again in its voice, and a note
+    that starts together with a same-pitch one is dropped (the later-written survives)."""
+    order = np.lexsort((notes.onset, notes.pitch, notes.voice))
+    v, o, d, p = (a[order].copy() for a in (notes.voice, notes.onset, notes.duration, notes.pitch))
+    same_next = np.zeros(v.size, dtype=bool)
+    same_next[:-1] = (v[1:] == v[:-1]) & (p[1:] == p[:-1])
+    next_onset = np.append(o[1:], 0)
+    cut = same_next & (o + d > next_onset)
+    d[cut] = next_onset[cut] - o[cut]
+    keep = d > 0
+    return Notes.build(v[keep], o[keep], d[keep], p[keep], notes.bars)
