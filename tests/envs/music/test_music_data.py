@@ -81,8 +81,10 @@ def test_long_tied_notes_use_summed_durations():
 
 
 def test_strict_detokenise_names_the_bad_token():
-    with pytest.raises(TokenizeError, match="token 2 .*PITCH_60.*outside a voice"):
-        detokenize([V.BOS, V.BAR, V.pitch_token(60), V.duration_token(12), V.EOS])
+    with pytest.raises(TokenizeError, match=r"token 3 \(PITCH_60\): a pitch outside a voice"):
+        detokenize([V.BOS, V.BAR, V.duration_token(48), V.pitch_token(60), V.duration_token(12), V.EOS])
+    with pytest.raises(TokenizeError, match="BAR must be followed by its length"):
+        detokenize([V.BOS, V.BAR, V.pitch_token(60), V.EOS])
     with pytest.raises(TokenizeError, match="overlaps"):
         tokenize(Notes.build([0, 0], [0, 6], [12, 12], [60, 62], [48]))
 
