@@ -360,3 +360,67 @@ def draw_allocations(table: pa.Table, plots_dir: Path, max_players: int = 40) ->
     ax.legend()
     fig.tight_layout()
     return [save_png(fig, plots_dir / "allocations.png", dpi=110, tight=False)]
+
+
+# ---------------------------------------------------------------- music
+
+
+@drawer("piano_rolls")
+def draw_piano_rolls(table: pa.Table, plots_dir: Path) -> list[Path]:
+    """`piano_rolls.png`: one panel per sample (up to 8): each note a bar from its onset to
+    its end at its pitch, coloured by voice, with the prompt as the panel title."""
+    from matplotlib.patches import Rectangle
+
+    meta = annotations(table)
+    sample = _column(table, "sample")
+    names = [n for n in meta.get("samples") or list(dict.fromkeys(sample.tolist()))][:8]
+    if not names:
+        return []
+    voice, onset = _column(table, "voice"), _column(table, "onset") / 12.0
+    duration, pitch = _column(table, "duration") / 12.0, _column(table, "pitch")
+    fig, axes = AggFigures.subplots(len(names), 1, figsize=(9, 1.9 * len(names) + 0.4), squeeze=False)
+    colours = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd"]
+    for ax, name in zip(axes[:, 0], names, strict=False):
+        rows = sample == name
+        for v, o, d, p in zip(voice[rows], onset[rows], duration[rows], pitch[rows], strict=True):
+            ax.add_patch(Rectangle((o, p - 0.4), d, 0.8, color=colours[int(v) % 4], lw=0))
+        if rows.any():
+            ax.set_xlim(0, float((onset[rows] + duration[rows]).max()))
+            ax.set_ylim(float(pitch[rows].min()) - 2, float(pitch[rows].max()) + 2)
+        prompt = (meta.get("prompts") or {}).get(name, "")
+        ax.set_title(f"{name}: {prompt}" if prompt else str(name), fontsize=8, loc="left")
+        ax.set_ylabel("MIDI pitch", fontsize=7)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.2)
+    axes[-1, 0].set_xlabel("quarter notes")
+    fig.tight_layout()
+    return [save_png(fig, plots_dir / "piano_rolls.png", dpi=110, tight=False)]
+
+
+@drawer("quality_diversity")
+def draw_quality_diversity(table: pa.Table, plots_dir: Path) -> list[Path]:
+    """`quality_diversity.png`: every model's (diversity, quality), marked by kind, with the
+    interpolated models joined in order of their mixing factor (the front)."""
+    kind, model = _column(table, "kind"), _column(table, "model")
+    quality, diversity = _column(table, "quality").astype(float), _column(table, "diversity").astype(float)
+    fig, ax = AggFigures.subplots(figsize=(6.5, 4.5))
+    markers = {"base": ("s", "grey"), "cfg": ("*", "black"), "distilled": ("o", "#1f77b4"),
+               "interpolated": ("D", "#d62728")}
+    for name, (marker, colour) in markers.items():
+        rows = kind == name
+        if rows.any():
+            ax.plot(diversity[rows], quality[rows], marker, color=colour, ms=8 if marker == "*" else 6, ls="",
+                    label=name)
+    front = kind == "interpolated"
+    if front.any():
+        order = np.argsort(_column(table, "mix")[front].astype(float))
+        ax.plot(diversity[front][order], quality[front][order], "-", color="#d62728", lw=1.2, alpha=0.7)
+    for m, d, q in zip(model, diversity, quality, strict=True):
+        ax.annotate(str(m), (d, q), textcoords="offset points", xytext=(4, 4), fontsize=7)
+    ax.set_xlabel("diversity (mean embedding dissimilarity per prompt)")
+    ax.set_ylabel("quality")
+    ax.set_title("quality vs diversity (CFG distillation, diversity reward, interpolation)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return [save_png(fig, plots_dir / "quality_diversity.png", dpi=120, tight=False)]
