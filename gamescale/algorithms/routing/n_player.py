@@ -71,11 +71,14 @@ def sample_routes(game: DynamicRoutingGame, routes: np.ndarray, probs: np.ndarra
 def play_routes(game: DynamicRoutingGame, routes: np.ndarray) -> tuple[SimState, np.ndarray]:
     """Play G games where vehicle i follows `routes[g, i]` (link ids `[G, N, M]`, -1
     padded). Returns (final state, entry `[G, N, M]`: the step each hop's link was entered,
-    -1 if never)."""
+    -1 if never). Steps in which nothing but waiting happens are skipped in one go."""
     state = game.reset(routes.shape[0])
     entry = np.full(routes.shape, -1, np.int32)
     m = routes.shape[2]
     while not game.done(state):
+        state = game.skip_quiet_steps(state)
+        if game.done(state):
+            break
         hop = np.minimum(state.hops, m - 1)
         actions = np.take_along_axis(routes, hop[..., None], axis=2)[..., 0]
         new = game.step(state, actions)
