@@ -35,7 +35,7 @@ class RoutingFictitiousPlayConfig(AlgorithmConfig):
     (each sampled game played again with one vehicle of the class on the candidate: exact
     in expectation), `replay` (the route walked through the sampled games' link counts,
     the others' timings held fixed: fast, exact on parallel links, O(1/N) off otherwise),
-    `auto` (simulate while (class, candidate) pairs x vehicles <= 4096).
+    `auto` (simulate when OD rows with vehicles x (max_routes_per_od + 1) x vehicles <= 4096).
     """
 
     name: str = "routing_fictitious_play"

@@ -11,21 +11,29 @@ class's past best responses. One step:
    one representative vehicle per class (its sampled pool slot, the entry and exit step of
    each hop);
 2. a vehicle of class c deviating to route r faces the *others* of game g: the counts
-   minus the representative's own presence, own_gc(t, l) in {0, 1}. Entering link l at
-   step t it stays k_l(n_g(t, l) - own_gc(t, l) + 1) steps (`replay_costs`); the mean
-   over games is r's expected cost against the others' mixed strategies. The replay of
-   the representative's own sampled route gives its realised cost exactly; for another
-   route it holds the others' timings fixed, which is exact when the deviation cannot
-   change when they reach a link the deviator uses later (parallel links, as Pigou) and
-   otherwise off by the deviator's effect on them;
-3. the candidates of a class are its pool routes and a time-dependent shortest path on
-   its expected link-step table (mean over games of those k, rounded); its best response
-   is the candidate of least expected cost (ties: the route the class plays most). It
-   joins the pool and the class strategy moves to it with weight 1 / (iteration + 2).
+   minus the representative's own presence, own_gc(t, l) in {0, 1} (not the mean
+   occupancy plus one, which counts the deviator twice where it already is: at N = 2 on
+   Pigou it made a shared x link look 1.5 vehicles long). Its table of expected link
+   steps, mean over games of k_l(n_g(t, l) - own_gc(t, l) + 1), gives by a time-dependent
+   shortest path (backward DP over steps) one fresh candidate route per class;
+3. the candidates of a class (its pool routes and the fresh one) are costed against the
+   others' mixed strategies, mean over the sampled games of either
+   - `simulate` (small games, `deviations="auto"` below SIMULATED_DEVIATION_BUDGET): the
+     same games played again on the shards with the representative on the candidate
+     (`deviation_shard`): exact in expectation;
+   - `replay` (large games): the candidate walked through the game's counts with its own
+     presence removed (`replay_costs`). It holds the others' timings fixed: exact when a
+     deviation cannot change when they reach a link the deviator uses later (parallel
+     links, as Pigou; the representative's own route always), off by the deviator's
+     effect on them otherwise, which shrinks as 1/N;
+   the best response is the candidate of least expected cost (ties: the route the class
+   plays most); it joins the pool and the class strategy moves to it with weight
+   1 / (iteration + 2).
 
 Metrics: avg_travel_time (mean realised cost over sampled games and vehicles, time units);
-exploitability = mean over vehicles of max(0, realised mean cost of its class - expected
-cost of its best candidate), the sampled gain of the best unilateral deviation;
+exploitability = mean over vehicles of (expected cost of its class's strategy - that of
+its best candidate), both from the same sampled games and estimator: the gain of the best
+unilateral deviation (checked against an exact enumeration at N = 2 - 4);
 max_regret (its maximum over classes); num_routes (routes in all pools).
 """
 
@@ -40,8 +48,9 @@ from gamescale.algorithms.base import LearnerSpec, ShardTask, State, StepContext
 from gamescale.envs.routing.dynamic import DynamicRoutingGame, SimState, link_steps
 
 _INF = 1 << 40  # "never": keeps _INF * (L + 1) inside int64
-# deviations="auto" simulates the deviated games while (class, candidate) pairs x vehicles
-# stays at or below this (each sampled game is then played that many vehicle-times again)
+# deviations="auto" simulates the deviated games when classes x (max_routes_per_od + 1)
+# candidates x vehicles is at most this (each sampled game is then played up to that many
+# vehicle-times again); decided once per game, so a run never switches estimators
 SIMULATED_DEVIATION_BUDGET = 4096
 
 
@@ -297,7 +306,6 @@ class RoutingFictitiousPlay:
     def __init__(self, env: Any, games_per_shard: int = 4, max_routes_per_od: int = 8, deviations: str = "auto"):
         if deviations not in ("auto", "replay", "simulate"):
             raise ValueError(f"deviations must be auto, replay or simulate, got {deviations!r}")
-        self.deviations = deviations
         self.game = game_of(env)
         self.games_per_shard = games_per_shard
         self.max_routes = max_routes_per_od
@@ -306,6 +314,8 @@ class RoutingFictitiousPlay:
         d = self.game.network.demand
         self.departure = self.game.departure_step[self.rep].astype(np.int64)  # [C]
         self.origin = d.origin[self.classes].astype(np.int64)
+        pairs = len(self.classes) * (max_routes_per_od + 1) * self.game.num_vehicles
+        self.simulate = deviations == "simulate" or (deviations == "auto" and pairs <= SIMULATED_DEVIATION_BUDGET)
         self.destination = d.destination[self.classes].astype(np.int64)
 
     def learner_specs(self) -> dict[str, LearnerSpec]:
@@ -398,11 +408,10 @@ class RoutingFictitiousPlay:
     ) -> np.ndarray:
         """Expected cost `[C, R]` of one vehicle of each class on each candidate route
         `[C, R, M]` against the others (inf where not `valid`): by simulating the deviated
-        games on the shards when `deviations` says so, else by `replay_costs`."""
+        games on the shards (`self.simulate`), else by `replay_costs`."""
         pair_class, pair_slot = np.nonzero(valid)
-        size = len(pair_class) * self.game.num_vehicles
         cost = np.full(valid.shape, np.inf)
-        if self.deviations == "simulate" or (self.deviations == "auto" and size <= SIMULATED_DEVIATION_BUDGET):
+        if self.simulate:
             extra = {"pair_class": pair_class, "pair_route": candidates[pair_class, pair_slot]}
             table = pa.Table.from_batches(ctx.shards.map(deviation_shard, ctx.shard_tasks(), shared={**shared, **extra}))
             sampled = np.asarray(table.column("deviation_cost").combine_chunks().flatten(), np.float64)

@@ -12,6 +12,7 @@ from gamescale.algorithms.base import LocalShardRunner, StepContext, make_shard_
 from gamescale.algorithms.registry import algorithm_config, build_algorithm
 from gamescale.algorithms.routing.n_player import (
     RoutingFictitiousPlay,
+    deviation_shard,
     entrant_counts,
     hop_exits,
     play_routes,
@@ -178,6 +179,11 @@ def test_shard_results_do_not_depend_on_how_shards_are_run():
     b = [simulate_shard(env, shared, t) for t in reversed(tasks)][::-1]
     assert all(x.equals(y) for x, y in zip(a, b, strict=True))
     assert isinstance(a[0], pa.RecordBatch) and a[0].num_rows == 2
+    pool = pool_state(alg, BRAESS_ROUTES, [0.3, 0.3, 0.4])["routes"][0]
+    shared |= {"pair_class": np.array([0, 0]), "pair_route": pool[1:]}
+    c = [deviation_shard(env, shared, t) for t in reversed(tasks)][::-1]
+    d = [deviation_shard(env, shared, t) for t in tasks]
+    assert all(x.equals(y) for x, y in zip(c, d, strict=True)) and c[0].num_columns == 1
 
 
 def test_sioux_falls_runs_with_thousands_of_vehicles():
