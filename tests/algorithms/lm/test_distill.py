@@ -204,6 +204,7 @@ def test_crashed_run_resumes_with_identical_losses_on_actors(ray_cluster, tmp_pa
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # two full runs per seed: over the default 600 s on a busy 2-core machine
 @pytest.mark.parametrize("seed", [0, 1])
 def test_offline_distillation_hacks_the_teacher_and_online_does_not(ray_cluster, tmp_path, seed):
     """The shipped experiments on two run seeds: offline ends with the golden distance
