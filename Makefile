@@ -18,7 +18,8 @@ install: $(BIN)/python
 	$(BIN)/pip install --quiet -e .
 
 # The test set compares against peers (OpenSpiel, mfglib), so it installs the bench extra too;
-# the peers stay optional: nothing in the package imports them.
+# the peers stay optional: nothing in the package imports them. torch goes in first, so the
+# bench extra's torch users (transformers, TRL and its accelerate/datasets) keep the CPU build.
 install-test: $(BIN)/python
 	$(BIN)/pip install --quiet $(TORCH)
 	$(BIN)/pip install --quiet -e ".[test,bench]"
@@ -36,6 +37,7 @@ bench: install-test
 	$(BIN)/python benchmarks/runtime.py
 	$(BIN)/python benchmarks/mfg.py
 	$(BIN)/python benchmarks/routing.py
+	$(BIN)/python benchmarks/lm.py
 
 lint:
 	$(BIN)/ruff check gamescale tests benchmarks

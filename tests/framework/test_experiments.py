@@ -37,6 +37,7 @@ _BOND_QUICK = {
 }
 QUICK = {
     **{name: {"env.teacher_steps": 20} for name in ("distill-offline", "distill-online", "distill-diversity-sweep")},
+    **{name: {"env.teacher_steps": 20, "algorithm.student_sft_steps": 2} for name in ("distill-offline", "distill-online")},
     # one learner actor per method: fewer methods, fewer actor start-ups
     "bond-jeffreys": {**_BOND_QUICK, "algorithm.methods": ["bond_jeffreys"]},
     "bond-vs-bon": {**_BOND_QUICK, "algorithm.kl_coefs": [1.0]},
