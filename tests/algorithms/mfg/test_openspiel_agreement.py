@@ -8,8 +8,9 @@ import pytest
 from gamescale.algorithms.mfg import FictitiousPlay, MirrorDescent
 from gamescale.algorithms.mfg.config import FictitiousPlayConfig, MirrorDescentConfig
 from gamescale.envs.mfg import CrowdModelling1D, CrowdModelling2D
+from tests.conftest import require_peer
 
-pyspiel = pytest.importorskip("pyspiel", reason="OpenSpiel is not installed")
+pyspiel = require_peer("pyspiel")  # skips without OpenSpiel; fails under CI=true
 from open_spiel.python.mfg.algorithms import fictitious_play, mirror_descent, nash_conv  # noqa: E402
 
 _CACHE: dict[tuple[str, str, int], list[float]] = {}
