@@ -3,7 +3,6 @@ reservoir, checkpoint round trips and independence from shard placement."""
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import numpy as np
@@ -18,6 +17,7 @@ from gamescale.algorithms.mfg import deep
 from gamescale.algorithms.mfg.evaluation import exploitability, uniform_policy
 from gamescale.algorithms.registry import algorithm_config, build_algorithm
 from gamescale.envs.registry import make_env
+from gamescale.framework.storage import load_checkpoint, save_checkpoint
 
 SMALL = {"size": 5, "horizon": 5}
 FAST = {"num_particles": 400, "q_rounds": 8, "q_steps_per_round": 30, "hidden_sizes": [32, 32]}
@@ -196,20 +196,23 @@ def test_steps_do_not_depend_on_shard_placement(name):
 
 
 @pytest.mark.parametrize("name", ["deep_afp", "deep_momd"])
-def test_resumed_run_reproduces_an_uninterrupted_one(name):
+def test_resumed_run_reproduces_an_uninterrupted_one(name, tmp_path):
+    """State and learner bytes go through a checkpoint on disk (the loop's format) and a fresh
+    algorithm with fresh learners continues from it."""
     env = make_env("crowd_modelling_2d", **SMALL)
     alg = build_algorithm(algorithm_config({"name": name, **(FAST_AFP if name == "deep_afp" else FAST)}), env)
     learners = new_learners(alg)
     state, _ = run_steps(alg, env, alg.init(0), learners, 0, 2)
-    snapshot = copy.deepcopy(state)
     blobs = {key: learner.save_bytes() for key, learner in learners.items()}
+    checkpoint = save_checkpoint(tmp_path, 2, state, blobs, {}, keep=1)
     _, uninterrupted = run_steps(alg, env, state, learners, 2, 4)
 
+    restored, restored_blobs, _ = load_checkpoint(checkpoint)
     fresh_alg = build_algorithm(alg.config, env)  # a new process: new algorithm, new learners
     resumed_learners = new_learners(fresh_alg)
     for key, learner in resumed_learners.items():
-        learner.load_bytes(blobs[key])
-    _, resumed = run_steps(fresh_alg, env, snapshot, resumed_learners, 2, 4)
+        learner.load_bytes(restored_blobs[key])
+    _, resumed = run_steps(fresh_alg, env, restored, resumed_learners, 2, 4)
     assert resumed == uninterrupted
 
 
