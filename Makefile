@@ -33,11 +33,16 @@ test: install-test
 test-slow: install-test
 	$(BIN)/python -m pytest -q -m slow
 
+# Every benchmark writes benchmarks/results/<name>.json with the machine it ran on (CPU,
+# memory, versions, GPU, load, date, git commit, command). The full set takes well over an
+# hour on 2 cores; `make bench BENCH=--quick` runs the short version of each.
+BENCH ?=
 bench: install-test
-	$(BIN)/python benchmarks/runtime.py
-	$(BIN)/python benchmarks/mfg.py
-	$(BIN)/python benchmarks/routing.py
-	$(BIN)/python benchmarks/lm.py
+	$(BIN)/python benchmarks/runtime.py $(BENCH)
+	$(BIN)/python benchmarks/mfg.py $(BENCH)
+	$(BIN)/python benchmarks/routing.py $(BENCH)
+	$(BIN)/python benchmarks/lm.py $(BENCH)
+	$(BIN)/python benchmarks/coalitions.py $(BENCH)
 
 lint:
 	$(BIN)/ruff check gamescale tests benchmarks

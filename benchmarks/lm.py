@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import time
 from pathlib import Path
 
@@ -364,14 +363,9 @@ def main() -> None:
     batch, prompt = (32, 8) if quick else (64, 8)
     repeats = 2 if quick else 5
     results: dict = {
-        "machine": {
-            "platform": platform.platform(),
-            "cpus": os.cpu_count(),
-            "torch": torch.__version__,
-            "torch_threads": args.threads,
-            "load_avg_at_start": os.getloadavg(),
-            "peers": peer_versions(),
-        },
+        "quick": quick,
+        "torch_threads": args.threads,
+        "peers": peer_versions(),
         "model": cfg.model_dump(),
         "batch": batch,
         "training": training_throughput(cfg, batch, prompt, 2.0 if quick else 10.0),
@@ -403,6 +397,9 @@ def main() -> None:
             f"{'on-policy, ' + str(row['workers']) + ' sampler actor(s): tokens/s':44s} "
             f"{row['sampled_tokens_per_s']:12.0f}   learner busy {row['learner_busy_fraction']:.2f}"
         )
+    from machine import describe_machine  # benchmarks/machine.py (its folder is on sys.path)
+
+    results = {"machine": describe_machine(), **results}
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(results, indent=2))
 
