@@ -154,7 +154,8 @@ def play(env: ClinicEnv, policies: Mapping[str, Policy], case_index: int, seed: 
         if termination or truncation:
             env.step(None)
             continue
-        info = doctor_info(env) if agent == "doctor" else env.infos[agent]
+        info = doctor_info(env) if agent == "doctor" else dict(env.infos[agent])
+        info["messages"] = env.messages(agent)
         env.step(policies[agent].act(env.observe(agent), info))
     return Episode(
         case_index=case_index,
