@@ -384,9 +384,9 @@ def draw_test_requests(table: pa.Table, plots_dir: Path, top: int = 20) -> list[
     return [save_png(fig, plots_dir / "test_requests.png", dpi=110, tight=False)]
 
 
-@drawer("accuracy")
+@drawer("accuracy_by_case_set")
 def draw_accuracy(table: pa.Table, plots_dir: Path) -> list[Path]:
-    """`accuracy.png`: diagnostic accuracy per case set with its 95% interval."""
+    """`accuracy_by_case_set.png`: diagnostic accuracy per case set with its 95% interval."""
     sets = table["case_set"].to_pylist()
     acc, low, high = (_column(table, k) for k in ("accuracy", "accuracy_low", "accuracy_high"))
     fig, ax = AggFigures.subplots(figsize=(2 + 1.2 * len(sets), 4))
@@ -398,4 +398,4 @@ def draw_accuracy(table: pa.Table, plots_dir: Path) -> list[Path]:
     ax.set_ylabel("accuracy (95% interval)")
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
-    return [save_png(fig, plots_dir / "accuracy.png", dpi=110, tight=False)]
+    return [save_png(fig, plots_dir / "accuracy_by_case_set.png", dpi=110, tight=False)]

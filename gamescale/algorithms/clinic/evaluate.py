@@ -279,7 +279,7 @@ class ClinicEvaluation:
             ),
             doctor=json.loads(PlayerConfig.model_validate(self.shared["players"]["doctor"]).model_dump_json()),
         )
-        return {"transcripts": transcripts, "cases": cases, "test_requests": requests, "accuracy": accuracy}
+        return {"transcripts": transcripts, "cases": cases, "test_requests": requests, "accuracy_by_case_set": accuracy}
 
 
 def build_evaluation(config: ClinicEvalConfig, env: ClinicEnv) -> ClinicEvaluation:
