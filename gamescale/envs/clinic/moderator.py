@@ -23,7 +23,7 @@ DEFAULT_THRESHOLD = 0.85
 
 def canonical(name: str) -> str:
     name = re.sub(r"\([^)]*\)|\[[^\]]*\]", " ", name)
-    name = re.sub(r"['’`]s\b", "", name)
+    name = re.sub(r"['’`]s\b", "", name, flags=re.IGNORECASE)
     text = normalise(name)
     return text[4:] if text.startswith("the ") else text
 
