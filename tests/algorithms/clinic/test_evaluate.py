@@ -37,7 +37,7 @@ def test_results_are_identical_with_one_and_two_workers(ray_cluster, tmp_path):
     assert tables[0]["transcripts"].equals(tables[1]["transcripts"])
     assert tables[0]["cases"].equals(tables[1]["cases"])
     assert runs[0].metrics["accuracy"].to_pylist() == runs[1].metrics["accuracy"].to_pylist()
-    assert (runs[0].dir / "plots" / "test_requests.png").is_file()
+    assert {"test_requests.png", "accuracy_by_case_set.png"} <= {p.name for p in (runs[0].dir / "plots").iterdir()}
     summary = json.loads((runs[0].dir / "summary.json").read_text())
     assert summary["stopped"]["reason"] == "budget"
     turns = tables[0]["transcripts"]
