@@ -109,7 +109,10 @@ def throughput(quick: bool) -> list[dict]:
         url = start_server(model_dir, port=port, num_cpus=0)
         doctors = {
             "retrieval": ({"kind": "retrieval"}, 107),
-            "tiny-local": ({"kind": "local", "model_dir": str(model_dir), "max_new_tokens": tokens}, 8 if quick else 32),
+            "tiny-local": (
+                {"kind": "local", "model_dir": str(model_dir), "max_new_tokens": tokens},
+                8 if quick else 32,
+            ),
             "tiny-served": ({"kind": "endpoint", "base_url": url, "max_new_tokens": tokens}, 8 if quick else 32),
         }
         for name, (doctor, cases) in doctors.items():
@@ -126,7 +129,10 @@ def throughput(quick: bool) -> list[dict]:
                         pool.shutdown()
                 out.append({"doctor": name, "actors": workers, "cases": cases, "dialogues_per_s": rate})
                 where = "in process" if workers == 0 else f"{workers} actor(s)"
-                print(f"{name:12s} {where:12s} dialogues/s={rate:9.2f}  ({cases} cases, max_turns={max_turns})", flush=True)
+                print(
+                    f"{name:12s} {where:12s} dialogues/s={rate:9.2f}  ({cases} cases, max_turns={max_turns})",
+                    flush=True,
+                )
         stop_server()
     finally:
         ray.shutdown()

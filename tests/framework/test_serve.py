@@ -39,7 +39,12 @@ def served(ray_cluster, tiny_model):
 def _players(model_player):
     from gamescale.envs.clinic import MeasurementAgent, RetrievalPatient, RulesModerator
 
-    return {"doctor": model_player, "patient": RetrievalPatient(), "measurement": MeasurementAgent(), "moderator": RulesModerator()}
+    return {
+        "doctor": model_player,
+        "patient": RetrievalPatient(),
+        "measurement": MeasurementAgent(),
+        "moderator": RulesModerator(),
+    }
 
 
 def test_local_and_served_model_give_the_same_greedy_transcript(served, tiny_model):
@@ -79,3 +84,14 @@ def test_a_model_directory_without_weights_is_refused(tmp_path, tiny_model):
     (tmp_path / "config.json").write_text((tiny_model / "config.json").read_text())
     with pytest.raises(ConfigError, match=r"has no weights \(\*\.safetensors or pytorch_model\*\.bin\)"):
         start_server(tmp_path)
+
+
+def test_serve_cli_refuses_a_directory_without_a_model_in_one_line(tmp_path):
+    from typer.testing import CliRunner
+
+    from gamescale.framework.cli import app
+
+    result = CliRunner().invoke(app, ["serve", str(tmp_path / "missing")])
+    assert result.exit_code == 2
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert lines == [f"gamescale: error: model directory {tmp_path / 'missing'} does not exist"]

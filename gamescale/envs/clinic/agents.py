@@ -55,7 +55,10 @@ class RetrievalPatient:
         demographics = case.patient.get("Demographics", "")
         # each sentence is indexed with its field name, so "social history" finds that field
         labelled = [
-            f"{key.replace('_', ' ')} {s}" for key, text in case.patient.items() for s in sentences(text) if key != "Demographics"
+            f"{key.replace('_', ' ')} {s}"
+            for key, text in case.patient.items()
+            for s in sentences(text)
+            if key != "Demographics"
         ]
         self._bm25 = BM25Index(labelled)
         self._opening = (sentences(case.patient.get("History", "")) or self._sentences or [demographics])[0]

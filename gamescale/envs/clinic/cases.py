@@ -18,7 +18,13 @@ from gamescale.envs.clinic.text import normalise
 
 DATA_DIR = Path(__file__).parent / "data"
 CASE_SETS = {"medqa": "agentclinic_medqa.jsonl", "extended": "agentclinic_medqa_extended.jsonl"}
-_REQUIRED = ("Objective_for_Doctor", "Patient_Actor", "Physical_Examination_Findings", "Test_Results", "Correct_Diagnosis")
+_REQUIRED = (
+    "Objective_for_Doctor",
+    "Patient_Actor",
+    "Physical_Examination_Findings",
+    "Test_Results",
+    "Correct_Diagnosis",
+)
 
 
 class CaseFormatError(ValueError):

@@ -93,7 +93,12 @@ def guard(answer: str, case: Case, min_words: int = 3) -> str:
 def _charset(cases: list[Case]) -> str:
     chars = set(string.printable)
     for case in cases:
-        for text in (case.objective, case.diagnosis, *case.patient.values(), *(f.render() for f in case.exam + case.tests)):
+        for text in (
+            case.objective,
+            case.diagnosis,
+            *case.patient.values(),
+            *(f.render() for f in case.exam + case.tests),
+        ):
             chars.update(text)
     return "".join(sorted(chars))
 

@@ -14,5 +14,7 @@ class ClinicConfig(EnvConfig):
     case_set: str = Field("medqa", description="'medqa', 'extended', or a path to an OSCE JSON-lines file")
     max_turns: int = Field(20, ge=1, description="doctor utterances per case, the diagnosis included")
     doctor_bias: str | None = Field(None, description="a bias prompt for a model-played doctor (clinic.DOCTOR_BIASES)")
-    patient_bias: str | None = Field(None, description="a bias prompt for a model-played patient (clinic.PATIENT_BIASES)")
+    patient_bias: str | None = Field(
+        None, description="a bias prompt for a model-played patient (clinic.PATIENT_BIASES)"
+    )
     max_chars: int = Field(2000, ge=1, description="longest utterance (the Text action space)")

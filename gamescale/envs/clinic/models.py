@@ -28,7 +28,9 @@ _STOP_MARKERS = ("\nUser:", "\nSystem:", "\nAssistant:")
 
 
 class ChatModel(Protocol):
-    def complete(self, messages: Messages, max_new_tokens: int = 64, temperature: float = 0.0, seed: int = 0) -> str: ...
+    def complete(
+        self, messages: Messages, max_new_tokens: int = 64, temperature: float = 0.0, seed: int = 0
+    ) -> str: ...
 
 
 class EndpointError(RuntimeError):
@@ -188,10 +190,16 @@ def build_tiny_model(directory: str | Path, seed: int = 0, corpus: list[str] | N
     if corpus is None:
         corpus = [" ".join([c.objective, *c.patient.values(), c.diagnosis]) for c in load_cases("medqa")]
     bpe = ByteLevelBPETokenizer()
-    bpe.train_from_iterator(corpus, vocab_size=512, min_frequency=2, special_tokens=["<|endoftext|>"], show_progress=False)
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe._tokenizer, eos_token="<|endoftext|>", pad_token="<|endoftext|>")
+    bpe.train_from_iterator(
+        corpus, vocab_size=512, min_frequency=2, special_tokens=["<|endoftext|>"], show_progress=False
+    )
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=bpe._tokenizer, eos_token="<|endoftext|>", pad_token="<|endoftext|>"
+    )
     tokenizer.save_pretrained(directory)
     torch.manual_seed(seed)
-    config = GPT2Config(vocab_size=len(tokenizer), n_positions=1024, n_embd=32, n_layer=2, n_head=2, eos_token_id=0, bos_token_id=0)
+    config = GPT2Config(
+        vocab_size=len(tokenizer), n_positions=1024, n_embd=32, n_layer=2, n_head=2, eos_token_id=0, bos_token_id=0
+    )
     GPT2LMHeadModel(config).save_pretrained(directory, safe_serialization=True)
     return directory

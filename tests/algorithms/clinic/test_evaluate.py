@@ -90,7 +90,11 @@ def endpoint():
 def _evaluate(base_url: str, retries: int, cases: int = 2):
     env = make_env("clinic", max_turns=3)
     config = algorithm_config(
-        {"name": "clinic_eval", "max_cases": cases, "doctor": {"kind": "endpoint", "base_url": base_url, "retries": retries}}
+        {
+            "name": "clinic_eval",
+            "max_cases": cases,
+            "doctor": {"kind": "endpoint", "base_url": base_url, "retries": retries},
+        }
     )
     algorithm = build_algorithm(config, env)
     state = algorithm.init(0)
@@ -123,7 +127,10 @@ def test_a_slow_start_is_retried_within_the_bound(endpoint):
         (["env.max_turns=0"], r"max_turns"),
         (["env.case_set={bad}"], r"bad\.jsonl:2: malformed case: not JSON"),
         (["algorithm.doctor.kind=local", "algorithm.doctor.model_dir={empty}"], r"has no config\.json"),
-        (["algorithm.doctor.kind=endpoint", "algorithm.doctor.base_url=http://127.0.0.1:9/v1"], r"endpoint .* unreachable"),
+        (
+            ["algorithm.doctor.kind=endpoint", "algorithm.doctor.base_url=http://127.0.0.1:9/v1"],
+            r"endpoint .* unreachable",
+        ),
     ],
 )
 def test_bad_input_is_one_line_with_exit_2(tmp_path, sets, message):
