@@ -20,9 +20,10 @@ install: $(BIN)/python
 # The test set compares against peers (OpenSpiel, mfglib), so it installs the bench extra too;
 # the peers stay optional: nothing in the package imports them. torch goes in first, so the
 # bench extra's torch users (transformers, TRL and its accelerate/datasets) keep the CPU build.
+# The clinic extra (local language models, Ray Serve) is tested too.
 install-test: $(BIN)/python
 	$(BIN)/pip install --quiet $(TORCH)
-	$(BIN)/pip install --quiet -e ".[test,bench]"
+	$(BIN)/pip install --quiet -e ".[test,bench,clinic]"
 
 demo: install
 	$(BIN)/gamescale run mfg-crowd2d-fp --out runs/demo-mfg-crowd2d-fp

@@ -25,6 +25,8 @@ PROMISED = {
     "coop-mcnet-least-core": "max_violation",
     "coop-xai-core": "max_violation",
     "coop-scaling": "epsilon",
+    "clinic-medqa-baseline": "accuracy",
+    "clinic-model-eval": "accuracy",
 }
 # Smaller data for the two-iteration runs where an experiment's set-up dominates them.
 _BOND_QUICK = {
