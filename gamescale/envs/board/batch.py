@@ -6,8 +6,9 @@ A batch state is a frozen dataclass whose fields are arrays with the batch on ax
 
 from __future__ import annotations
 
-from dataclasses import fields, replace
-from typing import TypeVar
+from collections.abc import Callable
+from dataclasses import dataclass, fields, replace
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -37,3 +38,32 @@ def where(condition: np.ndarray, a: S, b: S) -> S:
         x, y = getattr(a, f.name), getattr(b, f.name)
         out[f.name] = np.where(condition.reshape((-1,) + (1,) * (x.ndim - 1)), x, y)
     return replace(a, **out)
+
+
+@dataclass(frozen=True)
+class BatchGame:
+    """A batch engine seen through the functions search needs (all batch-first).
+
+    init(B) -> state; legal_mask(state) -> bool [B, A]; step(state, actions [B]) -> state
+    (finished games unchanged); done(state) -> bool [B]; to_play(state) -> int [B];
+    winner(state) -> int8 [B] (0 / 1, -1 for a draw or a game still going).
+    """
+
+    name: str
+    num_actions: int
+    max_plies: int
+    init: Callable[[int], Any]
+    legal_mask: Callable[[Any], np.ndarray]
+    step: Callable[[Any, np.ndarray], Any]
+    done: Callable[[Any], np.ndarray]
+    to_play: Callable[[Any], np.ndarray]
+    winner: Callable[[Any], np.ndarray]
+
+    def random_playout(self, state: Any, rng: np.random.Generator) -> Any:
+        """Uniformly random legal moves until every game is over."""
+        for _ in range(self.max_plies):
+            mask = self.legal_mask(state)
+            if not mask.any():
+                break
+            state = self.step(state, random_legal(mask, rng))
+        return state

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from gamescale.envs.board.batch import random_legal
+from gamescale.envs.board.batch import BatchGame, random_legal
 from gamescale.envs.board.connect_four import COLUMNS, ROWS
 
 NUM_ACTIONS = COLUMNS
@@ -151,3 +151,8 @@ def from_moves(moves: list[list[int]]) -> ConnectFourState:
         stepped = step(frozen, np.where(live, padded[:, ply], 0))
         state = replace(stepped, winner=np.where(live, stepped.winner, state.winner).astype(np.int8))
     return state
+
+
+def game() -> BatchGame:
+    """This engine as a `BatchGame` (for search)."""
+    return BatchGame("connect_four", NUM_ACTIONS, MAX_PLIES, init, legal_mask, step, done, to_play, lambda s: s.winner)

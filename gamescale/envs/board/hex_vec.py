@@ -10,11 +10,11 @@ touches both edges. No step loops over games in Python. Conventions (cells, edge
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from functools import cache
+from functools import cache, partial
 
 import numpy as np
 
-from gamescale.envs.board.batch import random_legal
+from gamescale.envs.board.batch import BatchGame, random_legal
 from gamescale.envs.board.hex import NEIGHBOUR_OFFSETS, check_size
 
 _EMPTY = -1  # parent of an empty cell
@@ -199,3 +199,19 @@ def winner_of(board: np.ndarray) -> np.ndarray:
             reach = grown
         result[(result < 0) & reach[:, -1].any(axis=1)] = player
     return result
+
+
+def game(size: int = 11, swap_rule: bool = False) -> BatchGame:
+    """This engine on a size x size board as a `BatchGame` (for search)."""
+    cells = check_size(size) ** 2
+    return BatchGame(
+        f"hex{size}",
+        cells + int(swap_rule),
+        cells + 1,
+        partial(init, size=size),
+        partial(legal_mask, swap_rule=swap_rule),
+        partial(step, swap_rule=swap_rule),
+        done,
+        to_play,
+        lambda s: s.winner,
+    )
