@@ -40,13 +40,14 @@ class MCTSBot:
     num_simulations: int = 200
     exploration: float = 1.4
     solve: bool = True
+    parallel: int = 1
     name: str = ""
 
     def __post_init__(self) -> None:
         self.name = self.name or f"mcts{self.num_simulations}"
 
     def act(self, game: BatchGame, state: Any, rng: np.random.Generator) -> np.ndarray:
-        return uct_search(game, state, self.num_simulations, rng, self.exploration, self.solve).action
+        return uct_search(game, state, self.num_simulations, rng, self.exploration, self.solve, self.parallel).action
 
 
 @dataclass

@@ -10,7 +10,8 @@ children and legal masks, plus the game state of every node (`[B, M, ...]` per f
 Values: a node's `value_sum` is kept from the point of view of the player who moved into
 it (+1 won, -1 lost, 0 drawn), so a parent picks the child maximising
 `Q + c * sqrt(ln N_parent / N_child)`; unvisited legal children are tried first, in
-random order.
+random order. `parallel = W` batches over simulations too: W selections per tree (kept
+apart by a virtual loss) share one rollout call of `B * W` games.
 
 With `solve=True` (the default, as in OpenSpiel's MCTSBot) proven results are propagated
 as in MCTS-Solver: a node whose mover's opponent has a winning reply is a proven loss for
@@ -65,10 +66,18 @@ def uct_search(
     rng: np.random.Generator,
     exploration: float = 1.4,
     solve: bool = True,
+    parallel: int = 1,
 ) -> SearchOutput:
-    """Run `num_simulations` UCT simulations in each of the `B` trees rooted at `root`."""
+    """Run `num_simulations` UCT simulations in each of the `B` trees rooted at `root`.
+
+    `parallel` > 1 runs that many selections per tree before evaluating their leaves in one
+    rollout call (a virtual loss of -1 on each visited node keeps them apart); 1 is exact,
+    sequential UCT.
+    """
     if num_simulations < 1:
         raise ValueError(f"num_simulations must be >= 1, got {num_simulations}")
+    if parallel < 1:
+        raise ValueError(f"parallel must be >= 1, got {parallel}")
     batch = game.done(root).shape[0]
     size, actions = num_simulations + 1, game.num_actions
     rows = np.arange(batch)
@@ -87,7 +96,8 @@ def uct_search(
     mover[:, 0] = 1 - game.to_play(root)
     used = np.ones(batch, np.int64)
 
-    for _ in range(num_simulations):
+    def descend() -> tuple[list, np.ndarray, np.ndarray]:
+        """One selection from every root down to a new node (expanded here) or a terminal one."""
         node = np.zeros(batch, np.int64)
         path = [(rows, node.copy())]
         going = ~terminal[:, 0]
@@ -123,23 +133,38 @@ def uct_search(
             node[r] = child
             path.append((r, child))
             going[r[new | terminal[r, child]]] = False
+        return path, node, expanded
 
-        # Evaluate leaves: the stored result at terminal nodes, a random rollout elsewhere.
-        result = winner[rows, node].copy()
-        roll = expanded & ~terminal[rows, node]
+    done_simulations = 0
+    while done_simulations < num_simulations:
+        waves = min(parallel, num_simulations - done_simulations)
+        done_simulations += waves
+        descents = []
+        for _ in range(waves):  # several selections per tree, kept apart by a virtual loss
+            path, node, expanded = descend()
+            for r, n in path:
+                visits[r, n] += 1.0
+                value_sum[r, n] -= 1.0
+            descents.append((path, node, expanded))
+        # Evaluate all leaves of the round at once: the stored result at terminal nodes, one
+        # random rollout from every new node.
+        leaf_rows = np.concatenate([rows] * waves)
+        leaf_nodes = np.concatenate([node for _, node, _ in descents])
+        results = winner[leaf_rows, leaf_nodes].copy()
+        roll = np.concatenate([expanded for _, _, expanded in descents]) & ~terminal[leaf_rows, leaf_nodes]
         if roll.any():
-            rr = rows[roll]
-            result[rr] = game.winner(game.random_playout(_gather(store, root, rr, node[rr]), rng))
-        for r, n in path:
-            visits[r, n] += 1.0
-            value_sum[r, n] += _value_for(mover[r, n], result[r])
-        if solve:  # propagate proofs from the deepest node of each path to the root
-            for r, n in reversed(path[:-1]):
-                kids = children[r, n]
-                kid_proof = np.where(kids >= 0, proven[r[:, None], kids], 0)
-                replier_wins = (kid_proof == 1).any(axis=1)
-                replier_loses = ((kid_proof == -1) | ~legal[r, n]).all(axis=1) & legal[r, n].any(axis=1)
-                proven[r, n] = np.where(replier_wins, -1, np.where(replier_loses, 1, proven[r, n]))
+            results[roll] = game.random_winners(_gather(store, root, leaf_rows[roll], leaf_nodes[roll]), rng)
+        for w, (path, _, _) in enumerate(descents):
+            result = results[w * batch : (w + 1) * batch]
+            for r, n in path:  # the visit is already counted; replace the virtual loss by the result
+                value_sum[r, n] += 1.0 + _value_for(mover[r, n], result[r])
+            if solve:  # propagate proofs from the deepest node of each path to the root
+                for r, n in reversed(path[:-1]):
+                    kids = children[r, n]
+                    kid_proof = np.where(kids >= 0, proven[r[:, None], kids], 0)
+                    replier_wins = (kid_proof == 1).any(axis=1)
+                    replier_loses = ((kid_proof == -1) | ~legal[r, n]).all(axis=1) & legal[r, n].any(axis=1)
+                    proven[r, n] = np.where(replier_wins, -1, np.where(replier_loses, 1, proven[r, n]))
 
     kids = children[:, 0]
     root_visits = np.where(kids >= 0, visits[rows[:, None], kids], 0.0)

@@ -46,7 +46,9 @@ class BatchGame:
 
     init(B) -> state; legal_mask(state) -> bool [B, A]; step(state, actions [B]) -> state
     (finished games unchanged); done(state) -> bool [B]; to_play(state) -> int [B];
-    winner(state) -> int8 [B] (0 / 1, -1 for a draw or a game still going).
+    winner(state) -> int8 [B] (0 / 1, -1 for a draw or a game still going);
+    rollout(state, rng) -> the winners of uniformly random play to the end (optional: a
+    fast path; by default `random_playout` then `winner`).
     """
 
     name: str
@@ -58,6 +60,7 @@ class BatchGame:
     done: Callable[[Any], np.ndarray]
     to_play: Callable[[Any], np.ndarray]
     winner: Callable[[Any], np.ndarray]
+    rollout: Callable[[Any, np.random.Generator], np.ndarray] | None = None
 
     def random_playout(self, state: Any, rng: np.random.Generator) -> Any:
         """Uniformly random legal moves until every game is over."""
@@ -67,3 +70,9 @@ class BatchGame:
                 break
             state = self.step(state, random_legal(mask, rng))
         return state
+
+    def random_winners(self, state: Any, rng: np.random.Generator) -> np.ndarray:
+        """int8 [B]: who wins each game under uniformly random play (-1 draw)."""
+        if self.rollout is not None:
+            return self.rollout(state, rng)
+        return self.winner(self.random_playout(state, rng))

@@ -74,6 +74,15 @@ def test_solver_bot_plays_perfectly_in_the_end_game():
     assert (c4.outcome(state) == -1).all() and bot.fallback_moves == 0
 
 
+def test_parallel_selections_still_take_the_win_and_block():
+    state = c4.from_moves([m for m, _ in WIN_NOW + BLOCK_NOW])
+    out = uct_search(c4.game(), state, 160, np.random.default_rng(0), parallel=8)
+    assert out.action.tolist() == [a for _, a in WIN_NOW + BLOCK_NOW]
+    assert (out.visits.sum(axis=1) == 160).all()  # every simulation is one root-child visit
+
+
 def test_bad_simulation_count():
     with pytest.raises(ValueError, match="num_simulations"):
         uct_search(c4.game(), c4.init(1), 0, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="parallel"):
+        uct_search(c4.game(), c4.init(1), 10, np.random.default_rng(0), parallel=0)
