@@ -52,10 +52,14 @@ class MCTSBot:
 
 @dataclass
 class ConnectFourSolverBot:
-    """Perfect Connect Four play where the solver finishes within `max_nodes` per move;
-    elsewhere (early in the game) the `fallback` bot moves. `solved_moves` counts both."""
+    """Perfect Connect Four play where the solver finishes within `max_nodes` per move
+    (tried from ply `min_plies` on); elsewhere (early in the game) the `fallback` bot moves.
+    `weak` play keeps a won game won and a drawn one drawn, without hurrying the win (much
+    cheaper than exact scores). `solved_moves` and `fallback_moves` count both kinds."""
 
     max_nodes: int = 20_000
+    min_plies: int = 0
+    weak: bool = True
     fallback: Any = field(default_factory=lambda: MCTSBot(200))
     name: str = "solver"
     solved_moves: int = 0
@@ -66,11 +70,14 @@ class ConnectFourSolverBot:
         mask = game.legal_mask(state)
         player = game.to_play(state)
         for b in np.flatnonzero(mask.any(axis=1)):
+            if state.plies[b] < self.min_plies:
+                self.fallback_moves += 1
+                continue
             stones = [int(x) for x in state.stones[b]]
             pos = Position(stones[player[b]], stones[0] | stones[1], int(state.plies[b]))
             solver = ConnectFourSolver(max_nodes=self.max_nodes)
             try:
-                actions[b] = solver.best_move(pos)
+                actions[b] = solver.best_move(pos, self.weak)
                 self.solved_moves += 1
             except SolverBudgetExceeded:
                 self.fallback_moves += 1

@@ -163,8 +163,9 @@ class ConnectFourSolver:
                 low = result
         return max(-1, min(1, low)) if weak else low
 
-    def move_scores(self, pos: Position | str) -> list[int | None]:
-        """Score of each column for the side to move (None where the column is full)."""
+    def move_scores(self, pos: Position | str, weak: bool = False) -> list[int | None]:
+        """Score of each column for the side to move (None where the column is full);
+        weak: only -1 / 0 / 1 (much cheaper away from the end of the game)."""
         if isinstance(pos, str):
             pos = Position.from_moves(pos)
         scores: list[int | None] = []
@@ -172,14 +173,14 @@ class ConnectFourSolver:
             if not pos.can_play(column):
                 scores.append(None)
             elif pos.is_winning_move(column):
-                scores.append(_half(_CELLS + 1 - pos.moves))
+                scores.append(1 if weak else _half(_CELLS + 1 - pos.moves))
             elif pos.moves + 1 == _CELLS:
                 scores.append(0)
             else:
-                scores.append(-self.solve(pos.play(column)))
+                scores.append(-self.solve(pos.play(column), weak))
         return scores
 
-    def best_move(self, pos: Position | str) -> int:
+    def best_move(self, pos: Position | str, weak: bool = False) -> int:
         """A column with the best score (the most central among equals)."""
-        scores = self.move_scores(pos)
+        scores = self.move_scores(pos, weak)
         return max(_ORDER, key=lambda c: (-999 if scores[c] is None else scores[c], -_ORDER.index(c)))
