@@ -55,8 +55,8 @@ def test_hex_takes_the_win_and_blocks():
 def test_mcts_beats_random_in_nearly_all_games():
     rng = np.random.default_rng(0)
     game = c4.game()
-    as_first = play_games(game, MCTSBot(40), RandomBot(), 20, rng)
-    as_second = play_games(game, RandomBot(), MCTSBot(40), 20, rng)
+    as_first = play_games(game, MCTSBot(40, parallel=4), RandomBot(), 20, rng)
+    as_second = play_games(game, RandomBot(), MCTSBot(40, parallel=4), 20, rng)
     assert (as_first == 0).sum() >= 19 and (as_second == 1).sum() >= 19
 
 
