@@ -64,13 +64,18 @@ class ConnectFourSolverBot:
     name: str = "solver"
     solved_moves: int = 0
     fallback_moves: int = 0
+    _retry_from: int = field(default=0, init=False, repr=False)  # after a failed solve at ply p: wait for p + 2
+    _last_ply: int = field(default=0, init=False, repr=False)
 
     def act(self, game: BatchGame, state: Any, rng: np.random.Generator) -> np.ndarray:
         actions = np.asarray(self.fallback.act(game, state, rng)).copy()
         mask = game.legal_mask(state)
         player = game.to_play(state)
+        if len(state.plies) and int(state.plies.min()) < self._last_ply:  # new games: forget failures
+            self._retry_from = 0
+        self._last_ply = int(state.plies.min()) if len(state.plies) else 0
         for b in np.flatnonzero(mask.any(axis=1)):
-            if state.plies[b] < self.min_plies:
+            if state.plies[b] < max(self.min_plies, self._retry_from):
                 self.fallback_moves += 1
                 continue
             stones = [int(x) for x in state.stones[b]]
@@ -81,6 +86,7 @@ class ConnectFourSolverBot:
                 self.solved_moves += 1
             except SolverBudgetExceeded:
                 self.fallback_moves += 1
+                self._retry_from = max(self._retry_from, int(state.plies[b]) + 2)
         return actions
 
 
