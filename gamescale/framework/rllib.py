@@ -70,6 +70,14 @@ NOT_RL_ENVIRONMENTS: dict[str, str] = {
         "Best-of-N distribution (a KL to the reference); a token env maximising the reward alone has a "
         "degenerate optimum (one fixed best sequence) and would drop the reference the task is about"
     ),
+    "music_corpus": (
+        "a corpus of tokenised scores with text prompts: training and held-out data for the music models, "
+        "not an environment anyone acts in"
+    ),
+    "clinic": (
+        "a diagnostic dialogue whose observations and actions are free text (gymnasium Text spaces), which "
+        "RLlib's models cannot encode; its players are language models, evaluated by clinic_eval"
+    ),
 }
 MEAN_FIELD_KEYS = ("mean_field", "population")
 
@@ -219,6 +227,10 @@ def make_rllib_env(name: str, env_config: dict | None = None) -> Any:
     keys, plus `mean_field` and `population` for mean-field games)."""
     if name in NOT_RL_ENVIRONMENTS:
         raise TypeError(f"{name} is not an RL environment: {NOT_RL_ENVIRONMENTS[name]}")
+    from gamescale.framework.board_rllib import BOARD_ENVS, board_rllib_env
+
+    if name in BOARD_ENVS:  # turn-based: one agent acts per step, with masked, flattened observations
+        return board_rllib_env(name, env_config)
     game_kwargs = dict(env_config or {})
     extra = {key: game_kwargs.pop(key) for key in MEAN_FIELD_KEYS if key in game_kwargs}
     env, mu = _game_and_flow(name, game_kwargs, extra.get("mean_field", "uniform"))

@@ -27,6 +27,7 @@ PROMISED = {
     "coop-scaling": "epsilon",
     "clinic-medqa-baseline": "accuracy",
     "clinic-model-eval": "accuracy",
+    "board-connect4-mcts": "score_vs_random",
 }
 # Smaller data for the two-iteration runs where an experiment's set-up dominates them.
 _BOND_QUICK = {
@@ -43,6 +44,13 @@ QUICK = {
     # one learner actor per method: fewer methods, fewer actor start-ups
     "bond-jeffreys": {**_BOND_QUICK, "algorithm.methods": ["bond_jeffreys"]},
     "bond-vs-bon": {**_BOND_QUICK, "algorithm.kl_coefs": [1.0]},
+    # the solver plays only the last plies; few, cheap MCTS bots
+    "board-connect4-mcts": {
+        "algorithm.simulations": [8],
+        "algorithm.solver_min_plies": 30,
+        "algorithm.solver_fallback_simulations": 8,
+        "runtime.shards": 2,
+    },
 }
 
 
