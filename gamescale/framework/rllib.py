@@ -180,20 +180,20 @@ def load_mean_field(path: str | Path) -> tuple[EnvConfig, np.ndarray]:
     from gamescale.algorithms.mfg.pictures import mean_field_from_table
     from gamescale.framework import storage
     from gamescale.framework.config import load_config
-    from gamescale.framework.report import MEAN_FIELD_TABLE
 
     path = Path(path)
+    mean_field_file = "mean_field.parquet"  # the table a mean-field solver returns as `mean_field`
     is_checkpoint = (path / "meta.json").is_file()
     run_dir = path.parent.parent if is_checkpoint else path
     if not (run_dir / storage.CONFIG_FILE).is_file():
         raise ConfigError(f"{path} is neither a run directory nor a checkpoint of one (no {storage.CONFIG_FILE})")
     config = load_config(run_dir / storage.CONFIG_FILE).env
-    if not is_checkpoint and (path / MEAN_FIELD_TABLE).is_file():
-        return config, mean_field_from_table(pq.read_table(path / MEAN_FIELD_TABLE))
+    if not is_checkpoint and (path / mean_field_file).is_file():
+        return config, mean_field_from_table(pq.read_table(path / mean_field_file))
     checkpoint = path if is_checkpoint else storage.latest_checkpoint(run_dir)
     mu = None if checkpoint is None else storage.load_checkpoint(checkpoint)[0].get("mu")
     if mu is None:
-        raise ConfigError(f"{path} stores no mean field (no {MEAN_FIELD_TABLE} and no checkpoint with `mu`)")
+        raise ConfigError(f"{path} stores no mean field (no {mean_field_file} and no checkpoint with `mu`)")
     return config, np.asarray(mu, dtype=np.float64)
 
 

@@ -15,8 +15,8 @@ from gamescale.envs.mfg.representative import RepresentativePlayerEnv
 from gamescale.envs.registry import env_names, make_env
 from gamescale.envs.routing.dynamic import link_steps
 from gamescale.framework import storage
-from gamescale.framework.errors import ConfigError
 from gamescale.framework.board_rllib import BOARD_ENVS, board_selfplay_ppo_config
+from gamescale.framework.errors import ConfigError
 from gamescale.framework.rllib import (
     NOT_RL_ENVIRONMENTS,
     as_rllib_env,
