@@ -60,6 +60,8 @@ bench: install-test
 	$(BIN)/python benchmarks/routing.py $(BENCH)
 	$(BIN)/python benchmarks/lm.py $(BENCH)
 	$(BIN)/python benchmarks/coalitions.py $(BENCH)
+	$(BIN)/python benchmarks/board.py $(BENCH)
+	$(BIN)/python benchmarks/clinic.py $(BENCH)
 
 lint:
 	$(BIN)/ruff check gamescale tests benchmarks

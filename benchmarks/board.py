@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
-import platform
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -119,7 +118,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=2.0, help="time per measurement")
     parser.add_argument("--batch", type=int, default=4096, help="games per batch-engine call")
     parser.add_argument("--sims", type=int, default=400, help="simulations per MCTS search")
+    parser.add_argument("--quick", action="store_true", help="0.5 s per measurement")
     args = parser.parse_args()
+    if args.quick:
+        args.seconds = min(args.seconds, 0.5)
 
     from gamescale import make_env
     from gamescale.envs.board import connect_four_vec, hex_vec
@@ -160,8 +162,10 @@ def main() -> None:
     for name, value in mcts.items():
         print(f"{name:<20}{fmt(value):>12}")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    from machine import describe_machine  # benchmarks/machine.py (its folder is on sys.path)
+
     RESULTS.write_text(json.dumps({
-        "machine": platform.platform(), "python": platform.python_version(), "args": vars(args),
+        "machine": describe_machine(), "args": vars(args),
         "peers_installed": has, "steps_per_s": steps, "mcts_sims_per_s": mcts,
     }, indent=2))
     print(f"\nwrote {RESULTS}")

@@ -37,6 +37,7 @@ from gamescale.envs.clinic.agents import (
 from gamescale.envs.clinic.cases import load_cases
 from gamescale.envs.clinic.clinic import ClinicEnv
 from gamescale.envs.clinic.models import EndpointChatModel, LocalChatModel, ModelPlayer, check_model_dir
+from gamescale.envs.clinic.text import normalise
 
 Z95 = 1.959963984540054
 _RULE = re.compile(r"rule:\s*([\w-]+)")
@@ -260,7 +261,7 @@ class ClinicEvaluation:
                 "error": state["error"].tolist(),
             }
         )
-        names, counts = np.unique(state["tests"], return_counts=True)
+        names, counts = count_tests(state["tests"])
         order = np.lexsort((names, -counts))
         requests = annotate(
             pa.table({"test": names[order].tolist(), "count": counts[order].astype(np.int64)}),
@@ -286,3 +287,18 @@ def build_evaluation(config: ClinicEvalConfig, env: ClinicEnv) -> ClinicEvaluati
     if not isinstance(env, ClinicEnv):
         raise ValueError("clinic_eval needs the clinic environment")
     return ClinicEvaluation(config, env)
+
+
+def count_tests(tests: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Requests per test, names compared normalised ("Chest X-ray" is "chest x ray"), each
+    labelled by its most frequent spelling."""
+    if len(tests) == 0:
+        return np.array([], dtype=object), np.array([], dtype=np.int64)
+    spellings, spelling_counts = np.unique(np.asarray(tests, dtype=str), return_counts=True)
+    keys = np.array([normalise(t) for t in spellings])
+    unique_keys, group = np.unique(keys, return_inverse=True)
+    counts = np.bincount(group, weights=spelling_counts, minlength=len(unique_keys)).astype(np.int64)
+    # the most frequent spelling of each group: sort by (group, -count) and take each group's first
+    first = np.lexsort((-spelling_counts, group))
+    starts = np.searchsorted(group[first], np.arange(len(unique_keys)))
+    return spellings[first][starts].astype(object), counts

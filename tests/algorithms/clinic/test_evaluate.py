@@ -9,6 +9,7 @@ import json
 import re
 import threading
 
+import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
@@ -155,3 +156,12 @@ def _first_medqa_line() -> str:
     from gamescale.envs.clinic.cases import case_path
 
     return case_path("medqa").read_text().splitlines()[0]
+
+
+def test_requested_tests_are_counted_by_normalised_name():
+    from gamescale.algorithms.clinic.evaluate import count_tests
+
+    names, counts = count_tests(
+        np.array(["Chest X-ray", "Chest X-Ray", "Chest X-ray", "CBC", "urinalysis", "Urinalysis"])
+    )
+    assert dict(zip(names.tolist(), counts.tolist(), strict=True)) == {"CBC": 1, "Chest X-ray": 3, "Urinalysis": 2}
