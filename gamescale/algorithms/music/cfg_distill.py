@@ -98,6 +98,12 @@ def prompt_rows(corpus: MusicCorpus) -> np.ndarray:
     return np.array([p.tokens() for p in corpus.prompts()], dtype=np.int64).reshape(-1, V.PROMPT_LENGTH)
 
 
+def prompt_text(tokens: np.ndarray) -> str:
+    """The text form of `PROMPT_LENGTH` attribute tokens (NULL slots left out)."""
+    values = [None if t == V.NULL else V.describe_token(int(t)).split("=", 1)[1] for t in tokens]
+    return V.Prompt(tuple(values)).text()
+
+
 def with_bos(prompts: np.ndarray) -> torch.Tensor:
     """`[B, PROMPT_TOKENS]`: attribute tokens then BOS (what generation starts from)."""
     prompts = torch.as_tensor(np.asarray(prompts), dtype=torch.long)
@@ -508,7 +514,10 @@ class MusicCfgDistill:
         s = cfg.model.guidance_scale
         teacher = _load(build_conditional_model(cfg.model), state["base"]).eval()
         matcher = _load(build_matcher(cfg.matcher, 0), state["matcher"]).eval()
-        table = prompt_rows(self.heldout)
+        if cfg.prompts:
+            table = np.array([V.parse_prompt(p).tokens() for p in cfg.prompts], dtype=np.int64)
+        else:
+            table = prompt_rows(self.heldout)
         chosen = table[np.arange(cfg.eval_prompts) % len(table)]
         G, T = cfg.generations_per_prompt, cfg.completion_length
         prompts = with_bos(chosen).repeat_interleave(G, dim=0)
@@ -552,9 +561,7 @@ class MusicCfgDistill:
                 "loglik": float(scores["loglik"].mean()), "kl_to_cfg": float(kl),
             })
             generations[spec["model"]] = drawn.tokens.numpy()
-        result = {"rows": rows, "generations": generations, "prompts": [V.Prompt(tuple(
-            None if t == V.NULL else V.describe_token(int(t)).split("=", 1)[1] for t in row)).text()
-            for row in chosen]}
+        result = {"rows": rows, "generations": generations, "prompts": [prompt_text(row) for row in chosen]}
         self._evaluation = (int(state["iteration"]), result)
         return result
 

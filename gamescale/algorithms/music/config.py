@@ -75,7 +75,10 @@ class MusicCfgDistillConfig(AlgorithmConfig):
     updates_per_iteration: int = Field(1, ge=1)
     reward_workers: int = Field(1, ge=1, description="actors of the reward pool")
     reward_cpus: float = Field(0.5, gt=0.0, le=1.0, description="CPU each reward actor reserves")
-    eval_prompts: int = Field(8, ge=1, description="held-out prompts of the final evaluation")
+    eval_prompts: int = Field(8, ge=1, description="prompts of the final evaluation")
+    prompts: tuple[str, ...] = Field(
+        (), description="text prompts of the final evaluation, cycled to eval_prompts (default: held-out pieces')"
+    )
     midi_per_model: int = Field(2, ge=0, description="generations written as MIDI per model")
 
     @field_validator("betas")
@@ -91,6 +94,13 @@ class MusicCfgDistillConfig(AlgorithmConfig):
         if any(not 0.0 <= m <= 1.0 for m in mixes):
             raise ValueError(f"mixing factors must lie in [0, 1], got {list(mixes)}")
         return mixes
+
+    @field_validator("prompts")
+    @classmethod
+    def _parse_prompts(cls, prompts: tuple[str, ...]) -> tuple[str, ...]:
+        from gamescale.envs.music.vocab import parse_prompt
+
+        return tuple(parse_prompt(p).text() for p in prompts)  # an unknown attribute is one PromptError line
 
     @model_validator(mode="after")
     def _fits(self) -> MusicCfgDistillConfig:
