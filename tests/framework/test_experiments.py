@@ -25,6 +25,7 @@ PROMISED = {
     "coop-mcnet-least-core": "max_violation",
     "coop-xai-core": "max_violation",
     "coop-scaling": "epsilon",
+    "music-cfg-distill": "diversity",
 }
 # Smaller data for the two-iteration runs where an experiment's set-up dominates them.
 _BOND_QUICK = {
@@ -40,6 +41,17 @@ QUICK = {
     # one learner actor per method: fewer methods, fewer actor start-ups
     "bond-jeffreys": {**_BOND_QUICK, "algorithm.methods": ["bond_jeffreys"]},
     "bond-vs-bon": {**_BOND_QUICK, "algorithm.kl_coefs": [1.0]},
+    "music-cfg-distill": {
+        "env.max_pieces": 4,
+        "algorithm.model": {"model": {"d_model": 32, "n_layers": 1, "n_heads": 2, "d_ff": 64}, "context_length": 64},
+        "algorithm.base_steps": 10,
+        "algorithm.matcher": {"dim": 16, "hidden": 32, "music_tokens": 32, "steps": 10},
+        "algorithm.completion_length": 32,
+        "algorithm.prompts_per_iteration": 2,
+        "algorithm.betas": [0.0, 1.0],
+        "algorithm.mixes": [0.5],
+        "algorithm.eval_prompts": 2,
+    },
 }
 
 

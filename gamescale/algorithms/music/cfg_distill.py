@@ -544,19 +544,31 @@ class MusicCfgDistill:
         rows, generations = [], {}
         for spec in models:
             model = _load(build_conditional_model(cfg.model), spec["weights"]).eval()
-            generator = torch.Generator().manual_seed(_seed(state["iteration"], 0xE7A1))
-            start = time.perf_counter()
-            if spec["scale"] is None or spec["scale"] == 1.0:
-                drawn = sample(model, prompts, T, cfg.model.temperature, cfg.model.top_k, generator=generator)
-            else:
-                drawn = sample_cfg(model, prompts, T, spec["scale"], cfg.model.temperature, cfg.model.top_k,
-                                   generator=generator)
-            seconds = (time.perf_counter() - start) / len(prompts)
+            guided = spec["scale"] is not None and spec["scale"] != 1.0
+
+            def draw(model=model, guided=guided, scale=spec["scale"]):
+                generator = torch.Generator().manual_seed(_seed(state["iteration"], 0xE7A1))
+                if guided:
+                    return sample_cfg(model, prompts, T, scale, cfg.model.temperature, cfg.model.top_k,
+                                      generator=generator)
+                return sample(model, prompts, T, cfg.model.temperature, cfg.model.top_k, generator=generator)
+
+            # the same draws twice; the faster one times it (a busy machine only adds time)
+            timings = []
+            for _ in range(2):
+                start = time.perf_counter()
+                drawn = draw()
+                timings.append(time.perf_counter() - start)
+            seconds = min(timings) / len(prompts)
             scores = score_generations(matcher, teacher, drawn.tokens, groups, s, cfg.likelihood_weight)
             kl = 0.0 if spec["kind"] == "cfg" else kl_to_teacher(model, teacher, real, s)
+            group_diversity = np.array([scores["diversity"][groups == g].mean() for g in np.unique(groups)])
             rows.append({
                 "model": spec["model"], "kind": spec["kind"], "beta": spec["beta"], "mix": spec["mix"],
                 "quality": float(scores["quality"].mean()), "diversity": float(scores["diversity"].mean()),
+                "quality_se": float(scores["quality"].std(ddof=1) / np.sqrt(len(scores["quality"]))),
+                "diversity_se": float(group_diversity.std(ddof=1) / np.sqrt(len(group_diversity)))
+                if len(group_diversity) > 1 else None,
                 "seconds_per_sample": float(seconds), "match": float(scores["match"].mean()),
                 "loglik": float(scores["loglik"].mean()), "kl_to_cfg": float(kl),
             })
@@ -583,32 +595,44 @@ class MusicCfgDistill:
             "eval_prompts": evaluation["prompts"],
         }
 
+    def _written(self, state: State, count: int) -> dict[str, list[tuple[int, Any]]]:
+        """{model: [(generation index, notes)]}: its first `count` generations that have at
+        least one readable note (an untrained model's may have none)."""
+        out: dict[str, list[tuple[int, Any]]] = {}
+        for name, tokens in self.evaluate(state)["generations"].items():
+            out[name] = []
+            for i, row in enumerate(tokens):
+                if len(out[name]) == count:
+                    break
+                notes = detokenize(row[PROMPT_TOKENS - 1 :], strict=False)
+                if len(notes):
+                    out[name].append((i, notes))
+        return out
+
     def tables(self, state: State) -> dict[str, pa.Table]:
         """`quality_diversity` (one row per model) and `piano_rolls` (each model's first
-        generation), drawn as plots/quality_diversity.png and plots/piano_rolls.png."""
+        generation with notes, as sample `<model>/sample_<i>`), drawn as
+        plots/quality_diversity.png and plots/piano_rolls.png."""
         evaluation = self.evaluate(state)
+        G = self.config.generations_per_prompt
         samples, prompts = {}, {}
-        for name, tokens in evaluation["generations"].items():
-            notes = detokenize(tokens[0, PROMPT_TOKENS - 1 :], strict=False)
-            samples[name] = notes
-            prompts[name] = evaluation["prompts"][0]
+        for name, written in self._written(state, 1).items():
+            for i, notes in written:
+                samples[f"{name}/sample_{i}"] = notes
+                prompts[f"{name}/sample_{i}"] = evaluation["prompts"][i // G]
         return {"quality_diversity": quality_diversity_table(evaluation["rows"]),
                 "piano_rolls": piano_roll_table(samples, prompts)}
 
     def files(self, state: State) -> dict[str, bytes]:
-        """`midi/<model>/sample_<i>.mid`: the first `midi_per_model` generations of every
-        model (prompt i // generations_per_prompt of `eval_prompts` in summary.json); a
-        generation with no readable note is left out."""
+        """`midi/<model>/sample_<i>.mid`: the first `midi_per_model` generations with notes of
+        every model (generation i answers prompt i // generations_per_prompt of
+        `eval_prompts` in summary.json)."""
         from gamescale.envs.music.score import write_midi
 
         out: dict[str, bytes] = {}
-        evaluation = self.evaluate(state)
         with tempfile.TemporaryDirectory() as scratch:
-            for name, tokens in evaluation["generations"].items():
-                for i in range(min(self.config.midi_per_model, len(tokens))):
-                    notes = detokenize(tokens[i, PROMPT_TOKENS - 1 :], strict=False)
-                    if len(notes) == 0:
-                        continue
+            for name, written in self._written(state, self.config.midi_per_model).items():
+                for i, notes in written:
                     path = write_midi(notes, Path(scratch) / f"{name}-{i}.mid")
                     out[f"midi/{name}/sample_{i}.mid"] = path.read_bytes()
         return out

@@ -171,14 +171,14 @@ class MusicCorpus:
 def build_music_corpus(config: MusicCorpusConfig) -> MusicCorpus:
     """The corpus of `config` (the `music_corpus` environment)."""
     cache_dir = Path(config.cache_dir) if config.cache_dir else default_cache_dir()
+    own = read_score_files(config.scores) if config.scores else None  # first: a bad file fails fast
     tables, skipped = [], {}
     for collection in config.collections:
         table = cached_collection(collection, config.max_pieces, cache_dir)
         skipped[collection] = json.loads((table.schema.metadata or {}).get(b"skipped", b"{}"))
         tables.append(table.replace_schema_metadata(None))
-    if config.scores:
-        tables.append(read_score_files(config.scores).cast(tables[0].schema) if tables else
-                      read_score_files(config.scores))
+    if own is not None:
+        tables.append(own.cast(tables[0].schema))
     table = pa.concat_tables(tables)
     split = np.where(heldout_mask(table.column("piece_id").to_pylist(), config.heldout_fraction), "heldout", "train")
     table = table.append_column("split", pa.array(split.tolist(), pa.string())).select(list(COLUMNS))
