@@ -178,3 +178,20 @@ def test_beta_raises_diversity_and_distillation_approaches_the_cfg_teacher(cache
     rows = {r["model"]: r for r in algorithm.summary(state)["quality_diversity"]}
     assert rows["beta_8"]["diversity"] > rows["beta_0"]["diversity"] + 0.02, rows
     assert rows["beta_0"]["kl_to_cfg"] < 0.8 * rows["base"]["kl_to_cfg"], rows
+
+
+def test_algorithm_files_must_stay_inside_the_run_directory(tmp_path):
+    from gamescale.framework.loop import _inside
+
+    assert _inside(tmp_path, "midi/base/sample_0.mid") == tmp_path / "midi" / "base" / "sample_0.mid"
+    for bad in ("../outside.mid", "/etc/passwd", "midi/../../x", ""):
+        with pytest.raises(ValueError, match="inside the run directory"):
+            _inside(tmp_path, bad)
+
+
+def test_a_pool_reserving_more_cpus_than_the_cluster_has_is_refused(ray_cluster):
+    from gamescale.framework.actors import RolloutPool
+    from gamescale.framework.errors import ClusterError
+
+    with pytest.raises(ClusterError, match="need 3 CPUs but the cluster has 2"):
+        RolloutPool({"name": "music_corpus"}, 2, cpus=1.5)
