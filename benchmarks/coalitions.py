@@ -23,7 +23,6 @@ import json
 import math
 import multiprocessing as mp
 import os
-import platform
 import resource
 import time
 from pathlib import Path
@@ -255,12 +254,13 @@ def main() -> None:
     budget = 30.0 if args.quick else args.budget
     rows = side_by_side(sizes, budget, openspiel_lp_max=16)
     throughput = [] if args.no_throughput else evaluation_throughput(rows_per_call=20_000 if args.quick else 200_000)
+    from machine import describe_machine  # benchmarks/machine.py (its folder is on sys.path)
+
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(
         json.dumps(
             {
-                "machine": platform.platform(),
-                "cpus": os.cpu_count(),
+                "machine": describe_machine(),
                 "quick": args.quick,
                 "budget_s": budget,
                 "least_core": rows,

@@ -10,7 +10,9 @@ Measures (CPU here; the learner actor takes a GPU when the cluster has one):
   while the learner actor trains on the previous batch, and the learner busy fraction
   (time inside `update` / wall time of the iteration).
 - peers, when installed (the `bench` extra): Hugging Face `generate` with its KV cache on
-  a GPT-2 of the same shape, and TRL's GKDTrainer; reported as unavailable otherwise.
+  a GPT-2 of the same shape, and seconds per fully on-policy distillation step (student
+  samples, teacher scores, one Adam step of the generalised JSD) vs TRL's GKDTrainer with
+  lmbda = 1 on GPT-2s of the same shapes; reported as unavailable when not installed.
 Prints a table and writes JSON. Ray runs embedded on 127.0.0.1.
 """
 
@@ -19,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import time
 from pathlib import Path
 
@@ -121,6 +122,173 @@ def hf_generate_throughput(cfg: TransformerConfig, batch: int, prompt: int, repe
     return repeats * batch * new / (time.perf_counter() - start)
 
 
+def student_teacher_configs(cfg: TransformerConfig) -> tuple[TransformerConfig, TransformerConfig]:
+    """The on-policy comparison's pair: the student is `cfg`, the teacher twice as wide."""
+    teacher = cfg.model_copy(update={"d_model": 2 * cfg.d_model, "d_ff": 2 * cfg.d_ff})
+    return cfg, teacher
+
+
+def gamescale_onpolicy_step(cfg: TransformerConfig, batch: int, prompt: int, beta: float, steps: int) -> float:
+    """Seconds per fully on-policy distillation step on one process: the student samples
+    its completions (KV cache), the teacher scores them over the full vocabulary, and the
+    learner takes one Adam step of the generalised JSD (the path the lab's actors run)."""
+    import functools
+
+    student_cfg, teacher_cfg = student_teacher_configs(cfg)
+    teacher = build_model(teacher_cfg, 1).eval().requires_grad_(False)
+    learner = TorchLearner(
+        LearnerSpec(
+            module_factory=functools.partial(student_factory, student_cfg.model_dump_json(), 0),
+            loss_fn=functools.partial(
+                distill_loss, kind="jsd", beta=beta, prompt_length=prompt, vocab_size=cfg.vocab_size
+            ),
+        )
+    )
+    new = cfg.context_length - prompt
+    prompts = torch.randint(0, cfg.vocab_size, (batch, prompt), generator=torch.Generator().manual_seed(2))
+
+    def step(seed: int) -> None:
+        drawn = sample(learner.module, prompts, new, generator=torch.Generator().manual_seed(seed))
+        with torch.no_grad():
+            teacher_lp = torch.log_softmax(teacher(drawn.tokens[:, :-1])[:, prompt - 1 :], dim=-1)
+        data = _arrays_to_batch(
+            {
+                "tokens": drawn.tokens.numpy().astype(np.int32),
+                "teacher_logprobs": teacher_lp.reshape(batch, -1).numpy(),
+                "sampler_logprobs": drawn.logprobs.numpy(),
+                "lag": np.zeros(batch, np.int64),
+            }
+        )
+        learner.update(data, num_steps=1)
+
+    for seed in range(2):  # warm-up
+        step(seed)
+    start = time.perf_counter()
+    for seed in range(steps):
+        step(100 + seed)
+    return (time.perf_counter() - start) / steps
+
+
+def _local_tokenizer(vocab_size: int):
+    """A word-level tokenizer over `vocab_size` symbols built in memory (no download);
+    the last id doubles as the pad token GKDTrainer needs."""
+    from tokenizers import Tokenizer
+    from tokenizers.models import WordLevel
+    from tokenizers.pre_tokenizers import WhitespaceSplit
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {f"t{i}": i for i in range(vocab_size)}
+    core = Tokenizer(WordLevel(vocab, unk_token="t0"))
+    core.pre_tokenizer = WhitespaceSplit()
+    return PreTrainedTokenizerFast(tokenizer_object=core, unk_token="t0", pad_token=f"t{vocab_size - 1}")
+
+
+def _gpt2(cfg: TransformerConfig, seed: int):
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(seed)
+    return GPT2LMHeadModel(
+        GPT2Config(
+            vocab_size=cfg.vocab_size,
+            n_positions=cfg.context_length,
+            n_embd=cfg.d_model,
+            n_layer=cfg.n_layers,
+            n_head=cfg.n_heads,
+            n_inner=cfg.d_ff,
+            bos_token_id=None,
+            eos_token_id=None,
+        )
+    )
+
+
+def trl_gkd_step(cfg: TransformerConfig, batch: int, prompt: int, beta: float, steps: int) -> float | None:
+    """Seconds per step of TRL's GKDTrainer on GPT-2s of the same shapes (built from configs,
+    nothing downloaded) with lmbda = 1 (every step samples from the student, KV cache),
+    the same batch, lengths and generalised JSD (beta); None when TRL is not installed."""
+    os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
+    try:
+        import datasets
+        from transformers import TrainerCallback
+
+        try:
+            from trl.experimental.gkd import GKDConfig, GKDTrainer
+        except ImportError:
+            from trl import GKDConfig, GKDTrainer
+    except ImportError:
+        return None
+    import tempfile
+
+    student_cfg, teacher_cfg = student_teacher_configs(cfg)
+    student, teacher = _gpt2(student_cfg, 0), _gpt2(teacher_cfg, 1)
+    new = cfg.context_length - prompt
+    g = torch.Generator().manual_seed(2)
+    # pad = the last id: keep it out of the prompts so no prompt token is masked
+    prompts = torch.randint(0, cfg.vocab_size - 1, (batch * (steps + 2), prompt), generator=g)
+    train = datasets.Dataset.from_dict({"prompts": prompts.tolist()})
+
+    def collate(rows):
+        ids = torch.tensor([r["prompts"] for r in rows])
+        ones = torch.ones_like(ids)
+        return {"input_ids": ids, "attention_mask": ones, "labels": ids, "prompts": ids, "prompt_attention_mask": ones}
+
+    class Clock(TrainerCallback):
+        def __init__(self):
+            self.begin, self.times = 0.0, []
+
+        def on_step_begin(self, args, state, control, **kw):
+            self.begin = time.perf_counter()
+
+        def on_step_end(self, args, state, control, **kw):
+            self.times.append(time.perf_counter() - self.begin)
+
+    clock = Clock()
+    with tempfile.TemporaryDirectory() as out:
+        args = GKDConfig(
+            output_dir=out,
+            lmbda=1.0,
+            beta=beta,
+            temperature=1.0,
+            max_new_tokens=new,
+            max_length=cfg.context_length,
+            per_device_train_batch_size=batch,
+            max_steps=steps + 2,
+            learning_rate=1e-3,
+            logging_strategy="no",
+            save_strategy="no",
+            report_to=[],
+            use_cpu=True,
+            dataloader_num_workers=0,
+            disable_tqdm=True,
+            gradient_checkpointing=False,  # on by default in TRL; it would also turn off the KV cache
+        )
+        trainer = GKDTrainer(
+            model=student,
+            teacher_model=teacher,
+            args=args,
+            data_collator=collate,
+            train_dataset=train,
+            processing_class=_local_tokenizer(cfg.vocab_size),
+            callbacks=[clock],
+        )
+        trainer.train()
+    return float(np.mean(clock.times[2:]))  # after two warm-up steps
+
+
+def onpolicy_steps(cfg: TransformerConfig, batch: int, prompt: int, steps: int, beta: float = 0.5) -> dict:
+    """gamescale vs TRL seconds per on-policy step, and their ratio (target: <= 0.5)."""
+    ours = gamescale_onpolicy_step(cfg, batch, prompt, beta, steps)
+    trl = trl_gkd_step(cfg, batch, prompt, beta, steps)
+    student, teacher = student_teacher_configs(cfg)
+    return {
+        "student": student.model_dump(),
+        "teacher": teacher.model_dump(),
+        "beta": beta,
+        "gamescale": ours,
+        "trl_gkd": trl,
+        "ratio": None if trl is None else ours / trl,
+    }
+
+
 def actor_overlap(workers: int, iterations: int, quick: bool) -> dict:
     """On-policy distillation on actors: sampler actors generate the next batch (student
     completions with teacher distributions) while the learner actor trains."""
@@ -169,6 +337,19 @@ def actor_overlap(workers: int, iterations: int, quick: bool) -> dict:
     return {"workers": workers, "sampled_tokens_per_s": sampled / wall, "learner_busy_fraction": busy / wall}
 
 
+def peer_versions() -> dict:
+    """Installed versions of the peers compared against (None: not installed)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for name in ("transformers", "trl", "accelerate"):
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            found[name] = None
+    return found
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small models and short timings")
@@ -182,12 +363,9 @@ def main() -> None:
     batch, prompt = (32, 8) if quick else (64, 8)
     repeats = 2 if quick else 5
     results: dict = {
-        "machine": {
-            "platform": platform.platform(),
-            "cpus": os.cpu_count(),
-            "torch": torch.__version__,
-            "torch_threads": args.threads,
-        },
+        "quick": quick,
+        "torch_threads": args.threads,
+        "peers": peer_versions(),
         "model": cfg.model_dump(),
         "batch": batch,
         "training": training_throughput(cfg, batch, prompt, 2.0 if quick else 10.0),
@@ -196,7 +374,7 @@ def main() -> None:
             "no_cache": sampling_throughput(cfg, batch, prompt, False, repeats),
             "hf_generate": hf_generate_throughput(cfg, batch, prompt, repeats),
         },
-        "trl_gkd_step_s": None,  # TRL's GKDTrainer is not measured (not installed: it needs datasets/accelerate)
+        "onpolicy_step_s": onpolicy_steps(cfg, batch, prompt, 3 if quick else 10),
         "actors": [],
     }
     if not args.no_actors:
@@ -210,11 +388,18 @@ def main() -> None:
     for name, value in results["sampling_tokens_per_s"].items():
         shown = "unavailable" if value is None else f"{value:12.0f}"
         print(f"{'sampling tokens/s ' + name:44s} {shown}")
+    step = results["onpolicy_step_s"]
+    print(f"{'on-policy JSD step s, gamescale':44s} {step['gamescale']:12.4f}")
+    shown = "unavailable" if step["trl_gkd"] is None else f"{step['trl_gkd']:12.4f}   ratio {step['ratio']:.2f}"
+    print(f"{'on-policy JSD step s, TRL GKDTrainer':44s} {shown}")
     for row in results["actors"]:
         print(
             f"{'on-policy, ' + str(row['workers']) + ' sampler actor(s): tokens/s':44s} "
             f"{row['sampled_tokens_per_s']:12.0f}   learner busy {row['learner_busy_fraction']:.2f}"
         )
+    from machine import describe_machine  # benchmarks/machine.py (its folder is on sys.path)
+
+    results = {"machine": describe_machine(), **results}
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(results, indent=2))
 

@@ -40,7 +40,6 @@ import argparse
 import json
 import multiprocessing as mp
 import os
-import platform
 import resource
 import time
 from pathlib import Path
@@ -503,15 +502,13 @@ def main() -> None:
     throughput = throughput_section(args)
     total = time.perf_counter() - start
     print(f"\ntotal wall time {total:.0f} s on {mp.cpu_count()} CPUs")
+    from machine import describe_machine  # benchmarks/machine.py (its folder is on sys.path)
+
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(
         json.dumps(
             {
-                "machine": {
-                    "platform": platform.platform(),
-                    "python": platform.python_version(),
-                    "cpus": mp.cpu_count(),
-                },
+                "machine": describe_machine(),
                 "config": vars(args),
                 "wall_time_s": total,
                 "openspiel_side_by_side": openspiel,

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -31,17 +30,6 @@ from gamescale.algorithms.music.conditional import build_conditional_model, samp
 from gamescale.algorithms.music.config import MusicCfgDistillConfig
 from gamescale.algorithms.music.matching import build_matcher
 from gamescale.envs.music import vocab as V
-
-
-def machine(threads: int) -> dict:
-    """What the numbers were measured on."""
-    try:
-        load = os.getloadavg()[0]
-    except OSError:
-        load = None
-    return {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-            "cpus": os.cpu_count(), "load_average_1min": load, "python": platform.python_version(),
-            "torch": torch.__version__, "torch_threads": threads}
 
 
 def _prompts(batch: int) -> torch.Tensor:
@@ -113,7 +101,9 @@ def main() -> None:
 
     config = load_config("music-cfg-distill").algorithm
     batch, repeats = (16, 2) if args.quick else (32, 5)
-    results: dict = {"machine": machine(args.threads), "model": config.model.model.model_dump(),
+    from machine import describe_machine  # benchmarks/machine.py (its folder is on sys.path)
+
+    results: dict = {"machine": {**describe_machine(), "torch_threads": args.threads}, "model": config.model.model.model_dump(),
                      "completion_length": config.completion_length, "batch": batch}
     gen = generation_throughput(config, batch, repeats)
     results["generation_tokens_per_s"] = gen

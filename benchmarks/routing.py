@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import time
 from pathlib import Path
@@ -638,7 +637,7 @@ def main() -> None:
     quick = args.quick
     started = time.perf_counter()
     results: dict = {
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "load_avg": os.getloadavg()},
+        "load_avg_at_start": os.getloadavg(),
         "quick": quick,
     }
     results["static_ue"], results["reference_tstt"] = [], []
@@ -675,6 +674,9 @@ def _report(results: dict, args: argparse.Namespace, started: float) -> None:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
     results["table"] = [dict(zip(("peer", "case", "metric", "value"), r, strict=True)) for r in rows]
     results["wall_s"] = time.perf_counter() - started
+    from machine import describe_machine  # benchmarks/machine.py (its folder is on sys.path)
+
+    results = {"machine": describe_machine(), **results}
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2, default=str))

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -157,7 +156,7 @@ def main() -> None:
     sweep = sweep_overhead(8 if args.quick else 16)
     connect(None, num_cpus=os.cpu_count())
     results = {
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "ray": ray.__version__},
+        "quick": args.quick,
         "cold_exact_run_s": {"median": statistics.median(cold), "all": cold},
         "sweep": sweep,
         "actor_round_trip_ms": round_trip_ms(),
@@ -193,6 +192,9 @@ def main() -> None:
     for key, label in labels.items():
         value = results["multinode"][key]
         print(f"{label:40s} {value:14.3e}" if value > 1e4 else f"{label:40s} {value:14.2f}")
+    from machine import describe_machine  # benchmarks/machine.py (its folder is on sys.path)
+
+    results = {"machine": describe_machine(), **results}
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(results, indent=2))
     print(f"wrote {args.json}")

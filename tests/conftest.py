@@ -1,13 +1,39 @@
 """Shared fixtures: one real local Ray cluster (num_cpus=2) for every test that needs actors,
-and the smallest distillation lab (tests/envs/lm and tests/algorithms/lm)."""
+the smallest distillation lab (tests/envs/lm and tests/algorithms/lm), and `require_peer`,
+the import of a peer library that agreement tests compare against."""
 
 from __future__ import annotations
 
+import importlib
 import os
+from types import ModuleType
 
 import pytest
 
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+
+
+def in_ci() -> bool:
+    """True when the environment says this is a CI run (`CI=true`, as GitHub Actions and most CIs set)."""
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def require_peer(module: str) -> ModuleType:
+    """Import `module`, a peer implementation (pyspiel, mfglib, aequilibrae, ...) a test compares with.
+
+    Without it the test (or, called at module level, the whole module) is skipped on a
+    developer's machine, but fails under `CI=true`: an agreement check that silently skips
+    in CI checks nothing. Use it instead of `pytest.importorskip` for peers:
+
+        from tests.conftest import require_peer
+        pyspiel = require_peer("pyspiel")
+    """
+    try:
+        return importlib.import_module(module)
+    except ImportError as error:
+        if in_ci():
+            pytest.fail(f"peer {module!r} is required when CI is set ({error})", pytrace=False)
+        pytest.skip(f"peer {module!r} is not installed ({error})", allow_module_level=True)
 
 
 @pytest.fixture(scope="session")

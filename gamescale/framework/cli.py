@@ -1,4 +1,4 @@
-"""The `gamescale` command line: list, run, resume, report, submit.
+"""The `gamescale` command line: list, run, resume, report, sweep, submit, serve.
 
 Every user error is one line on stderr and exit code 2.
 """
@@ -177,6 +177,30 @@ def submit(
         _fail(str(exc))
     if wait and status != "SUCCEEDED":
         raise typer.Exit(1)
+
+
+@app.command()
+def serve(
+    model_dir: Annotated[Path, typer.Argument(help="a saved causal LM (config.json and weights)")],
+    port: Annotated[int, typer.Option(help="HTTP port on 127.0.0.1")] = 8000,
+    replicas: Annotated[int, typer.Option(help="model replicas (Serve deployment replicas)")] = 1,
+    address: Annotated[str | None, typer.Option(help="join this Ray cluster instead of starting one")] = None,
+) -> None:
+    """Serve a local model as an OpenAI-compatible chat endpoint on Ray Serve (Ctrl-C stops)."""
+    import time
+
+    from gamescale.framework.serve import start_server, stop_server
+
+    try:
+        url = start_server(model_dir, port=port, replicas=replicas, address=address)
+    except GamescaleError as exc:
+        _fail(str(exc))
+    typer.echo(f"serving {model_dir} at {url} (POST {url}/chat/completions; Ctrl-C stops)")
+    try:
+        while True:
+            time.sleep(1.0)
+    finally:
+        stop_server()
 
 
 def main() -> None:

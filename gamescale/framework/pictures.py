@@ -424,3 +424,42 @@ def draw_quality_diversity(table: pa.Table, plots_dir: Path) -> list[Path]:
     ax.legend(fontsize=8)
     fig.tight_layout()
     return [save_png(fig, plots_dir / "quality_diversity.png", dpi=120, tight=False)]
+
+
+# ---------------------------------------------------------------- clinic
+
+
+@drawer("test_requests")
+def draw_test_requests(table: pa.Table, plots_dir: Path, top: int = 20) -> list[Path]:
+    """`test_requests.png`: the `top` most requested tests (the table comes sorted by count)."""
+    if table.num_rows == 0:
+        return []
+    names = table["test"].to_pylist()[:top]
+    counts = _column(table, "count")[:top]
+    fig, ax = AggFigures.subplots(figsize=(8, 0.3 * len(names) + 1.5))
+    ax.barh(np.arange(len(names)), counts, color="tab:blue")
+    ax.set_yticks(np.arange(len(names)))
+    ax.set_yticklabels(names)
+    ax.invert_yaxis()
+    ax.set_xlabel("requests")
+    ax.set_title(annotations(table).get("title", "most requested tests"))
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    return [save_png(fig, plots_dir / "test_requests.png", dpi=110, tight=False)]
+
+
+@drawer("accuracy_by_case_set")
+def draw_accuracy(table: pa.Table, plots_dir: Path) -> list[Path]:
+    """`accuracy_by_case_set.png`: diagnostic accuracy per case set with its 95% interval."""
+    sets = table["case_set"].to_pylist()
+    acc, low, high = (_column(table, k) for k in ("accuracy", "accuracy_low", "accuracy_high"))
+    fig, ax = AggFigures.subplots(figsize=(2 + 1.2 * len(sets), 4))
+    idx = np.arange(len(sets))
+    ax.bar(idx, acc, yerr=np.vstack([acc - low, high - acc]), capsize=6, color="tab:green")
+    ax.set_xticks(idx)
+    ax.set_xticklabels([f"{s}\n(n={n})" for s, n in zip(sets, table["cases"].to_pylist(), strict=True)])
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("accuracy (95% interval)")
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    return [save_png(fig, plots_dir / "accuracy_by_case_set.png", dpi=110, tight=False)]

@@ -70,6 +70,14 @@ NOT_RL_ENVIRONMENTS: dict[str, str] = {
         "Best-of-N distribution (a KL to the reference); a token env maximising the reward alone has a "
         "degenerate optimum (one fixed best sequence) and would drop the reference the task is about"
     ),
+    "music_corpus": (
+        "a corpus of tokenised scores with text prompts: training and held-out data for the music models, "
+        "not an environment anyone acts in"
+    ),
+    "clinic": (
+        "a diagnostic dialogue whose observations and actions are free text (gymnasium Text spaces), which "
+        "RLlib's models cannot encode; its players are language models, evaluated by clinic_eval"
+    ),
 }
 MEAN_FIELD_KEYS = ("mean_field", "population")
 
@@ -172,20 +180,20 @@ def load_mean_field(path: str | Path) -> tuple[EnvConfig, np.ndarray]:
     from gamescale.algorithms.mfg.pictures import mean_field_from_table
     from gamescale.framework import storage
     from gamescale.framework.config import load_config
-    from gamescale.framework.report import MEAN_FIELD_TABLE
 
     path = Path(path)
+    mean_field_file = "mean_field.parquet"  # the table a mean-field solver returns as `mean_field`
     is_checkpoint = (path / "meta.json").is_file()
     run_dir = path.parent.parent if is_checkpoint else path
     if not (run_dir / storage.CONFIG_FILE).is_file():
         raise ConfigError(f"{path} is neither a run directory nor a checkpoint of one (no {storage.CONFIG_FILE})")
     config = load_config(run_dir / storage.CONFIG_FILE).env
-    if not is_checkpoint and (path / MEAN_FIELD_TABLE).is_file():
-        return config, mean_field_from_table(pq.read_table(path / MEAN_FIELD_TABLE))
+    if not is_checkpoint and (path / mean_field_file).is_file():
+        return config, mean_field_from_table(pq.read_table(path / mean_field_file))
     checkpoint = path if is_checkpoint else storage.latest_checkpoint(run_dir)
     mu = None if checkpoint is None else storage.load_checkpoint(checkpoint)[0].get("mu")
     if mu is None:
-        raise ConfigError(f"{path} stores no mean field (no {MEAN_FIELD_TABLE} and no checkpoint with `mu`)")
+        raise ConfigError(f"{path} stores no mean field (no {mean_field_file} and no checkpoint with `mu`)")
     return config, np.asarray(mu, dtype=np.float64)
 
 
@@ -219,6 +227,10 @@ def make_rllib_env(name: str, env_config: dict | None = None) -> Any:
     keys, plus `mean_field` and `population` for mean-field games)."""
     if name in NOT_RL_ENVIRONMENTS:
         raise TypeError(f"{name} is not an RL environment: {NOT_RL_ENVIRONMENTS[name]}")
+    from gamescale.framework.board_rllib import BOARD_ENVS, board_rllib_env
+
+    if name in BOARD_ENVS:  # turn-based: one agent acts per step, with masked, flattened observations
+        return board_rllib_env(name, env_config)
     game_kwargs = dict(env_config or {})
     extra = {key: game_kwargs.pop(key) for key in MEAN_FIELD_KEYS if key in game_kwargs}
     env, mu = _game_and_flow(name, game_kwargs, extra.get("mean_field", "uniform"))

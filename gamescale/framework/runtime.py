@@ -120,14 +120,11 @@ class HeadWatch:
     def _gcs_address(self) -> str | None:
         if self._address is None:
             ray = sys.modules.get("ray")  # the watch never imports Ray: exact runs stay Ray-free
-            # the main thread may be importing Ray right now: a half-imported module has no
-            # is_initialized yet, which would kill this thread for the rest of the run
-            is_initialized = getattr(ray, "is_initialized", None)
-            if is_initialized is not None and is_initialized():
-                try:
+            try:  # Ray may be half imported by the main thread (no is_initialized yet)
+                if ray is not None and ray.is_initialized():
                     self._address = ray.get_runtime_context().gcs_address
-                except Exception:  # connected moments ago or shutting down: try on the next poll
-                    return None
+            except Exception:  # importing, connected moments ago or shutting down: try on the next poll
+                return None
         return self._address
 
     def _watch(self) -> None:

@@ -25,6 +25,9 @@ PROMISED = {
     "coop-mcnet-least-core": "max_violation",
     "coop-xai-core": "max_violation",
     "coop-scaling": "epsilon",
+    "clinic-medqa-baseline": "accuracy",
+    "clinic-model-eval": "accuracy",
+    "board-connect4-mcts": "score_vs_random",
     "music-cfg-distill": "diversity",
 }
 # Smaller data for the two-iteration runs where an experiment's set-up dominates them.
@@ -38,9 +41,17 @@ _BOND_QUICK = {
 }
 QUICK = {
     **{name: {"env.teacher_steps": 20} for name in ("distill-offline", "distill-online", "distill-diversity-sweep")},
+    **{name: {"env.teacher_steps": 20, "algorithm.student_sft_steps": 2} for name in ("distill-offline", "distill-online")},
     # one learner actor per method: fewer methods, fewer actor start-ups
     "bond-jeffreys": {**_BOND_QUICK, "algorithm.methods": ["bond_jeffreys"]},
     "bond-vs-bon": {**_BOND_QUICK, "algorithm.kl_coefs": [1.0]},
+    # the solver plays only the last plies; few, cheap MCTS bots
+    "board-connect4-mcts": {
+        "algorithm.simulations": [8],
+        "algorithm.solver_min_plies": 30,
+        "algorithm.solver_fallback_simulations": 8,
+        "runtime.shards": 2,
+    },
     "music-cfg-distill": {
         "env.max_pieces": 4,
         "algorithm.model": {"model": {"d_model": 32, "n_layers": 1, "n_heads": 2, "d_ff": 64}, "context_length": 64},

@@ -1,5 +1,5 @@
-"""The experiment loop on a real local Ray: worker-count independence, a killed rollout
-worker, a killed driver resumed, corrupt checkpoints, and the README's API example."""
+"""The experiment loop on a real local Ray: worker-count independence, a rollout worker
+killed mid-shard, a killed driver resumed, corrupt checkpoints, and the README's API example."""
 
 from __future__ import annotations
 
@@ -8,14 +8,17 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.dataset as ds
 import pytest
 from typer.testing import CliRunner
 
 import gamescale
+from gamescale.algorithms.registry import AlgorithmConfig, register_algorithm
 from gamescale.framework import storage
 from gamescale.framework.cli import app
 
@@ -50,23 +53,87 @@ def test_run_directory_contract(ray_cluster, tmp_path):
     assert gamescale.load_run(run.dir).config.env.size == 10
 
 
-def test_killed_rollout_worker_loses_no_iteration(ray_cluster, tmp_path):
-    killed: list[int] = []
+class SlowShardsConfig(AlgorithmConfig):
+    name: str = "test_slow_shards"
+    marker_dir: str
+    shard_seconds: float = 0.5
 
-    def kill_a_worker(ctx):
-        if ctx.iteration == 2 and not killed:
-            pid = ctx.pool.pool.worker_pids()[0]
-            os.kill(pid, signal.SIGKILL)
-            killed.append(pid)
 
-    faulty = gamescale.run(
-        "mfg-crowd-sampled-fp", overrides=SMALL, workers=2, out=tmp_path / "faulty", callbacks=[kill_a_worker]
-    )
-    clean = gamescale.run("mfg-crowd-sampled-fp", overrides=SMALL, workers=2, out=tmp_path / "clean")
-    assert killed
+def slow_shard(env, shared, task) -> pa.RecordBatch:
+    """Marks its start with the worker's pid, sleeps, draws from its own seed, marks its end:
+    the markers let a test kill a worker while this shard is running on it."""
+    tag = f"{shared['iteration']}-{task.index}-{os.getpid()}"
+    folder = Path(shared["marker_dir"])
+    (folder / f"start-{tag}").touch()
+    time.sleep(shared["seconds"])
+    draws = task.rng().normal(size=16)
+    (folder / f"done-{tag}").touch()
+    return pa.record_batch({"x": draws})
+
+
+class SlowShards:
+    """Test algorithm: every iteration runs slow seeded shards on the rollout workers and
+    reports their sum (so a lost or doubled shard changes the row)."""
+
+    def __init__(self, config: SlowShardsConfig, env) -> None:
+        self.config = config
+
+    def learner_specs(self):
+        return {}
+
+    def init(self, seed: int):
+        return {"iteration": 0, "total": 0.0}
+
+    def step(self, state, ctx):
+        shared = {
+            "marker_dir": self.config.marker_dir,
+            "seconds": self.config.shard_seconds,
+            "iteration": ctx.iteration,
+        }
+        batches = ctx.shards.map(slow_shard, ctx.shard_tasks(), shared=shared)
+        total = state["total"] + float(sum(b["x"].to_numpy().sum() for b in batches))
+        return {"iteration": state["iteration"] + 1, "total": total}, {"total": total}
+
+
+register_algorithm("test_slow_shards", SlowShardsConfig, SlowShards, "test only: slow seeded shards on workers")
+
+
+def slow_shards_config(marker_dir: Path) -> dict:
+    marker_dir.mkdir()
+    return {
+        "name": "slow-shards",
+        "env": {"name": "crowd_modelling", "size": 4, "horizon": 3},
+        "algorithm": {"name": "test_slow_shards", "marker_dir": str(marker_dir)},
+        "runtime": {"workers": 2, "shards": 4},
+        "run": {"iterations": 4, "checkpoint_every": 2},
+    }
+
+
+def test_rollout_worker_killed_mid_shard_loses_no_iteration(ray_cluster, tmp_path):
+    """A worker is SIGKILLed while it runs a shard of iteration 2 (its start marker is there,
+    its end marker never comes): Ray restarts it, the shard is re-issued with its seed, and
+    the rows equal an undisturbed run's, each exactly once."""
+    markers = tmp_path / "markers"
+    killed: list[str] = []
+
+    def kill_mid_shard() -> None:
+        if _wait_for(lambda: any(markers.glob("start-2-*")), 120):
+            tag = sorted(markers.glob("start-2-*"))[0].name.removeprefix("start-")
+            os.kill(int(tag.rsplit("-", 1)[1]), signal.SIGKILL)
+            killed.append(tag)
+
+    killer = threading.Thread(target=kill_mid_shard, daemon=True)
+    killer.start()
+    faulty = gamescale.run(slow_shards_config(markers), out=tmp_path / "faulty")
+    killer.join(timeout=5)
+    clean = gamescale.run(slow_shards_config(tmp_path / "clean-markers"), out=tmp_path / "clean")
+
+    assert killed, "no shard of iteration 2 started"
+    assert not (markers / f"done-{killed[0]}").exists(), "the worker finished its shard before the kill"
+    shard = killed[0].split("-")[1]
+    assert any(markers.glob(f"done-2-{shard}-*")), "the killed shard never ran again"
     assert faulty.summary["shards_reissued"] >= 1
-    iterations = faulty.metrics["iteration"].to_pylist()
-    assert iterations == list(range(8))  # every row exactly once
+    assert faulty.metrics["iteration"].to_pylist() == list(range(4))
     assert metric_rows(faulty) == metric_rows(clean)  # re-issued shards reuse their seeds
 
 
@@ -182,8 +249,9 @@ def test_lost_learner_is_rebuilt_from_the_newest_checkpoint(ray_cluster, tmp_pat
             killed.append(pid)
 
     overrides = {**DEEP_SMALL, "run.iterations": 5, "run.checkpoint_every": 2}
-    run = gamescale.run("mfg-deep-momd", overrides=overrides, workers=1, out=tmp_path / "lost",
-                        callbacks=[kill_the_learner])
+    run = gamescale.run(
+        "mfg-deep-momd", overrides=overrides, workers=1, out=tmp_path / "lost", callbacks=[kill_the_learner]
+    )
     assert killed and run.finished
     reference = gamescale.run("mfg-deep-momd", overrides=overrides, workers=1, out=tmp_path / "reference")
     assert run.metrics["iteration"].to_pylist() == list(range(5))

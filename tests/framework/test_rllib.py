@@ -15,6 +15,7 @@ from gamescale.envs.mfg.representative import RepresentativePlayerEnv
 from gamescale.envs.registry import env_names, make_env
 from gamescale.envs.routing.dynamic import link_steps
 from gamescale.framework import storage
+from gamescale.framework.board_rllib import BOARD_ENVS, board_selfplay_ppo_config
 from gamescale.framework.errors import ConfigError
 from gamescale.framework.rllib import (
     NOT_RL_ENVIRONMENTS,
@@ -37,6 +38,10 @@ SMALL = {
     "predator_prey": {"size": 3, "horizon": 4, "population": 2},
     "routing_mean_field": {"net": "pigou", "horizon": 8},
     "routing_n_player": {"net": "braess", "num_vehicles": 2},
+    "connect_four": {},
+    "hex": {"size": 5},
+    "chess": {},
+    "chess960": {"start_index": 7},
 }
 GRID_CITY = {"net": "grid", "grid": {"rows": 3, "cols": 3, "zones": 2}, "num_vehicles": 4}
 
@@ -106,6 +111,8 @@ def test_each_rl_environment_builds_and_trains_one_iteration(ray_cluster, name):
     env_config = dict(SMALL[name])
     if name == "routing_n_player":
         config = routing_ppo_config(train_batch_size=64, **env_config)
+    elif name in BOARD_ENVS:
+        config = board_selfplay_ppo_config(name, train_batch_size=64, **env_config)
     elif isinstance(make_rllib_env(name, env_config), RepresentativePlayerEnv):
         game_kwargs = {k: v for k, v in env_config.items() if k != "population"}
         config = mean_field_ppo_config(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -72,6 +73,34 @@ def test_submit_runs_the_experiment_on_the_cluster(head_node, tmp_path):
     assert "submitted mfg-crowd-sampled-fp as job" in result.stdout
     assert "succeeded" in result.stdout
     assert f"run directory: {out}" in result.stdout  # the job's own log, followed here
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["final"]["iteration"] == 3
+
+
+def test_submit_no_wait_prints_the_job_id_and_returns_before_the_job_ends(head_node, tmp_path, monkeypatch):
+    """`--no-wait` returns once the job is accepted; the job then runs to completion on its own
+    (followed here through the Ray Jobs SDK with the id the command printed)."""
+    out = tmp_path / "detached"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH")}
+    env.pop("RAY_ADDRESS", None)
+    command = [sys.executable, "-m", "gamescale", "submit", "mfg-crowd-sampled-fp", "--address", head_node, "--no-wait"]
+    command += ["--out", str(out), "--set", "run.iterations=4", "--set", "algorithm.num_particles=2000"]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=200)
+    assert result.returncode == 0, result.stdout + result.stderr
+    match = re.search(r"submitted mfg-crowd-sampled-fp as job (\S+) to ", result.stdout)
+    assert match, result.stdout
+    assert "run directory:" not in result.stdout  # the job's log was not followed
+    assert not (out / "summary.json").exists()  # returned before the run finished
+
+    from gamescale.framework.submit import TERMINAL, client_for
+
+    monkeypatch.setenv("RAY_AUTH_MODE", "token")  # as `gamescale submit` sets it; undone after the test
+    client = client_for(head_node)
+    deadline = time.monotonic() + 400
+    while (status := str(client.get_job_status(match.group(1))).split(".")[-1]) not in TERMINAL:
+        assert time.monotonic() < deadline, f"job still {status}"
+        time.sleep(1.0)
+    assert status == "SUCCEEDED", client.get_job_logs(match.group(1))
     summary = json.loads((out / "summary.json").read_text())
     assert summary["status"] == "completed" and summary["final"]["iteration"] == 3
 

@@ -26,7 +26,7 @@ def build_static_ue(config: StaticUEConfig, env: Any):
 def build_fictitious_play(config: RoutingFictitiousPlayConfig, env: Any) -> RoutingFictitiousPlay:
     if not hasattr(env, "game"):
         raise ValueError("routing_fictitious_play needs the routing_n_player env")
-    return RoutingFictitiousPlay(env, config.games_per_shard, config.max_routes_per_od)
+    return RoutingFictitiousPlay(env, config.games_per_shard, config.max_routes_per_od, config.deviations)
 
 
 register_algorithm("static_user_equilibrium", StaticUEConfig, build_static_ue, "Static traffic assignment (UE, BPR)")

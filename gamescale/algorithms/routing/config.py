@@ -29,8 +29,16 @@ class StaticUEConfig(AlgorithmConfig):
 
 
 class RoutingFictitiousPlayConfig(AlgorithmConfig):
-    """Fictitious play over route pools for the N-player dynamic routing game."""
+    """Fictitious play over route pools for the N-player dynamic routing game.
+
+    deviations: how a candidate route's cost against the others is measured: `simulate`
+    (each sampled game played again with one vehicle of the class on the candidate: exact
+    in expectation), `replay` (the route walked through the sampled games' link counts,
+    the others' timings held fixed: fast, exact on parallel links, O(1/N) off otherwise),
+    `auto` (simulate when OD rows with vehicles x (max_routes_per_od + 1) x vehicles <= 4096).
+    """
 
     name: str = "routing_fictitious_play"
     games_per_shard: int = Field(default=4, ge=1)
     max_routes_per_od: int = Field(default=8, ge=1)
+    deviations: Literal["auto", "replay", "simulate"] = "auto"

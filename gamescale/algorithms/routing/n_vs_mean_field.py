@@ -26,7 +26,7 @@ from pydantic import Field
 from gamescale.algorithms.base import LearnerSpec, Metrics, ShardTask, State, StepContext
 from gamescale.algorithms.registry import AlgorithmConfig
 from gamescale.algorithms.routing.mean_field import RoutingMeanFieldOMD, RoutingMeanFieldOMDConfig, model_of
-from gamescale.algorithms.routing.n_player import RoutingFictitiousPlay, simulate_shard
+from gamescale.algorithms.routing.n_player import RoutingFictitiousPlay
 from gamescale.algorithms.tables import annotate
 from gamescale.envs.routing.dynamic import DynamicRoutingGame, make_game
 
@@ -63,20 +63,21 @@ def _n_player_game(env: Any, num_vehicles: int) -> DynamicRoutingGame:
 
 
 def simulate_n_player_shard(env: Any, shared: dict[str, Any], task: ShardTask) -> Any:
-    """Shard function: `n_player.simulate_shard` on the N-player game with `shared["num_vehicles"]`."""
-    return simulate_shard(_n_player_game(env, int(shared["num_vehicles"])), shared, task)
+    """Shard function: the N-player FP's shard function `shared["shard_fn"]` (e.g.
+    `n_player.simulate_shard`) on the N-player game with `shared["num_vehicles"]`."""
+    return shared["shard_fn"](_n_player_game(env, int(shared["num_vehicles"])), shared, task)
 
 
 class _NPlayerShards:
-    """A shard runner that sends the N-player FP's simulations to the N-player shard function."""
+    """A shard runner that runs the N-player FP's shard functions on the N-player game."""
 
     def __init__(self, inner: Any, num_vehicles: int):
         self.inner, self.num_vehicles = inner, num_vehicles
         self.num_workers = getattr(inner, "num_workers", 1)
 
     def map(self, fn: Any, tasks: Any, shared: Any = None) -> list[pa.RecordBatch]:
-        del fn  # always the N-player simulation
-        return self.inner.map(simulate_n_player_shard, tasks, shared={**shared, "num_vehicles": self.num_vehicles})
+        shared = {**shared, "shard_fn": fn, "num_vehicles": self.num_vehicles}
+        return self.inner.map(simulate_n_player_shard, tasks, shared=shared)
 
 
 class NVsMeanField:

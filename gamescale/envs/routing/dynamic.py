@@ -184,6 +184,20 @@ class DynamicRoutingGame:
             time=t,
         )
 
+    def skip_quiet_steps(self, state: SimState) -> SimState:
+        """The state after the coming steps in which no vehicle is ready, departs or arrives
+        (each of them only counts the waits down), as stepping through them would give."""
+        on = state.status == ON_NETWORK
+        pending = state.status == PENDING
+        quiet = self.horizon - state.time
+        if on.any():
+            quiet = min(quiet, int(state.wait[on].min()) - 1)
+        if pending.any():
+            quiet = min(quiet, int(np.broadcast_to(self.departure_step, pending.shape)[pending].min()) - state.time)
+        if quiet <= 0:
+            return state
+        return replace(state, wait=np.where(on, state.wait - quiet, state.wait).astype(np.int32), time=state.time + quiet)
+
     def occupancy_of(self, on: np.ndarray, link: np.ndarray, num_games: int) -> np.ndarray:
         """Vehicles on each link `[G, L]` (float64)."""
         L = self.network.num_links

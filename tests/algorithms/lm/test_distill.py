@@ -180,13 +180,17 @@ def test_crashed_run_resumes_with_identical_losses_on_actors(tiny_distill_lab, r
 
 
 @pytest.mark.slow
-def test_offline_distillation_hacks_the_teacher_and_online_does_not(ray_cluster, tmp_path):
-    """The shipped experiments: offline ends with the golden distance clearly above its
-    minimum while the proxy still falls; online does not."""
-    offline = gamescale.run("distill-offline", out=tmp_path / "offline")
-    online = gamescale.run("distill-online", out=tmp_path / "online")
+@pytest.mark.timeout(1800)  # two full runs per seed: over the default 600 s on a busy 2-core machine
+@pytest.mark.parametrize("seed", [0, 1])
+def test_offline_distillation_hacks_the_teacher_and_online_does_not(ray_cluster, tmp_path, seed):
+    """The shipped experiments on two run seeds: offline ends with the golden distance
+    clearly above its minimum while the proxy still falls; online does not, and ends
+    closer to the oracle than offline."""
+    offline = gamescale.run("distill-offline", overrides={"run.seed": seed}, out=tmp_path / "offline")
+    online = gamescale.run("distill-online", overrides={"run.seed": seed}, out=tmp_path / "online")
     off, on = offline.summary, online.summary
     assert off["hacking_detected"] is True, off
-    assert off["golden_rise"] > 0.03 and off["proxy_drop_after_onset"] > 0
+    assert off["golden_rise"] > 0.08 and off["proxy_drop_after_onset"] > 0.5, off
     assert on["hacking_detected"] is False, on
-    assert on["golden_final"] < off["golden_final"]
+    assert on["golden_rise"] < 0.03, on
+    assert on["golden_final"] < 0.9 * off["golden_final"]

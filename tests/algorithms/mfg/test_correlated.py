@@ -14,6 +14,7 @@ from gamescale.algorithms.base import LocalShardRunner, StepContext
 from gamescale.algorithms.mfg.evaluation import exploitability, policy_value
 from gamescale.algorithms.registry import algorithm_config, build_algorithm
 from gamescale.envs.registry import env_config, make_env
+from gamescale.framework.storage import load_checkpoint, save_checkpoint
 
 
 def random_policies(game, count: int, seed: int) -> np.ndarray:
@@ -180,13 +181,15 @@ def test_mu_dependent_kernel_is_refused():
 # --------------------------------------------------------------------------- learners
 
 
-def test_state_is_checkpointable_and_resumes_identically():
+def test_state_is_checkpointable_and_resumes_identically(tmp_path):
+    """The state after 3 steps goes through a checkpoint file; a fresh solver continues from it."""
     solver, state, _ = run({"name": "mf_cce", "max_policies": 8, "max_outcomes": 8}, "crowd_modelling", {}, 3)
     for key, value in state.items():
         assert isinstance(value, (np.ndarray, int, float, dict)), key
-    copy = {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in state.items()}
+    restored, _, _ = load_checkpoint(save_checkpoint(tmp_path, 3, state, {}, {}, keep=1))
+    fresh, _, _ = run({"name": "mf_cce", "max_policies": 8, "max_outcomes": 8}, "crowd_modelling", {}, 0)
     a, ma = solver.step(state)
-    b, mb = solver.step(copy)
+    b, mb = fresh.step(restored)
     assert ma == mb
     np.testing.assert_array_equal(a["policies"], b["policies"])
 

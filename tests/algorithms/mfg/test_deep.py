@@ -3,7 +3,6 @@ reservoir, checkpoint round trips and independence from shard placement."""
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import numpy as np
@@ -15,9 +14,10 @@ from pydantic import ValidationError
 from gamescale.algorithms.base import LocalShardRunner, StepContext
 from gamescale.algorithms.learner import TorchLearner
 from gamescale.algorithms.mfg import deep
-from gamescale.algorithms.mfg.evaluation import exploitability, uniform_policy
+from gamescale.algorithms.mfg.evaluation import uniform_policy
 from gamescale.algorithms.registry import algorithm_config, build_algorithm
 from gamescale.envs.registry import make_env
+from gamescale.framework.storage import load_checkpoint, save_checkpoint
 
 SMALL = {"size": 5, "horizon": 5}
 FAST = {"num_particles": 400, "q_rounds": 8, "q_steps_per_round": 30, "hidden_sizes": [32, 32]}
@@ -74,11 +74,6 @@ def exact_curve(env_kwargs: dict, algorithm: dict, iterations: int) -> list[floa
         state, metrics = alg.step(state, StepContext(iteration=i, seed=0, shards=LocalShardRunner(env)))
         rows.append(metrics["exploitability"])
     return rows
-
-
-def uniform_exploitability(env_kwargs: dict) -> float:
-    env = make_env("crowd_modelling_2d", **env_kwargs)
-    return exploitability(env, uniform_policy(env))
 
 
 # --------------------------------------------------------------------------- configs, state
@@ -196,76 +191,83 @@ def test_steps_do_not_depend_on_shard_placement(name):
 
 
 @pytest.mark.parametrize("name", ["deep_afp", "deep_momd"])
-def test_resumed_run_reproduces_an_uninterrupted_one(name):
+def test_resumed_run_reproduces_an_uninterrupted_one(name, tmp_path):
+    """State and learner bytes go through a checkpoint on disk (the loop's format) and a fresh
+    algorithm with fresh learners continues from it."""
     env = make_env("crowd_modelling_2d", **SMALL)
     alg = build_algorithm(algorithm_config({"name": name, **(FAST_AFP if name == "deep_afp" else FAST)}), env)
     learners = new_learners(alg)
     state, _ = run_steps(alg, env, alg.init(0), learners, 0, 2)
-    snapshot = copy.deepcopy(state)
     blobs = {key: learner.save_bytes() for key, learner in learners.items()}
+    checkpoint = save_checkpoint(tmp_path, 2, state, blobs, {}, keep=1)
     _, uninterrupted = run_steps(alg, env, state, learners, 2, 4)
 
+    restored, restored_blobs, _ = load_checkpoint(checkpoint)
     fresh_alg = build_algorithm(alg.config, env)  # a new process: new algorithm, new learners
     resumed_learners = new_learners(fresh_alg)
     for key, learner in resumed_learners.items():
-        learner.load_bytes(blobs[key])
-    _, resumed = run_steps(fresh_alg, env, snapshot, resumed_learners, 2, 4)
+        learner.load_bytes(restored_blobs[key])
+    _, resumed = run_steps(fresh_alg, env, restored, resumed_learners, 2, 4)
     assert resumed == uninterrupted
 
 
 # --------------------------------------------------------------------------- convergence
 
 
-def test_deep_afp_tracks_exact_fictitious_play_on_small_crowd():
-    """5x5 crowd 2D, horizon 5, 12 iterations (uniform policy: 1.81).
+def tail_ratio(deep_curve_: list[float], exact_curve_: list[float], last: int) -> float:
+    """Mean exploitability of the deep method over the last `last` iterations divided by the
+    exact solver's over the same iterations: "tracks" at matched iterations, robust to exact
+    fictitious play's oscillation from one iteration to the next."""
+    return float(np.mean(deep_curve_[-last:]) / np.mean(exact_curve_[-last:]))
 
-    Measured: D-AFP 0.365 vs exact FP 0.148 at iteration 12 (2.5x; exact FP itself
-    oscillates between 0.15 and 0.27 there). Asserted: D-AFP <= 4 x exact FP and
-    <= 0.3 x uniform.
+
+def test_deep_afp_tracks_exact_fictitious_play_on_small_crowd():
+    """5x5 crowd 2D, horizon 5, 12 iterations; iterations 9-12 against exact FP's 9-12.
+
+    Measured: D-AFP 0.497 vs exact FP 0.193 on average (2.57x). Asserted: at most 3.2x.
     """
     curve = deep_curve(SMALL, {"name": "deep_afp", **FAST_AFP}, 12)
     exact = exact_curve(SMALL, {"name": "fictitious_play"}, 12)
-    assert curve[-1] <= 4.0 * exact[-1]
-    assert curve[-1] <= 0.3 * uniform_exploitability(SMALL)
+    assert tail_ratio(curve, exact, 4) <= 3.2
 
 
 def test_deep_momd_tracks_exact_mirror_descent_on_small_crowd():
-    """5x5 crowd 2D, horizon 5, 12 iterations, tau = 2 vs exact OMD with learning rate 1 / tau.
+    """5x5 crowd 2D, horizon 5, 12 iterations, tau = 2 vs exact OMD with learning rate 1 / tau;
+    iterations 9-12 against exact OMD's 9-12.
 
-    Measured: D-MOMD 0.153 vs exact OMD 0.088 at iteration 12 (1.7x). Asserted:
-    D-MOMD <= 3.5 x exact OMD and <= 0.15 x uniform (1.81).
+    Measured: D-MOMD 0.176 vs exact OMD 0.096 on average (1.83x). Asserted: at most 2.3x.
     """
     curve = deep_curve(SMALL, {"name": "deep_momd", **FAST}, 12)
     exact = exact_curve(SMALL, {"name": "mirror_descent", "learning_rate": 0.5, "openspiel_compatible": False}, 12)
-    assert curve[-1] <= 3.5 * exact[-1]
-    assert curve[-1] <= 0.15 * uniform_exploitability(SMALL)
+    assert tail_ratio(curve, exact, 4) <= 2.3
 
 
+# The experiment's size takes 150-400 s per method on the 2-core development machine, so these
+# two stay in the slow set; the small pair above is the default set's version of the same check.
 @pytest.mark.slow
-def test_deep_afp_on_crowd_10x10_within_factor_of_exact_fp():
-    """The experiment's setting (10x10, horizon 10, 30 iterations, yaml defaults).
+def test_deep_afp_on_crowd_10x10_tracks_exact_fp_at_matched_iterations():
+    """The experiment's setting (10x10, horizon 10, 30 iterations, yaml defaults); iterations
+    26-30 against exact FP's 26-30.
 
-    Measured: D-AFP 0.774 vs exact FP 0.477 (1.6x; uniform 5.44). Asserted: <= 2.5 x exact FP
-    and <= 0.25 x uniform.
+    Measured: D-AFP 0.726 vs exact FP 0.558 on average (1.30x). Asserted: at most 1.6x.
     """
     algorithm = {"name": "deep_afp", "num_particles": 2000, "q_rounds": 15}
     curve = deep_curve({"size": 10, "horizon": 10}, algorithm, 30)
     exact = exact_curve({"size": 10, "horizon": 10}, {"name": "fictitious_play"}, 30)
-    assert curve[-1] <= 2.5 * exact[-1]
-    assert curve[-1] <= 0.25 * uniform_exploitability({"size": 10, "horizon": 10})
+    assert tail_ratio(curve, exact, 5) <= 1.6
 
 
 @pytest.mark.slow
-def test_deep_momd_on_crowd_10x10_within_factor_of_exact_omd():
-    """The experiment's setting (10x10, horizon 10, 30 iterations, tau = 2).
+def test_deep_momd_on_crowd_10x10_tracks_exact_omd_at_matched_iterations():
+    """The experiment's setting (10x10, horizon 10, 30 iterations, tau = 2); iterations 26-30
+    against exact OMD's (learning rate 1 / tau) 26-30.
 
-    Measured: D-MOMD 0.203 vs exact OMD (lr 0.5) 0.058 (3.5x; uniform 5.44). Asserted:
-    <= 6 x exact OMD and <= 0.1 x uniform.
+    Measured: D-MOMD 0.186 vs exact OMD 0.062 on average (3.0x: the Q-network's error floor,
+    while exact OMD keeps falling). Asserted: at most 3.6x.
     """
     algorithm = {"name": "deep_momd", "q_rounds": 15}
     curve = deep_curve({"size": 10, "horizon": 10}, algorithm, 30)
     exact = exact_curve(
         {"size": 10, "horizon": 10}, {"name": "mirror_descent", "learning_rate": 0.5, "openspiel_compatible": False}, 30
     )
-    assert curve[-1] <= 6.0 * exact[-1]
-    assert curve[-1] <= 0.1 * uniform_exploitability({"size": 10, "horizon": 10})
+    assert tail_ratio(curve, exact, 5) <= 3.6

@@ -14,12 +14,16 @@ from gamescale.algorithms.mfg import (
     uniform_policy,
 )
 from gamescale.envs.mfg import CrowdModelling1D, CrowdModelling2D, LinearQuadratic, MeanFieldGame, PredatorPrey
+from gamescale.envs.mfg.game import MultiPopulationGame
+from tests.conftest import require_peer
 
 
 def random_policy(game, seed: int) -> np.ndarray:
+    """A random policy `[T, S, A]` (`[P, T, S, A]` for a multi-population game) over legal actions."""
     rng = np.random.default_rng(seed)
-    logits = rng.normal(size=(game.horizon, game.num_states, game.num_actions)) * 3
-    weights = np.exp(logits) * game.legal_actions[None]
+    populations = (game.num_populations,) if isinstance(game, MultiPopulationGame) else ()
+    logits = rng.normal(size=(*populations, game.horizon, game.num_states, game.num_actions)) * 3
+    weights = np.exp(logits) * game.legal_actions[..., None, :, :]
     return weights / weights.sum(-1, keepdims=True)
 
 
@@ -77,12 +81,52 @@ def test_best_response_has_zero_exploitability_when_reward_ignores_mu():
     assert abs(exploitability(game, br)) < 1e-10
 
 
-def test_exploitability_sums_populations():
-    game = PredatorPrey()
-    policy = uniform_policy(game)
-    per_population = exploitability_per_population(game, policy)
-    assert per_population.shape == (3,) and (per_population >= -1e-10).all()
-    assert exploitability(game, policy) == pytest.approx(per_population.sum())
+def openspiel_array_policy(os_game, policy: np.ndarray, size: int):
+    """An OpenSpiel policy that plays `policy [P, T, S, A]` (gamescale's move order) at each
+    predator-prey decision node."""
+    from open_spiel.python import policy as policy_lib
+    from open_spiel.python.mfg.games import predator_prey as os_pp
+
+    from gamescale.envs.mfg.crowd import MOVES_2D_X, MOVES_2D_Y
+
+    ours = {(int(dx), int(dy)): a for a, (dx, dy) in enumerate(zip(MOVES_2D_X, MOVES_2D_Y, strict=True))}
+    to_ours = {a: ours[tuple(int(v) for v in move)] for a, move in os_pp.MFGPredatorPreyState._ACTION_TO_MOVE.items()}
+
+    class ArrayPolicy(policy_lib.Policy):
+        def action_probabilities(self, state, player_id=None):
+            x, y = (int(v) for v in state.pos)
+            probs = policy[state.population, state.t, x * size + y]
+            return {a: float(probs[to_ours[a]]) for a in state.legal_actions()}
+
+    return ArrayPolicy(os_game, list(range(os_game.num_players())))
+
+
+def test_predator_prey_exploitability_matches_openspiel_nash_conv():
+    """Three populations on OpenSpiel's 5x5 predator-prey (torus, no noise: the settings where
+    the two games coincide), each population's deviation gain against OpenSpiel's."""
+    require_peer("pyspiel")
+    import pyspiel
+    from open_spiel.python.mfg import value
+    from open_spiel.python.mfg.algorithms import nash_conv, policy_value
+    from open_spiel.python.mfg.games import predator_prey as os_pp
+
+    size = 5
+    params = dict(os_pp.THREE_POPULATIONS, geometry=os_pp.Geometry.TORUS, noise_probability=0.0)
+    os_game = pyspiel.load_game("python_mfg_predator_prey", params)
+    init = os_pp.DEFAULT_INIT_DISTRIB_THREE_POPULATIONS.reshape(3, size * size)
+    # OpenSpiel numbers an initial cell x + size * y (`merged_to_pos`)
+    cells = [[(int(s) % size, int(s) // size) for s in np.flatnonzero(row)] for row in init]
+    game = PredatorPrey(size=size, horizon=params["horizon"], initial_cells=cells)
+    policy = random_policy(game, 7)  # not uniform: a transposed grid or a wrong move order would show
+
+    os_policy = openspiel_array_policy(os_game, policy, size)
+    conv = nash_conv.NashConv(os_game, os_policy)
+    on_policy = policy_value.PolicyValue(os_game, conv.distribution, os_policy, value.TabularValueFunction(os_game))
+    roots = os_game.new_initial_states()
+    theirs = np.array([br - on_policy.eval_state(root) for br, root in zip(conv.br_values(), roots, strict=True)])
+    np.testing.assert_allclose(exploitability_per_population(game, policy), theirs, rtol=1e-9, atol=1e-9)
+    assert exploitability(game, policy) == pytest.approx(conv.nash_conv(), rel=1e-9)
+    assert theirs.min() > 0.1  # every population has something to gain: the comparison is not 0 == 0
 
 
 def test_bad_policy_is_rejected():

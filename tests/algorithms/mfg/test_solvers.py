@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 
 from gamescale.algorithms.base import LocalShardRunner, StepContext
+from gamescale.algorithms.mfg import exploitability, propagate, q_values, softmax_policy, uniform_policy
 from gamescale.algorithms.registry import algorithm_config, build_algorithm
 from gamescale.envs.registry import make_env
+from gamescale.framework.storage import load_checkpoint, save_checkpoint
 
 
 def run(env_name: str, env_kwargs: dict, algorithm: dict, iterations: int) -> tuple[list[float], dict]:
@@ -55,29 +57,65 @@ def test_maze_omd_converges():
     assert curve[-1] < 0.1 * curve[0]
 
 
+# Exploitability after 60 OMD steps (lr 0.5), measured: LQ 1.74e-6, periodic aversion 0.140,
+# predator-prey 0.00439. These games are monotone, so OMD's exploitability should fall at every
+# step; the bounds are 2x the measured values (a slower or stalled solver fails them).
 @pytest.mark.parametrize(
-    ("env", "kwargs"),
-    [("linear_quadratic", {}), ("periodic_aversion", {}), ("predator_prey", {"noise_intensity": 0.2})],
+    ("env", "kwargs", "bound"),
+    [
+        ("linear_quadratic", {}, 3.5e-6),
+        ("periodic_aversion", {}, 0.28),
+        ("predator_prey", {"noise_intensity": 0.2}, 0.0088),
+    ],
 )
-def test_omd_reduces_exploitability_on_other_games(env, kwargs):
+def test_omd_decreases_exploitability_at_every_step_on_monotone_games(env, kwargs, bound):
     curve, _ = run(env, kwargs, {"name": "mirror_descent", "learning_rate": 0.5}, 60)
-    assert curve[-1] < 0.3 * curve[0]
+    assert np.all(np.diff(curve) <= 1e-12), "exploitability rose"
+    assert curve[-1] < bound
 
 
-def test_damped_softmax_fixed_point_and_boltzmann_reduce_exploitability():
-    fixed, _ = run("crowd_modelling", {}, {"name": "fixed_point", "damping": 0.2, "temperature": 0.2}, 60)
-    assert fixed[-1] < 0.35  # the softmax response leaves an entropy bias (uniform: 2.81)
-    boltz, _ = run("crowd_modelling", {}, {"name": "boltzmann", "learning_rate": 0.2}, 30)
-    assert abs(boltz[-1] - boltz[-2]) < 1e-6 and boltz[-1] < 2.0  # a fixed point below uniform's 2.81
-
-
-def test_resumed_state_gives_identical_metrics():
+def test_damped_softmax_fixed_point_converges_to_the_softmax_fixed_point():
+    """Damping 0.2 turns the softmax fixed-point map (which cycles undamped, exploitability ~50
+    on 1D crowd) into a contraction here: after 100 steps the policy is its own softmax
+    response, pi = softmax(Q*(mu(pi)) / tau), to 1e-9 (measured 2e-11); the undamped map is
+    compared with OpenSpiel in test_openspiel_agreement."""
+    tau = 0.2
     env = make_env("crowd_modelling")
-    solver = build_algorithm(algorithm_config({"name": "fictitious_play"}), env)
+    _, state = run("crowd_modelling", {}, {"name": "fixed_point", "damping": 0.2, "temperature": tau}, 100)
+    policy = state["policy"][0]
+    response = softmax_policy(q_values(env, propagate(env, policy)) / tau)
+    assert np.abs(policy - response).max() < 1e-9
+    assert 0.0 < exploitability(env, policy) < exploitability(env, uniform_policy(env))
+
+
+@pytest.mark.parametrize(
+    "algorithm",
+    [
+        {"name": "fictitious_play"},
+        {"name": "mirror_descent", "learning_rate": 0.5},
+        {"name": "fixed_point", "damping": 0.2, "temperature": 0.2},
+        {"name": "boltzmann", "learning_rate": 0.2},
+    ],
+    ids=lambda a: a["name"],
+)
+def test_resumed_from_a_checkpoint_file_gives_identical_metrics(algorithm, tmp_path):
+    """Three steps, a checkpoint written to disk and read back by a fresh solver, three more:
+    the same rows as six steps in one go."""
+    env = make_env("crowd_modelling")
+    solver = build_algorithm(algorithm_config(algorithm), env)
     state = solver.init(0)
     for _ in range(3):
         state, _ = solver.step(state)
-    copy = {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in state.items()}
-    _, a = solver.step(state)
-    _, b = solver.step(copy)
-    assert a == b
+    path = save_checkpoint(tmp_path, 3, state, {}, {}, keep=1)
+    uninterrupted = []
+    for _ in range(3):
+        state, metrics = solver.step(state)
+        uninterrupted.append(metrics)
+
+    restored, _, _ = load_checkpoint(path)
+    fresh = build_algorithm(algorithm_config(algorithm), make_env("crowd_modelling"))
+    resumed = []
+    for _ in range(3):
+        restored, metrics = fresh.step(restored)
+        resumed.append(metrics)
+    assert resumed == uninterrupted

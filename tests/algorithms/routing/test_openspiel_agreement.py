@@ -15,8 +15,9 @@ from gamescale.algorithms.routing.mean_field import openspiel_visits
 from gamescale.envs.registry import make_env
 from gamescale.envs.routing.mean_field import RoutingFlowModel, make_flow_model
 from gamescale.envs.routing.network import Demand, Network
+from tests.conftest import require_peer
 
-pyspiel = pytest.importorskip("pyspiel", reason="OpenSpiel is not installed")
+pyspiel = require_peer("pyspiel")  # skips without OpenSpiel; fails under CI=true
 from open_spiel.python.games import dynamic_routing_data, dynamic_routing_utils  # noqa: E402
 from open_spiel.python.mfg.algorithms import mirror_descent, nash_conv  # noqa: E402
 from open_spiel.python.mfg.games import dynamic_routing  # noqa: E402

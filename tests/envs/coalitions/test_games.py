@@ -26,6 +26,7 @@ from gamescale.envs.coalitions import (
     unpack,
 )
 from gamescale.envs.registry import make_env
+from tests.conftest import require_peer
 
 
 def _rows(n):
@@ -116,7 +117,7 @@ def test_make_env_builds_every_family():
 
 
 def test_xai_game_is_a_model_on_real_data():
-    pytest.importorskip("sklearn")
+    require_peer("sklearn")
     game = make_env("xai_features", dataset="diabetes", instance=3)
     assert game.num_players == 10
     full = game.values(np.ones((1, 10), bool))[0]

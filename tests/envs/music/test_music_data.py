@@ -6,8 +6,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-pytest.importorskip("music21")
-
 from gamescale.envs.music import vocab as V  # noqa: E402
 from gamescale.envs.music.score import (  # noqa: E402
     ScoreError,

@@ -1,0 +1,181 @@
+"""Batch-first UCT Monte Carlo tree search with uniformly random rollouts.
+
+`B` independent trees (one per game of a batch state) grow together: every simulation
+selects, expands, rolls out and backs up in all of them with array operations, so the
+Python cost of a simulation is paid once per batch, not once per game (the same shape as
+mctx's search; the game is a `BatchGame`, the search never owns the rules). Each tree is
+a set of flat arrays `[B, M]` (`M = num_simulations + 1` nodes), plus `[B, M, A]`
+children and legal masks, plus the game state of every node (`[B, M, ...]` per field).
+
+Values: a node's `value_sum` is kept from the point of view of the player who moved into
+it (+1 won, -1 lost, 0 drawn), so a parent picks the child maximising
+`Q + c * sqrt(ln N_parent / N_child)`; unvisited legal children are tried first, in
+random order. `parallel = W` batches over simulations too: W selections per tree (kept
+apart by a virtual loss) share one rollout call of `B * W` games.
+
+With `solve=True` (the default, as in OpenSpiel's MCTSBot) proven results are propagated
+as in MCTS-Solver: a node whose mover's opponent has a winning reply is a proven loss for
+its mover, one whose every legal reply is a proven loss for the replier is a proven win.
+Selection plays a proven win at once and avoids proven losses while any other move is
+left, so immediate wins are taken and immediate losses blocked after a few dozen
+simulations instead of being averaged away by random rollouts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+import numpy as np
+
+from gamescale.envs.board.batch import BatchGame, random_legal
+
+
+@dataclass(frozen=True)
+class SearchOutput:
+    """Result of one search over a batch of `B` root positions with `A` actions.
+
+    action: int64 [B]      most visited root action (best mean value among equals); 0 for finished games
+    visits: float64 [B, A] visit count of each root child (0 for illegal or unvisited actions)
+    values: float64 [B, A] mean value of each root child for the player to move (nan where unvisited)
+    """
+
+    action: np.ndarray
+    visits: np.ndarray
+    values: np.ndarray
+
+
+def _gather(store: dict[str, np.ndarray], template: Any, rows: np.ndarray, nodes: np.ndarray) -> Any:
+    return replace(template, **{name: array[rows, nodes] for name, array in store.items()})
+
+
+def _scatter(store: dict[str, np.ndarray], state: Any, rows: np.ndarray, nodes: np.ndarray) -> None:
+    for name, array in store.items():
+        array[rows, nodes] = getattr(state, name)
+
+
+def _value_for(mover: np.ndarray, winner: np.ndarray) -> np.ndarray:
+    """+1 / -1 / 0 for the player who moved into a node, given the game's winner (-1 draw)."""
+    return np.where(winner < 0, 0.0, np.where(winner == mover, 1.0, -1.0))
+
+
+def uct_search(
+    game: BatchGame,
+    root: Any,
+    num_simulations: int,
+    rng: np.random.Generator,
+    exploration: float = 1.4,
+    solve: bool = True,
+    parallel: int = 1,
+) -> SearchOutput:
+    """Run `num_simulations` UCT simulations in each of the `B` trees rooted at `root`.
+
+    `parallel` > 1 runs that many selections per tree before evaluating their leaves in one
+    rollout call (a virtual loss of -1 on each visited node keeps them apart); 1 is exact,
+    sequential UCT.
+    """
+    if num_simulations < 1:
+        raise ValueError(f"num_simulations must be >= 1, got {num_simulations}")
+    if parallel < 1:
+        raise ValueError(f"parallel must be >= 1, got {parallel}")
+    batch = game.done(root).shape[0]
+    size, actions = num_simulations + 1, game.num_actions
+    rows = np.arange(batch)
+    store = {f.name: np.zeros((batch, size) + getattr(root, f.name).shape[1:], getattr(root, f.name).dtype)
+             for f in fields(root)}
+    _scatter(store, root, rows, np.zeros(batch, np.int64))
+    children = np.full((batch, size, actions), -1, np.int32)
+    legal = np.zeros((batch, size, actions), bool)
+    visits = np.zeros((batch, size))
+    value_sum = np.zeros((batch, size))
+    terminal = np.zeros((batch, size), bool)
+    winner = np.full((batch, size), -1, np.int8)
+    mover = np.zeros((batch, size), np.int8)
+    proven = np.zeros((batch, size), np.int8)  # +1 / -1: proven win / loss for the node's mover
+    legal[:, 0], terminal[:, 0], winner[:, 0] = game.legal_mask(root), game.done(root), game.winner(root)
+    mover[:, 0] = 1 - game.to_play(root)
+    used = np.ones(batch, np.int64)
+
+    def descend() -> tuple[list, np.ndarray, np.ndarray]:
+        """One selection from every root down to a new node (expanded here) or a terminal one."""
+        node = np.zeros(batch, np.int64)
+        path = [(rows, node.copy())]
+        going = ~terminal[:, 0]
+        expanded = np.zeros(batch, bool)
+        while going.any():
+            r, n = rows[going], node[going]
+            kids = children[r, n]  # [k, A]
+            kid_visits = np.where(kids >= 0, visits[r[:, None], kids], 0.0)
+            q = np.where(kid_visits > 0, value_sum[r[:, None], kids] / np.maximum(kid_visits, 1.0), 0.0)
+            explore = exploration * np.sqrt(np.log(np.maximum(visits[r, n], 1.0))[:, None] / np.maximum(kid_visits, 1.0))
+            score = np.where(kid_visits > 0, q + explore, 1e9) + 1e-6 * rng.random(kids.shape)
+            if solve:
+                kid_proof = np.where(kids >= 0, proven[r[:, None], kids], 0)
+                score = np.where(kid_proof == 1, 1e12, np.where(kid_proof == -1, -1e12, score))
+            a = np.argmax(np.where(legal[r, n], score, -np.inf), axis=1)
+            child = kids[np.arange(len(r)), a].astype(np.int64)
+            new = child < 0
+            if new.any():  # expand one node in each tree that reached an unexpanded child
+                re, ne, ae = r[new], n[new], a[new]
+                idx = used[re]
+                used[re] += 1
+                parent = _gather(store, root, re, ne)
+                state = game.step(parent, ae)
+                _scatter(store, state, re, idx)
+                children[re, ne, ae] = idx
+                legal[re, idx], terminal[re, idx], winner[re, idx] = (
+                    game.legal_mask(state), game.done(state), game.winner(state))
+                mover[re, idx] = game.to_play(parent)
+                if solve:  # a won or lost terminal position is proven (draws stay open)
+                    proven[re, idx] = np.where(terminal[re, idx], _value_for(mover[re, idx], winner[re, idx]), 0)
+                child[new] = idx
+                expanded[re] = True
+            node[r] = child
+            path.append((r, child))
+            going[r[new | terminal[r, child]]] = False
+        return path, node, expanded
+
+    done_simulations = 0
+    while done_simulations < num_simulations:
+        waves = min(parallel, num_simulations - done_simulations)
+        done_simulations += waves
+        descents = []
+        for _ in range(waves):  # several selections per tree, kept apart by a virtual loss
+            path, node, expanded = descend()
+            for r, n in path:
+                visits[r, n] += 1.0
+                value_sum[r, n] -= 1.0
+            descents.append((path, node, expanded))
+        # Evaluate all leaves of the round at once: the stored result at terminal nodes, one
+        # random rollout from every new node.
+        leaf_rows = np.concatenate([rows] * waves)
+        leaf_nodes = np.concatenate([node for _, node, _ in descents])
+        results = winner[leaf_rows, leaf_nodes].copy()
+        roll = np.concatenate([expanded for _, _, expanded in descents]) & ~terminal[leaf_rows, leaf_nodes]
+        if roll.any():
+            results[roll] = game.random_winners(_gather(store, root, leaf_rows[roll], leaf_nodes[roll]), rng)
+        for w, (path, _, _) in enumerate(descents):
+            result = results[w * batch : (w + 1) * batch]
+            for r, n in path:  # the visit is already counted; replace the virtual loss by the result
+                value_sum[r, n] += 1.0 + _value_for(mover[r, n], result[r])
+            if solve:  # propagate proofs from the deepest node of each path to the root
+                for r, n in reversed(path[:-1]):
+                    kids = children[r, n]
+                    kid_proof = np.where(kids >= 0, proven[r[:, None], kids], 0)
+                    replier_wins = (kid_proof == 1).any(axis=1)
+                    replier_loses = ((kid_proof == -1) | ~legal[r, n]).all(axis=1) & legal[r, n].any(axis=1)
+                    proven[r, n] = np.where(replier_wins, -1, np.where(replier_loses, 1, proven[r, n]))
+
+    kids = children[:, 0]
+    root_visits = np.where(kids >= 0, visits[rows[:, None], kids], 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        root_values = np.where(root_visits > 0, value_sum[rows[:, None], kids] / root_visits, np.nan)
+    rank = root_visits + 1e-3 * np.nan_to_num(root_values, nan=-2.0)  # most visits, then best value
+    if solve:  # a proven win first, a proven loss last
+        root_proof = np.where(kids >= 0, proven[rows[:, None], kids], 0)
+        rank = np.where(root_proof == 1, 1e12 + rank, np.where(root_proof == -1, rank - 1e12, rank))
+    action = np.where(terminal[:, 0], 0, np.argmax(np.where(legal[:, 0], rank, -np.inf), axis=1))
+    return SearchOutput(action.astype(np.int64), root_visits, root_values)
+
+
+__all__ = ["SearchOutput", "random_legal", "uct_search"]
