@@ -133,11 +133,13 @@ class PoolSpec:
     """A named set of actors an algorithm needs beside the run's rollout workers.
 
     `env` is the environment config its actors build (None: the run's own env);
-    `workers` None means `runtime.workers`.
+    `workers` None means `runtime.workers`; `cpus` is what each of its actors reserves
+    (a fraction for light work such as reward scoring beside the samplers).
     """
 
     env: Mapping[str, Any] | None = None
     workers: int | None = None
+    cpus: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -217,3 +219,5 @@ class Algorithm(Protocol):
     #     framework draws the tables it knows (`gamescale.framework.pictures.DRAWERS`), so an
     #     algorithm returns the data of a picture (annotated: `gamescale.algorithms.tables`)
     #     and never draws it
+    #   files(state) -> dict[str, bytes]       each written atomically at RUN_DIR/<relative path>
+    #     (for example MIDI of generations); paths must stay inside the run directory

@@ -87,15 +87,20 @@ class RolloutPool:
         placement: str = "spread",
         start_timeout_s: float = 120.0,
         revive_timeout_s: float = 60.0,
+        cpus: float = 1.0,
     ):
         if num_workers < 1:
             raise ValueError("a rollout pool needs at least one worker")
+        if not cpus > 0:
+            raise ValueError(f"each rollout worker must reserve some CPU, got {cpus}")
         check_placement(placement)
         in_trial = get_current_placement_group() is not None  # a Tune trial's own bundles
-        cpus = float(ray.cluster_resources().get("CPU", 0.0))
-        if num_workers > cpus and not in_trial:
-            # Each worker reserves a CPU; more than the cluster has would wait forever.
-            raise ClusterError(f"{num_workers} rollout workers need {num_workers} CPUs but the cluster has {cpus:g}")
+        total = float(ray.cluster_resources().get("CPU", 0.0))
+        if num_workers * cpus > total and not in_trial:
+            # Each worker reserves `cpus`; more than the cluster has would wait forever.
+            raise ClusterError(
+                f"{num_workers} rollout workers need {num_workers * cpus:g} CPUs but the cluster has {total:g}"
+            )
         self.num_workers = num_workers
         self.env_cfg = dict(env_cfg)
         self.placement = placement
@@ -104,14 +109,15 @@ class RolloutPool:
         if in_trial:  # Tune already reserved the trial's bundles; the workers go there
             strategies: list[Any] = [None] * num_workers
         elif placement == "pack":
-            self.group = placement_group([{"CPU": 1.0}] * num_workers, strategy="PACK")
+            self.group = placement_group([{"CPU": float(cpus)}] * num_workers, strategy="PACK")
             strategies = [
                 PlacementGroupSchedulingStrategy(self.group, placement_group_bundle_index=i) for i in range(num_workers)
             ]
         else:
             strategies = ["SPREAD"] * num_workers
+        options = {} if cpus == 1.0 else {"num_cpus": float(cpus)}
         self.workers = [
-            RolloutWorker.options(**({} if s is None else {"scheduling_strategy": s})).remote(self.env_cfg)
+            RolloutWorker.options(**options, **({} if s is None else {"scheduling_strategy": s})).remote(self.env_cfg)
             for s in strategies
         ]
         self.reissued = 0

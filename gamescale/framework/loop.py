@@ -42,10 +42,17 @@ class LazyPool:
     """A `ShardRunner` that starts its rollout actors on the first `map` call, so exact
     solvers that never sample never start workers."""
 
-    def __init__(self, config: ExperimentConfig, env_cfg: dict[str, Any] | None = None, workers: int | None = None):
+    def __init__(
+        self,
+        config: ExperimentConfig,
+        env_cfg: dict[str, Any] | None = None,
+        workers: int | None = None,
+        cpus: float = 1.0,
+    ):
         self.config = config
         self.env_cfg = dict(env_cfg) if env_cfg is not None else config.env.model_dump(mode="json")
         self.num_workers = workers or config.runtime.workers
+        self.cpus = cpus
         self.pool: Any = None  # a gamescale.framework.actors.RolloutPool once started
 
     def _started(self) -> Any:
@@ -60,6 +67,7 @@ class LazyPool:
                 placement=runtime.placement,
                 start_timeout_s=runtime.worker_start_timeout_s,
                 revive_timeout_s=runtime.worker_revive_timeout_s,
+                cpus=self.cpus,
             )
         return self.pool
 
@@ -216,7 +224,7 @@ def _loop(
     pool = LazyPool(config)
     pool_specs = getattr(algorithm, "pool_specs", None)
     extra_pools = {
-        name: LazyPool(config, None if spec.env is None else dict(spec.env), spec.workers)
+        name: LazyPool(config, None if spec.env is None else dict(spec.env), spec.workers, spec.cpus)
         for name, spec in (pool_specs() if pool_specs is not None else {}).items()
     }
     specs = dict(algorithm.learner_specs())
@@ -367,6 +375,12 @@ def _finish(
     for name, table in (tables_fn(state) if tables_fn else {}).items():
         with storage.atomic_path(run_dir / f"{name}.parquet") as tmp:
             pq.write_table(table, tmp)
+    files_fn = getattr(algorithm, "files", None)
+    for relative, data in (files_fn(state) if files_fn else {}).items():
+        target = _inside(run_dir, relative)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with storage.atomic_path(target) as tmp:
+            Path(tmp).write_bytes(data)
     write_plots(run_dir, config)
     draw_run_tables(run_dir)  # the pictures come from the tables alone, as in `gamescale report`
     if not row:
@@ -384,6 +398,14 @@ def _finish(
         **extra,
     }
     storage.write_json_atomic(run_dir / storage.SUMMARY_FILE, summary)
+
+
+def _inside(run_dir: Path, relative: str) -> Path:
+    """`run_dir / relative` for an algorithm's file, which must stay inside the run directory."""
+    path = Path(relative)
+    if path.is_absolute() or ".." in path.parts or not path.parts:
+        raise ValueError(f"an algorithm's file must be a relative path inside the run directory, got {relative!r}")
+    return run_dir / path
 
 
 def _placement_summary(pools: dict[str, LazyPool], learners: dict[str, Any]) -> dict[str, Any]:

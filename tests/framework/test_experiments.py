@@ -28,6 +28,7 @@ PROMISED = {
     "clinic-medqa-baseline": "accuracy",
     "clinic-model-eval": "accuracy",
     "board-connect4-mcts": "score_vs_random",
+    "music-cfg-distill": "diversity",
 }
 # Smaller data for the two-iteration runs where an experiment's set-up dominates them.
 _BOND_QUICK = {
@@ -50,6 +51,17 @@ QUICK = {
         "algorithm.solver_min_plies": 30,
         "algorithm.solver_fallback_simulations": 8,
         "runtime.shards": 2,
+    },
+    "music-cfg-distill": {
+        "env.max_pieces": 4,
+        "algorithm.model": {"model": {"d_model": 32, "n_layers": 1, "n_heads": 2, "d_ff": 64}, "context_length": 64},
+        "algorithm.base_steps": 10,
+        "algorithm.matcher": {"dim": 16, "hidden": 32, "music_tokens": 32, "steps": 10},
+        "algorithm.completion_length": 32,
+        "algorithm.prompts_per_iteration": 2,
+        "algorithm.betas": [0.0, 1.0],
+        "algorithm.mixes": [0.5],
+        "algorithm.eval_prompts": 2,
     },
 }
 

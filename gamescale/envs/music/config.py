@@ -17,6 +17,7 @@ class MusicCorpusConfig(EnvConfig):
     collections: tuple[str, ...] = Field(("bach",), min_length=1)
     max_pieces: int = Field(64, ge=1, description="pieces read per collection (in corpus order)")
     heldout_fraction: float = Field(0.1, ge=0.0, lt=1.0, description="share held out, chosen by a hash of the piece id")
+    scores: tuple[str, ...] = Field((), description="the user's own score files added to the corpus (not cached)")
     cache_dir: str | None = Field(None, description="default: $GAMESCALE_CACHE/music or ~/.cache/gamescale/music")
 
     @field_validator("collections")

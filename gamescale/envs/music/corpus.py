@@ -64,9 +64,38 @@ def _pieces(collection: str):
             yield source, -1, parsed
 
 
+def _piece_row(piece_id: str, source: str, number: int, score, collection: str | None) -> dict:
+    """One corpus row (every column but `split`) of a parsed score."""
+    from gamescale.envs.music.score import score_prompt, score_to_notes
+
+    notes = score_to_notes(score, piece_id)
+    tokens = tokenize(notes)
+    prompt = score_prompt(score, notes, collection)
+    return {"piece_id": piece_id, "source": source, "number": number, "prompt": prompt.text(),
+            **prompt.as_dict(), "n_notes": len(notes), "n_bars": int(notes.bars.size),
+            "tokens": np.asarray(tokens, dtype=np.int16)}
+
+
+def read_score_files(paths: tuple[str, ...]) -> pa.Table:
+    """The user's own score files (any format music21 reads), one row each with a prompt
+    whose collection is NULL. These are asked for by name, so a file that cannot be read or
+    written in the vocabulary is an error (one line naming it), never skipped."""
+    from gamescale.envs.music.score import ScoreError, load_score
+
+    rows: dict[str, list] = {c: [] for c in COLUMNS if c != "split"}
+    for path in paths:
+        try:
+            row = _piece_row(f"file/{Path(path).name}", str(path), -1, load_score(path), None)
+        except (TokenizeError, V.PromptError) as exc:
+            raise ScoreError(f"score {path}: {exc}") from None
+        for name, value in row.items():
+            rows[name].append(value)
+    return pa.table({name: rows[name] for name in rows})
+
+
 def read_collection(collection: str, max_pieces: int) -> pa.Table:
     """Parse and tokenise up to `max_pieces` pieces of `collection` (slow; see the cache)."""
-    from gamescale.envs.music.score import ScoreError, score_prompt, score_to_notes
+    from gamescale.envs.music.score import ScoreError
 
     rows: dict[str, list] = {c: [] for c in COLUMNS if c != "split"}
     skipped: Counter[str] = Counter()
@@ -75,18 +104,12 @@ def read_collection(collection: str, max_pieces: int) -> pa.Table:
             break
         piece_id = source if number < 0 else f"{source}#{number}"
         try:
-            notes = score_to_notes(score, piece_id)
-            tokens = tokenize(notes)
-            prompt = score_prompt(score, notes, collection)
+            row = _piece_row(piece_id, source, number, score, collection)
         except (ScoreError, TokenizeError, V.PromptError) as exc:
             skipped[str(exc).split(":")[-1].strip()[:60]] += 1
             continue
-        for name, value in (("piece_id", piece_id), ("source", source),
-                            ("number", number), ("prompt", prompt.text()), ("n_notes", len(notes)),
-                            ("n_bars", int(notes.bars.size)), ("tokens", np.asarray(tokens, dtype=np.int16))):
+        for name, value in row.items():
             rows[name].append(value)
-        for attribute, value in prompt.as_dict().items():
-            rows[attribute].append(value)
     table = pa.table({name: rows[name] for name in rows})
     meta = {"collection": collection, "max_pieces": str(max_pieces), "skipped": json.dumps(dict(skipped))}
     return table.replace_schema_metadata({**(table.schema.metadata or {}), **{k.encode(): v.encode() for k, v in meta.items()}})
@@ -148,11 +171,14 @@ class MusicCorpus:
 def build_music_corpus(config: MusicCorpusConfig) -> MusicCorpus:
     """The corpus of `config` (the `music_corpus` environment)."""
     cache_dir = Path(config.cache_dir) if config.cache_dir else default_cache_dir()
+    own = read_score_files(config.scores) if config.scores else None  # first: a bad file fails fast
     tables, skipped = [], {}
     for collection in config.collections:
         table = cached_collection(collection, config.max_pieces, cache_dir)
         skipped[collection] = json.loads((table.schema.metadata or {}).get(b"skipped", b"{}"))
         tables.append(table.replace_schema_metadata(None))
+    if own is not None:
+        tables.append(own.cast(tables[0].schema))
     table = pa.concat_tables(tables)
     split = np.where(heldout_mask(table.column("piece_id").to_pylist(), config.heldout_fraction), "heldout", "train")
     table = table.append_column("split", pa.array(split.tolist(), pa.string())).select(list(COLUMNS))
