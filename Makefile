@@ -62,6 +62,7 @@ bench: install-test
 	$(BIN)/python benchmarks/coalitions.py $(BENCH)
 	$(BIN)/python benchmarks/board.py $(BENCH)
 	$(BIN)/python benchmarks/clinic.py $(BENCH)
+	$(BIN)/python benchmarks/music.py $(BENCH)
 
 lint:
 	$(BIN)/ruff check gamescale tests benchmarks
