@@ -357,10 +357,12 @@ class DeepAverageFictitiousPlay(_DeepShell):
         last = data["t"] == T - 1
         legal = self.legal
 
+        reward = data["reward"] * cfg.reward_scale  # a positive scale leaves argmax Q unchanged
+
         def target(q: np.ndarray) -> np.ndarray:
             value = np.where(legal, q, -np.inf).max(axis=-1)  # [T, S]
             bootstrap = value[np.minimum(data["t"] + 1, T - 1), data["next_state"]]
-            return data["reward"] + np.where(last, 0.0, bootstrap)
+            return reward + np.where(last, 0.0, bootstrap)
 
         q, q_loss = self._fit_q(ctx, data, target)
         br = greedy_table(q, self.legal)
