@@ -33,10 +33,10 @@ def test_four_rooms_first_best_response_regret_is_small():
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        tuned = first_iteration({})
+        tuned = first_iteration({"policy_temperature": 10.0})  # OpenSpiel's temperature: smooth after one BR
         myopic = first_iteration({"q_rounds": 15, "q_steps_per_round": 40, "batch_size": 256})
     finally:
         torch.set_num_threads(before)
     assert 0.0 <= tuned["br_regret"] < 50.0
     assert tuned["br_regret"] < myopic["br_regret"]
-    assert tuned["exploitability"] < 167.66  # the average policy already beats the uniform start
+    assert tuned["exploitability"] < 167.66  # the smoothed average policy already beats the uniform start
