@@ -96,3 +96,12 @@ def test_named_maze_settings_can_be_overridden_but_not_resized():
         make_env("crowd_modelling_2d", maze="four_rooms", size=10)
     torus = make_env("crowd_modelling_2d", maze="torus_four_rooms", size=9)
     assert torus.size == 9 and torus.horizon == 10
+
+
+@pytest.mark.parametrize("maze, slug", [("four_rooms", "four-rooms"), ("maze", "maze")])
+def test_paper_game_experiments_load_and_name_the_game(maze, slug):
+    from gamescale.framework.config import load_config
+
+    for name in (f"mfg-{slug}-omd", f"mfg-deep-momd-{slug}", f"mfg-deep-afp-{slug}"):
+        config = load_config(name)
+        assert config.env.maze == maze and config.env.size == MAZE_SETTINGS[maze].size, name
