@@ -79,7 +79,7 @@ def test_1d_crowd_picture_from_the_final_mean_field(tmp_path):
 
 
 def test_2d_maze_pictures_and_report_redraws_them(tmp_path):
-    run = gamescale.run("mfg-maze-omd", overrides={"run.iterations": 2}, out=tmp_path / "maze")
+    run = gamescale.run("mfg-torus-four-rooms-omd", overrides={"run.iterations": 2}, out=tmp_path / "maze")
     table = pq.read_table(run.dir / "mean_field.parquet")
     walls = table.filter(table["wall"])
     assert walls.num_rows > 0 and np.all(walls["mass"].to_numpy() == 0.0)  # nobody stands in a wall

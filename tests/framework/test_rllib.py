@@ -31,7 +31,7 @@ from gamescale.framework.rllib import (
 # Small instances, so that one PPO iteration on each takes about a second.
 SMALL = {
     "crowd_modelling": {"size": 5, "horizon": 4},
-    "crowd_modelling_2d": {"size": 7, "horizon": 4, "maze": "four_rooms"},
+    "crowd_modelling_2d": {"size": 7, "horizon": 4, "maze": "torus_four_rooms"},
     "linear_quadratic": {"size": 5, "horizon": 4},
     "mean_field_nfg": {},
     "periodic_aversion": {"size": 5, "horizon": 4},

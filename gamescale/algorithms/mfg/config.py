@@ -75,6 +75,12 @@ class DeepAFPConfig(_DeepConfig):
     policy_learning_rate: float = Field(3e-3, gt=0.0)
     policy_steps: int = Field(150, ge=1, description="cross-entropy steps per iteration")
     policy_batch_size: int = Field(512, ge=1)
+    reward_scale: float = Field(
+        1.0, gt=0.0, description="the Q-network fits rewards times this (O(1) targets); the greedy response is unchanged"
+    )
+    policy_temperature: float = Field(
+        1.0, gt=0.0, description="the average policy is softmax(logits / this); OpenSpiel's avg_pol_tau is 10"
+    )
 
 
 class DeepMOMDConfig(_DeepConfig):

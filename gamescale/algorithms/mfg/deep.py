@@ -60,10 +60,18 @@ class TimeStateNetwork(nn.Module):
     The first layer is a sum of a state and a time embedding, which equals a linear layer
     on the concatenated one-hot codes of s (S entries) and t (T entries). `legal [S, A]`
     (a buffer, so it travels with the weights) masks illegal actions where needed.
+    `zero_head` zeroes the output layer, so the network starts at all-zero outputs: a
+    softmax of them is the uniform policy (the start of OMD and of the average policy).
     """
 
     def __init__(
-        self, num_states: int, horizon: int, num_actions: int, hidden_sizes: tuple[int, ...], legal: np.ndarray
+        self,
+        num_states: int,
+        horizon: int,
+        num_actions: int,
+        hidden_sizes: tuple[int, ...],
+        legal: np.ndarray,
+        zero_head: bool = False,
     ):
         super().__init__()
         width = hidden_sizes[0]
@@ -77,6 +85,9 @@ class TimeStateNetwork(nn.Module):
             layers += [nn.ReLU(), nn.Linear(size_in, size_out)]
         layers += [nn.ReLU(), nn.Linear(hidden_sizes[-1], num_actions)]
         self.head = nn.Sequential(*layers)
+        if zero_head:
+            nn.init.zeros_(layers[-1].weight)
+            nn.init.zeros_(layers[-1].bias)
         self.register_buffer("legal", torch.as_tensor(np.asarray(legal, dtype=bool)))
 
     def forward(self, t: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
@@ -84,10 +95,15 @@ class TimeStateNetwork(nn.Module):
 
 
 def make_network(
-    num_states: int, horizon: int, num_actions: int, hidden_sizes: tuple[int, ...], legal: np.ndarray
+    num_states: int,
+    horizon: int,
+    num_actions: int,
+    hidden_sizes: tuple[int, ...],
+    legal: np.ndarray,
+    zero_head: bool = False,
 ) -> TimeStateNetwork:
     """Module factory of the learners (wrap in functools.partial)."""
-    return TimeStateNetwork(num_states, horizon, num_actions, tuple(hidden_sizes), legal)
+    return TimeStateNetwork(num_states, horizon, num_actions, tuple(hidden_sizes), legal, zero_head)
 
 
 def _columns(module: nn.Module, batch: pa.RecordBatch, *names: str) -> list[torch.Tensor]:
@@ -254,6 +270,8 @@ class _DeepShell:
         self.T, self.S, self.A = game.horizon, game.num_states, game.num_actions
         self.legal = game.legal_actions
         self.factory = functools.partial(make_network, self.S, self.T, self.A, tuple(config.hidden_sizes), self.legal)
+        # Networks whose softmax is the played policy start uniform (near-uniform exploitability).
+        self.uniform_factory = functools.partial(self.factory, zero_head=True)
         # Not named `tables`: the framework calls an algorithm's `tables(state)` at the end of a run.
         self.evaluate_network = NetworkTable(self.factory, self.T, self.S)
 
@@ -308,7 +326,7 @@ class DeepAverageFictitiousPlay(_DeepShell):
         cfg = self.config
         return {
             "q": LearnerSpec(self.factory, regression_loss, cfg.q_learning_rate, "adam", seed=1),
-            "policy": LearnerSpec(self.factory, cross_entropy_loss, cfg.policy_learning_rate, "adam", seed=2),
+            "policy": LearnerSpec(self.uniform_factory, cross_entropy_loss, cfg.policy_learning_rate, "adam", seed=2),
         }
 
     def init(self, seed: int) -> State:
@@ -324,8 +342,10 @@ class DeepAverageFictitiousPlay(_DeepShell):
         }
 
     def average_policy(self, ctx: StepContext) -> np.ndarray:
-        """The average policy `[T, S, A]`: softmax of the policy network over legal actions."""
-        return masked_softmax(self.evaluate_network(ctx.learners["policy"].get_weights()), self.legal)
+        """The average policy `[T, S, A]`: softmax(logits / policy_temperature) over legal actions
+        (the network is trained at temperature 1; OpenSpiel plays it at temperature 10)."""
+        logits = self.evaluate_network(ctx.learners["policy"].get_weights())
+        return masked_softmax(logits / self.config.policy_temperature, self.legal)
 
     def step(self, state: State, ctx: StepContext) -> tuple[State, dict[str, float]]:
         cfg, game, T = self.config, self.game, self.T
@@ -337,10 +357,12 @@ class DeepAverageFictitiousPlay(_DeepShell):
         last = data["t"] == T - 1
         legal = self.legal
 
+        reward = data["reward"] * cfg.reward_scale  # a positive scale leaves argmax Q unchanged
+
         def target(q: np.ndarray) -> np.ndarray:
             value = np.where(legal, q, -np.inf).max(axis=-1)  # [T, S]
             bootstrap = value[np.minimum(data["t"] + 1, T - 1), data["next_state"]]
-            return data["reward"] + np.where(last, 0.0, bootstrap)
+            return reward + np.where(last, 0.0, bootstrap)
 
         q, q_loss = self._fit_q(ctx, data, target)
         br = greedy_table(q, self.legal)
@@ -388,7 +410,7 @@ class DeepMunchausenMirrorDescent(_DeepShell):
     config: DeepMOMDConfig
 
     def learner_specs(self) -> dict[str, LearnerSpec]:
-        return {"q": LearnerSpec(self.factory, regression_loss, self.config.q_learning_rate, "adam", seed=1)}
+        return {"q": LearnerSpec(self.uniform_factory, regression_loss, self.config.q_learning_rate, "adam", seed=1)}
 
     def init(self, seed: int) -> State:
         del seed

@@ -11,7 +11,7 @@ from gamescale.envs.mfg.config import (
     PeriodicAversionConfig,
     PredatorPreyConfig,
 )
-from gamescale.envs.mfg.crowd import CrowdModelling1D, CrowdModelling2D, four_rooms_walls
+from gamescale.envs.mfg.crowd import MAZE_SETTINGS, CrowdModelling1D, CrowdModelling2D, torus_four_rooms_walls
 from gamescale.envs.mfg.game import (
     MeanFieldGame,
     MultiPopulationGame,
@@ -35,7 +35,8 @@ __all__ = [
     "as_multi_population",
     "check_distribution",
     "check_kernel",
-    "four_rooms_walls",
+    "MAZE_SETTINGS",
+    "torus_four_rooms_walls",
 ]
 
 
@@ -45,8 +46,10 @@ def build_crowd_modelling(config: CrowdModellingConfig) -> CrowdModelling1D:
 
 def build_crowd_modelling_2d(config: CrowdModelling2DConfig) -> CrowdModelling2D:
     forbidden = list(config.forbidden_states)
-    if config.maze == "four_rooms":
-        forbidden += four_rooms_walls(config.size)
+    if config.maze == "torus_four_rooms":
+        forbidden += torus_four_rooms_walls(config.size)
+    elif config.maze is not None:
+        forbidden += MAZE_SETTINGS[config.maze].walls()
     return CrowdModelling2D(
         config.size,
         config.horizon,
@@ -58,6 +61,7 @@ def build_crowd_modelling_2d(config: CrowdModelling2DConfig) -> CrowdModelling2D
         positional_reward=list(config.positional_reward) or None,
         initial_cells=list(config.initial_cells) or None,
         action_cost=config.action_cost,
+        name=f"crowd_modelling_2d_{config.maze}" if config.maze else "crowd_modelling_2d",
     )
 
 

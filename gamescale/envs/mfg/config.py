@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from gamescale.envs.registry import EnvConfig
 
@@ -23,9 +23,14 @@ class CrowdModellingConfig(EnvConfig):
 class CrowdModelling2DConfig(EnvConfig):
     """2D crowd modelling; defaults are OpenSpiel's `mfg_crowd_modelling_2d`.
 
-    `maze: four_rooms` adds the built-in maze walls to `forbidden_states` ([x, y] cells);
-    `positional_reward` holds [x, y, value] targets (default the centre, value 1);
-    `initial_cells` restricts the uniform initial distribution.
+    `maze: four_rooms` / `maze: maze` are the paper's games, OpenSpiel's
+    `crowd_modelling_2d_four_rooms` / `crowd_modelling_2d_maze`: they fix `size` (13 / 22) and
+    default `horizon` (40 / 100), `initial_cells` ([[1, 1]]) and `only_distribution_reward`
+    (true) to OpenSpiel's values; fields given explicitly still win, except a different size.
+    `maze: torus_four_rooms` adds a four-rooms cross of any size (>= 7) to the torus.
+    `forbidden_states` are extra walls ([x, y] cells); `positional_reward` holds [x, y, value]
+    targets (default the centre, value 1); `initial_cells` restricts the uniform initial
+    distribution.
     """
 
     name: str = "crowd_modelling_2d"
@@ -36,10 +41,29 @@ class CrowdModelling2DConfig(EnvConfig):
     only_distribution_reward: bool = False
     with_congestion: bool = False
     forbidden_states: list[tuple[int, int]] = []
-    maze: Literal["four_rooms"] | None = None
+    maze: Literal["four_rooms", "maze", "torus_four_rooms"] | None = None
     positional_reward: list[tuple[int, int, float]] = []
     initial_cells: list[tuple[int, int]] = []
     action_cost: ActionCost = "openspiel"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _maze_setting(cls, data: Any) -> Any:
+        """Fill the named game's settings into the fields the config leaves unset."""
+        from gamescale.envs.mfg.crowd import MAZE_SETTINGS  # numpy-only module; keeps config import light
+
+        if not isinstance(data, dict) or data.get("maze") not in MAZE_SETTINGS:
+            return data
+        setting = MAZE_SETTINGS[data["maze"]]
+        if "size" in data and int(data["size"]) != setting.size:
+            raise ValueError(f"maze {data['maze']!r} is {setting.size}x{setting.size}; got size {data['size']}")
+        defaults = {
+            "size": setting.size,
+            "horizon": setting.horizon,
+            "initial_cells": [list(setting.start)],
+            "only_distribution_reward": True,
+        }
+        return {**defaults, **data}
 
 
 class LinearQuadraticConfig(EnvConfig):

@@ -236,14 +236,89 @@ class CrowdModelling1D(_CrowdGame):
         return (self.position_reward + r_mu)[:, None] + cost[None, :]
 
 
-FOUR_ROOMS = "four_rooms"
+def grid_walls(rows: tuple[str, ...]) -> list[tuple[int, int]]:
+    """Forbidden `(x, y)` cells of a picture whose `#` marks a wall: x is the column, y the
+    row (OpenSpiel's `grid_to_forbidden_states` convention)."""
+    if len({len(row) for row in rows}) != 1:
+        raise ValueError("every row of a maze picture must have the same length")
+    return sorted((x, y) for y, row in enumerate(rows) for x, cell in enumerate(row) if cell == "#")
 
 
-def four_rooms_walls(size: int) -> list[tuple[int, int]]:
-    """Walls of the built-in four-rooms maze: an outer wall on row/column 0 (which also
-    cuts the torus wrap-around) and a cross through the middle with one door per arm."""
+@dataclass(frozen=True)
+class MazeSetting:
+    """A named 2D crowd game of 2203.11973 as OpenSpiel ships it (`crowd_modelling_2d_<name>`):
+    a square wall picture, its horizon, every agent starting in one cell, and only the
+    crowd-aversion reward (noise and aversion coefficient at the game's defaults, 1)."""
+
+    rows: tuple[str, ...]
+    horizon: int
+    start: tuple[int, int] = (1, 1)
+
+    @property
+    def size(self) -> int:
+        return len(self.rows)
+
+    def walls(self) -> list[tuple[int, int]]:
+        return grid_walls(self.rows)
+
+
+# The layouts of OpenSpiel's `crowd_modelling_2d.FOUR_ROOMS` / `MAZE` (13 x 13, horizon 40 and
+# 22 x 22, horizon 100); walls close the torus, so the grid is a bounded box.
+MAZE_SETTINGS: dict[str, MazeSetting] = {
+    "four_rooms": MazeSetting(
+        (
+            "#############",
+            "#     #     #",
+            "#     #     #",
+            "#           #",
+            "#     #     #",
+            "#     #     #",
+            "### ##### ###",
+            "#     #     #",
+            "#     #     #",
+            "#           #",
+            "#     #     #",
+            "#     #     #",
+            "#############",
+        ),
+        horizon=40,
+    ),
+    "maze": MazeSetting(
+        (
+            "######################",
+            "#      #     #     # #",
+            "#      #     #     # #",
+            "######    #  # ##  # #",
+            "#         #  # #   # #",
+            "#         #  # ### # #",
+            "#  ########  #   #   #",
+            "#    # # #  ##   #   #",
+            "#    # # #     # # ###",
+            "#    # # #     # # # #",
+            "###### # ####### # # #",
+            "#  #         #   # # #",
+            "#  # ## ###  #   # # #",
+            "## # #    #  ##### # #",
+            "## # # #  #      # # #",
+            "#    # ####        # #",
+            "# ####  # ########   #",
+            "#       #  #   # ### #",
+            "#  #  # #  # # #   # #",
+            "# ##### #    # #     #",
+            "#            #       #",
+            "######################",
+        ),
+        horizon=100,
+    ),
+}
+
+
+def torus_four_rooms_walls(size: int) -> list[tuple[int, int]]:
+    """Walls of a four-rooms layout of any size on the torus: a wall on row/column 0 only
+    (the wrap-around supplies the opposite side, so the rooms are unequal) and a cross
+    through the middle with one door per arm. Not the paper's game: see `MAZE_SETTINGS`."""
     if size < 7:
-        raise ValueError(f"the four_rooms maze needs size >= 7, got {size}")
+        raise ValueError(f"the torus_four_rooms maze needs size >= 7, got {size}")
     mid = size // 2
     doors = {(mid, (1 + mid) // 2), (mid, (mid + size) // 2), ((1 + mid) // 2, mid), ((mid + size) // 2, mid)}
     walls = {(0, i) for i in range(size)} | {(i, 0) for i in range(size)}

@@ -52,7 +52,7 @@ def test_crowd_2d_fp_and_omd_fall_below_bounds():
 
 
 def test_maze_omd_converges():
-    kwargs = {"size": 9, "horizon": 12, "maze": "four_rooms", "positional_reward": [[6, 6, 1.0]]}
+    kwargs = {"size": 9, "horizon": 12, "maze": "torus_four_rooms", "positional_reward": [[6, 6, 1.0]]}
     curve, _ = run("crowd_modelling_2d", kwargs, {"name": "mirror_descent", "learning_rate": 0.5}, 60)
     assert curve[-1] < 0.1 * curve[0]
 

@@ -14,14 +14,14 @@ from gamescale.envs.mfg import (
     PeriodicAversion,
     PredatorPrey,
     as_multi_population,
-    four_rooms_walls,
+    torus_four_rooms_walls,
 )
 from gamescale.envs.registry import make_env
 
 ALL_GAMES = [
     ("crowd_modelling", {}),
     ("crowd_modelling_2d", {}),
-    ("crowd_modelling_2d", {"size": 9, "horizon": 6, "maze": "four_rooms", "positional_reward": [[2, 2, 1.0]]}),
+    ("crowd_modelling_2d", {"size": 9, "horizon": 6, "maze": "torus_four_rooms", "positional_reward": [[2, 2, 1.0]]}),
     ("linear_quadratic", {}),
     ("linear_quadratic", {"mean_revert": 0.5}),
     ("periodic_aversion", {}),
@@ -63,7 +63,7 @@ def test_crowd_2d_default_matches_openspiel_rewards_and_noise():
 
 
 def test_maze_walls_carry_no_mass_and_block_moves():
-    game = CrowdModelling2D(size=9, horizon=8, forbidden_states=four_rooms_walls(9))
+    game = CrowdModelling2D(size=9, horizon=8, forbidden_states=torus_four_rooms_walls(9))
     mu = propagate(game, uniform_policy(game))
     assert np.all(mu[:, game.forbidden] == 0.0)
     next_state, prob = game.transition(0, mu[0])

@@ -48,7 +48,7 @@ def test_env_passes_gymnasium_checker_and_observes_state_and_time():
 
 
 def test_masked_game_observes_its_action_mask():
-    game = make_env("crowd_modelling_2d", size=7, horizon=3, maze="four_rooms")
+    game = make_env("crowd_modelling_2d", size=7, horizon=3, maze="torus_four_rooms")
     env = RepresentativePlayerEnv(game, propagate(game, uniform_policy(game)))
     assert env.masked
     check_env(env, skip_render_check=True)

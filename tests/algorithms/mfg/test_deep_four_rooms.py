@@ -1,0 +1,42 @@
+"""D-AFP's learned best response on the paper's four-rooms game (slow).
+
+Fitted Q propagates values one time step per target refresh, so with fewer refreshes than
+the horizon (40) the greedy response is myopic at early times; with `q_rounds >= horizon`,
+O(1) targets (`reward_scale`) and more gradient steps, the exact regret of the first learned
+best response (against the uniform crowd) falls from ~70 to ~35 of the 167.7 available.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from gamescale.algorithms.base import LocalShardRunner, StepContext
+from gamescale.algorithms.learner import TorchLearner
+from gamescale.algorithms.registry import build_algorithm
+from gamescale.envs.registry import build_env
+from gamescale.framework.config import load_config
+
+
+def first_iteration(overrides: dict) -> dict[str, float]:
+    config = load_config("mfg-deep-afp-four-rooms")
+    algorithm_cfg = config.algorithm.model_copy(update=overrides)
+    game = build_env(config.env)
+    algorithm = build_algorithm(algorithm_cfg, game)
+    learners = {name: TorchLearner(spec) for name, spec in algorithm.learner_specs().items()}
+    ctx = StepContext(iteration=0, seed=0, shards=LocalShardRunner(game), num_shards=1, learners=learners)
+    return algorithm.step(algorithm.init(0), ctx)[1]
+
+
+@pytest.mark.slow
+def test_four_rooms_first_best_response_regret_is_small():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        tuned = first_iteration({"policy_temperature": 10.0})  # OpenSpiel's temperature: smooth after one BR
+        myopic = first_iteration({"q_rounds": 15, "q_steps_per_round": 40, "batch_size": 256})
+    finally:
+        torch.set_num_threads(before)
+    assert 0.0 <= tuned["br_regret"] < 50.0
+    assert tuned["br_regret"] < myopic["br_regret"]
+    assert tuned["exploitability"] < 167.66  # the smoothed average policy already beats the uniform start
