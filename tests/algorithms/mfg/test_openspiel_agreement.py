@@ -58,8 +58,14 @@ def test_crowd_1d_matches_openspiel_at_1_10_50(algorithm):
     check_agreement("mfg_crowd_modelling", CrowdModelling1D(), algorithm, [1, 10, 50])
 
 
-# OpenSpiel walks the 2D game tree in Python (~45 s for both algorithms); kept in the
-# default set because agreement with an independent implementation is the point.
+# OpenSpiel walks the 2D game tree in Python (about 1 s per iteration), so the default set
+# checks the first 5 iterations and the slow set goes on to 50.
+@pytest.mark.parametrize("algorithm", ["fp", "md"])
+def test_crowd_2d_matches_openspiel_at_1_and_5(algorithm):
+    check_agreement("mfg_crowd_modelling_2d", CrowdModelling2D(), algorithm, [1, 5])
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("algorithm", ["fp", "md"])
 def test_crowd_2d_matches_openspiel_at_1_10_50(algorithm):
     check_agreement("mfg_crowd_modelling_2d", CrowdModelling2D(), algorithm, [1, 10, 50])
