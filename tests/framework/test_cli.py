@@ -26,7 +26,7 @@ def test_list_shows_every_built_in_experiment_with_its_description():
     result = gamescale_cli("list")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    files = sorted(EXPERIMENTS.glob("*.yaml"))
+    files = sorted(EXPERIMENTS.glob("*.yaml"), key=lambda path: path.stem)
     assert len(lines) == len(files) > 10
     for path, line in zip(files, lines, strict=True):  # sorted by name, one line each
         name, description = line.split(maxsplit=1)

@@ -235,11 +235,12 @@ def test_deep_momd_tracks_exact_mirror_descent_on_small_crowd():
     """5x5 crowd 2D, horizon 5, 12 iterations, tau = 2 vs exact OMD with learning rate 1 / tau;
     iterations 9-12 against exact OMD's 9-12.
 
-    Measured: D-MOMD 0.176 vs exact OMD 0.096 on average (1.83x). Asserted: at most 2.3x.
+    Measured, starting from the uniform policy (zeroed output layer): D-MOMD 0.285 vs exact OMD
+    0.096 on average (2.96x; 0.19 vs 0.088 at iteration 12, still falling). Asserted: at most 3.6x.
     """
     curve = deep_curve(SMALL, {"name": "deep_momd", **FAST}, 12)
     exact = exact_curve(SMALL, {"name": "mirror_descent", "learning_rate": 0.5, "openspiel_compatible": False}, 12)
-    assert tail_ratio(curve, exact, 4) <= 2.3
+    assert tail_ratio(curve, exact, 4) <= 3.6
 
 
 # The experiment's size takes 150-400 s per method on the 2-core development machine, so these
