@@ -4,6 +4,7 @@ Four for two iterations on the session's local Ray, never playing an illegal mov
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from gamescale.framework.board_rllib import board_rllib_env, board_selfplay_ppo_config
 
@@ -19,6 +20,8 @@ def test_board_env_for_rllib_masks_and_turns():
     assert list(observations) == ["player_1"]
 
 
+# Slow: test_rllib already trains every board game for one iteration in the default set.
+@pytest.mark.slow
 def test_selfplay_ppo_trains_two_iterations(ray_cluster):
     algo = board_selfplay_ppo_config("connect_four", train_batch_size=200).build_algo()
     try:
