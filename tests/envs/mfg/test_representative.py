@@ -51,9 +51,14 @@ def test_masked_game_observes_its_action_mask():
     game = make_env("crowd_modelling_2d", size=7, horizon=3, maze="torus_four_rooms")
     env = RepresentativePlayerEnv(game, propagate(game, uniform_policy(game)))
     assert env.masked
-    check_env(env, skip_render_check=True)
-    obs, info = env.reset(seed=0)
-    np.testing.assert_array_equal(obs["action_mask"], game.legal_actions[info["state"]].astype(np.float32))
+    # Not gymnasium's check_env: it steps with unmasked random actions, which this env refuses.
+    for seed in range(20):
+        obs, info = env.reset(seed=seed)
+        assert env.observation_space.contains(obs)
+        np.testing.assert_array_equal(obs["action_mask"], game.legal_actions[info["state"]].astype(np.float32))
+        legal = int(np.flatnonzero(obs["action_mask"])[0])
+        obs, reward, terminated, truncated, info = env.step(legal)
+        assert env.observation_space.contains(obs) and np.isfinite(reward) and not truncated
     illegal = np.flatnonzero(~game.legal_actions.all(axis=1))
     env._s = int(illegal[0])
     with pytest.raises(ValueError, match="illegal"):
