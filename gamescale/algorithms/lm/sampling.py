@@ -8,6 +8,7 @@ so the same generator state gives the same tokens whether or not a KV cache is u
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -40,7 +41,7 @@ class Samples:
         return self.tokens[:, self.prompt_length :]
 
 
-def _sampling_distribution(logits: torch.Tensor, temperature: float, top_k: int | None) -> torch.Tensor:
+def sampling_distribution(logits: torch.Tensor, temperature: float, top_k: int | None) -> torch.Tensor:
     """Log-probabilities `[B, V]` (float64) to sample from at temperature / top-k."""
     logits = logits.double()
     if temperature != 1.0:
@@ -51,7 +52,7 @@ def _sampling_distribution(logits: torch.Tensor, temperature: float, top_k: int 
     return F.log_softmax(logits, dim=-1)
 
 
-def _draw(log_probs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+def draw(log_probs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """One token per row by inverse CDF at a uniform draw: `[B, V]` -> `[B]`."""
     u = torch.rand(log_probs.shape[0], 1, generator=generator, dtype=torch.float64)
     cdf = torch.cumsum(log_probs.exp().cpu(), dim=-1)
@@ -61,7 +62,87 @@ def _draw(log_probs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return index.to(log_probs.device)
 
 
+LogitsAt = Callable[[torch.Tensor, int], torch.Tensor]
+"""`(tokens [B, P + N], position) -> logits [B, V]` for the token at `position`, given the
+tokens before it. `decode` calls it for positions P, P + 1, ... in order, so a KV cache
+held by the callable only ever needs the newest token."""
+
+
+def check_request(model: CausalTransformer, prompts: torch.Tensor, max_new_tokens: int, temperature: float,
+                  top_k: int | None) -> None:
+    """Raise ValueError (one line naming the problem) for a sampling request the model cannot serve."""
+    if prompts.dim() != 2 or prompts.shape[1] < 1:
+        raise ValueError(f"prompts must be [batch, length >= 1], got shape {tuple(prompts.shape)}")
+    if max_new_tokens < 0:
+        raise ValueError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
+    if temperature <= 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    if top_k is not None and top_k < 1:
+        raise ValueError(f"top_k must be >= 1 or None, got {top_k}")
+    context = model.config.context_length
+    if prompts.shape[1] + max_new_tokens > context:
+        raise ValueError(
+            f"prompt of {prompts.shape[1]} tokens plus {max_new_tokens} new tokens is longer than the "
+            f"context length {context}"
+        )
+    if int(prompts.min()) < 0 or int(prompts.max()) >= model.config.vocab_size:
+        raise ValueError(f"prompt token ids must lie in [0, {model.config.vocab_size})")
+
+
 @torch.no_grad()
+def decode(
+    model: CausalTransformer,
+    prompts: torch.Tensor,
+    max_new_tokens: int,
+    logits_at: LogitsAt,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    *,
+    generator: torch.Generator,
+) -> Samples:
+    """The autoregressive loop shared by every sampler: `logits_at` says what the model
+    predicts at each position (plain, cached, classifier-free guided, ...); the draw, the
+    buffers and the recorded log-probabilities are the same for all of them."""
+    check_request(model, prompts, max_new_tokens, temperature, top_k)
+    batch, prompt_length = prompts.shape
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    tokens = torch.empty(batch, prompt_length + max_new_tokens, dtype=torch.long, device=device)
+    tokens[:, :prompt_length] = prompts.to(device)
+    logprobs = torch.empty(batch, max_new_tokens, dtype=torch.float32, device=device)
+    sampling_logprobs = torch.empty_like(logprobs)
+    try:
+        for t in range(max_new_tokens):
+            position = prompt_length + t
+            logits = logits_at(tokens, position)
+            dist = sampling_distribution(logits, temperature, top_k)
+            next_token = draw(dist, generator)
+            tokens[:, position] = next_token
+            sampling_logprobs[:, t] = dist.gather(1, next_token[:, None]).squeeze(1).float()
+            logprobs[:, t] = F.log_softmax(logits.float(), dim=-1).gather(1, next_token[:, None]).squeeze(1)
+    finally:
+        model.train(was_training)
+    return Samples(tokens=tokens, logprobs=logprobs, sampling_logprobs=sampling_logprobs, prompt_length=prompt_length)
+
+
+def model_logits(model: CausalTransformer, prompt_length: int, use_cache: bool = True) -> LogitsAt:
+    """`LogitsAt` of the model itself: with a KV cache (the prompt once, then one token a
+    step) or without (the whole prefix every step)."""
+    cache = None
+
+    def at(tokens: torch.Tensor, position: int) -> torch.Tensor:
+        nonlocal cache
+        if not use_cache:
+            return model(tokens[:, :position])[:, -1]
+        if cache is None:
+            cache = model.init_cache(tokens.shape[0], tokens.device)
+            return model(tokens[:, :prompt_length], cache)[:, -1]
+        return model(tokens[:, position - 1 : position], cache)[:, -1]
+
+    return at
+
+
 def sample(
     model: CausalTransformer,
     prompts: torch.Tensor,
@@ -77,48 +158,8 @@ def sample(
     `generator` is a CPU `torch.Generator`; it alone decides the draws, so seeded runs
     repeat. Raises ValueError when prompt + completion exceed the model's context.
     """
-    if prompts.dim() != 2 or prompts.shape[1] < 1:
-        raise ValueError(f"prompts must be [batch, length >= 1], got shape {tuple(prompts.shape)}")
-    if max_new_tokens < 0:
-        raise ValueError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
-    if temperature <= 0:
-        raise ValueError(f"temperature must be > 0, got {temperature}")
-    if top_k is not None and top_k < 1:
-        raise ValueError(f"top_k must be >= 1 or None, got {top_k}")
-    batch, prompt_length = prompts.shape
-    context = model.config.context_length
-    if prompt_length + max_new_tokens > context:
-        raise ValueError(
-            f"prompt of {prompt_length} tokens plus {max_new_tokens} new tokens is longer than the "
-            f"context length {context}"
-        )
-    if int(prompts.min()) < 0 or int(prompts.max()) >= model.config.vocab_size:
-        raise ValueError(f"prompt token ids must lie in [0, {model.config.vocab_size})")
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    tokens = torch.empty(batch, prompt_length + max_new_tokens, dtype=torch.long, device=device)
-    tokens[:, :prompt_length] = prompts.to(device)
-    logprobs = torch.empty(batch, max_new_tokens, dtype=torch.float32, device=device)
-    sampling_logprobs = torch.empty_like(logprobs)
-    cache = model.init_cache(batch, device) if use_cache else None
-    try:
-        if max_new_tokens > 0 and cache is not None:
-            logits = model(tokens[:, :prompt_length], cache)[:, -1]
-        for t in range(max_new_tokens):
-            position = prompt_length + t
-            if cache is None:
-                logits = model(tokens[:, :position])[:, -1]
-            elif t > 0:
-                logits = model(tokens[:, position - 1 : position], cache)[:, -1]
-            dist = _sampling_distribution(logits, temperature, top_k)
-            next_token = _draw(dist, generator)
-            tokens[:, position] = next_token
-            sampling_logprobs[:, t] = dist.gather(1, next_token[:, None]).squeeze(1).float()
-            logprobs[:, t] = F.log_softmax(logits.float(), dim=-1).gather(1, next_token[:, None]).squeeze(1)
-    finally:
-        model.train(was_training)
-    return Samples(tokens=tokens, logprobs=logprobs, sampling_logprobs=sampling_logprobs, prompt_length=prompt_length)
+    logits_at = model_logits(model, prompts.shape[-1] if prompts.dim() == 2 else 0, use_cache)
+    return decode(model, prompts, max_new_tokens, logits_at, temperature, top_k, generator=generator)
 
 
 def token_logprobs(model: CausalTransformer, tokens: torch.Tensor) -> torch.Tensor:

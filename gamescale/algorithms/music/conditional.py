@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from gamescale.algorithms.lm.model import CausalTransformer, build_model
-from gamescale.algorithms.lm.sampling import Samples, _draw, _sampling_distribution
+from gamescale.algorithms.lm.sampling import Samples, decode
 from gamescale.algorithms.lm.shapes import TransformerConfig
 from gamescale.algorithms.music.config import ConditionalMusicConfig
 from gamescale.envs.music import vocab as V
@@ -107,7 +107,6 @@ def guided_logits(model: CausalTransformer, tokens: torch.Tensor, scale: float) 
     return cfg_logits(model(tokens[:, :-1]), model(unconditional(tokens)[:, :-1]), scale)
 
 
-@torch.no_grad()
 def sample_cfg(
     model: CausalTransformer,
     prompts: torch.Tensor,
@@ -124,34 +123,19 @@ def sample_cfg(
     exactly `lm.sampling.sample`'s tokens for the same generator. `logprobs` are under the
     guided distribution at temperature 1."""
     scale = check_guidance_scale(guidance_scale)
-    if prompts.dim() != 2 or prompts.shape[1] < 1:
-        raise ValueError(f"prompts must be [batch, length >= 1], got shape {tuple(prompts.shape)}")
-    if temperature <= 0:
-        raise ValueError(f"temperature must be > 0, got {temperature}")
-    batch, prompt_length = prompts.shape
-    if prompt_length + max_new_tokens > model.config.context_length:
-        raise ValueError(f"prompt of {prompt_length} plus {max_new_tokens} new tokens is longer than the context "
-                         f"length {model.config.context_length}")
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    tokens = torch.empty(batch, prompt_length + max_new_tokens, dtype=torch.long, device=device)
-    tokens[:, :prompt_length] = prompts.to(device)
-    logprobs = torch.empty(batch, max_new_tokens, dtype=torch.float32, device=device)
-    sampling_logprobs = torch.empty_like(logprobs)
-    cache = model.init_cache(2 * batch, device)
-    try:
-        pair = torch.cat((tokens[:, :prompt_length], unconditional(tokens[:, :prompt_length])))
-        step_input = pair
-        for t in range(max_new_tokens):
-            both = model(step_input, cache)[:, -1]
-            guided = cfg_logits(both[:batch], both[batch:], scale)
-            dist = _sampling_distribution(guided, temperature, top_k)
-            next_token = _draw(dist, generator)
-            tokens[:, prompt_length + t] = next_token
-            sampling_logprobs[:, t] = dist.gather(1, next_token[:, None]).squeeze(1).float()
-            logprobs[:, t] = F.log_softmax(guided, dim=-1).gather(1, next_token[:, None]).squeeze(1)
-            step_input = torch.cat((next_token, next_token))[:, None]
-    finally:
-        model.train(was_training)
-    return Samples(tokens=tokens, logprobs=logprobs, sampling_logprobs=sampling_logprobs, prompt_length=prompt_length)
+    prompt_length = prompts.shape[-1]
+    cache = None
+
+    def guided_at(tokens: torch.Tensor, position: int) -> torch.Tensor:
+        nonlocal cache
+        batch = tokens.shape[0]
+        if cache is None:
+            cache = model.init_cache(2 * batch, tokens.device)
+            prefix = tokens[:, :prompt_length]
+            step_input = torch.cat((prefix, unconditional(prefix)))
+        else:
+            step_input = tokens[:, position - 1 : position].repeat(2, 1)
+        both = model(step_input, cache)[:, -1]
+        return cfg_logits(both[:batch], both[batch:], scale)
+
+    return decode(model, prompts, max_new_tokens, guided_at, temperature, top_k, generator=generator)
