@@ -97,6 +97,9 @@ class RunContext:
 
 Callback = Callable[[RunContext], None]
 
+_HEAD_SETTLE_S = 3.0
+"""How long a failed Ray call waits to learn whether the head is going away."""
+
 
 def default_run_dir(config: ExperimentConfig) -> Path:
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -305,9 +308,14 @@ def _loop(
             }
         _finish(config, algorithm, state, run_dir, row, pool, stopped, {**extra_pools, "rollout": pool}, learners)
     except ClusterLostError as exc:
+        if watch.head_lost(settle_s=_HEAD_SETTLE_S):  # the workers went with the head
+            raise ClusterError(head_lost) from None
         raise ClusterError(f"{exc}; {resume_hint}") from None
-    except Exception:
-        if watch.head_lost():  # whatever failed, it failed because the head went away
+    except Exception as exc:
+        # whatever failed, it failed because the head went away; Ray's own errors get a
+        # moment for a dying head's port to close, others are reported at once
+        settle_s = _HEAD_SETTLE_S if type(exc).__module__.startswith("ray") else 0.0
+        if watch.head_lost(settle_s=settle_s):
             raise ClusterError(head_lost) from None
         raise
     finally:
@@ -317,6 +325,7 @@ def _loop(
             extra.shutdown()
         for learner in learners.values():
             learner.shutdown()
+
 
 
 def _warn(message: str) -> None:

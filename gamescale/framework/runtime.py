@@ -112,10 +112,19 @@ class HeadWatch:
     def stop(self) -> None:
         self._stop.set()
 
-    def head_lost(self) -> bool:
-        """True when Ray was connected and its head does not answer now."""
+    def head_lost(self, settle_s: float = 0.0) -> bool:
+        """True when Ray was connected and its head does not answer now or within
+        `settle_s`: a dying head takes its raylet and workers down (so calls fail) a moment
+        before its GCS port closes."""
         address = self._gcs_address()
-        return address is not None and not head_answers(address)
+        if address is None:
+            return False
+        deadline = time.monotonic() + settle_s
+        while head_answers(address):
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.2)
+        return True
 
     def _gcs_address(self) -> str | None:
         if self._address is None:

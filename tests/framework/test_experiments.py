@@ -39,7 +39,12 @@ _BOND_QUICK = {
     "algorithm.frontier_n": [1, 2],
     "algorithm.batch_size": 8,
 }
+# Two iterations check the wiring of the deep mean-field experiments, not their learning.
+_DEEP_QUICK = {"algorithm.num_particles": 200, "algorithm.q_rounds": 2, "algorithm.q_steps_per_round": 5,
+               "algorithm.batch_size": 64}
+_AFP_QUICK = {**_DEEP_QUICK, "algorithm.br_particles": 100, "algorithm.policy_steps": 5}
 QUICK = {
+    **{name: _AFP_QUICK if "-afp" in name else _DEEP_QUICK for name in EXPERIMENTS if name.startswith("mfg-deep-")},
     **{name: {"env.teacher_steps": 20} for name in ("distill-offline", "distill-online", "distill-diversity-sweep")},
     **{name: {"env.teacher_steps": 20, "algorithm.student_sft_steps": 2} for name in ("distill-offline", "distill-online")},
     # one learner actor per method: fewer methods, fewer actor start-ups
