@@ -289,6 +289,26 @@ def onpolicy_steps(cfg: TransformerConfig, batch: int, prompt: int, steps: int, 
     }
 
 
+def worker_cpus(workers: int, wait_s: float = 60.0) -> float:
+    """CPU reservation of each sampler actor: one core each while the cluster has them
+    free, else an equal share of the free ones (2 actors beside 1 free CPU reserve 0.5
+    each), so the pool never waits on CPUs that other jobs, or the previous pool's actors
+    still being torn down, hold. Waits up to `wait_s` for the free count to reach
+    `workers` first."""
+    import ray
+
+    deadline = time.monotonic() + wait_s
+    while True:
+        free = float(ray.available_resources().get("CPU", 0.0))
+        if free >= workers or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    if free <= 0:
+        total = float(ray.cluster_resources().get("CPU", 0.0))
+        raise RuntimeError(f"no free CPU in the Ray cluster ({total:g} in all, all held) after {wait_s:g} s")
+    return min(1.0, free / workers)
+
+
 def actor_overlap(workers: int, iterations: int, quick: bool) -> dict:
     """On-policy distillation on actors: sampler actors generate the next batch (student
     completions with teacher distributions) while the learner actor trains."""
@@ -300,7 +320,8 @@ def actor_overlap(workers: int, iterations: int, quick: bool) -> dict:
     lab = DistillLabConfig(teacher_steps=20 if quick else 100, completion_length=8 if quick else 24)
     env_cfg = {"name": "distill_lab", **lab.model_dump(mode="json")}
     student_cfg = lab.transformer(lab.teacher)
-    pool = RolloutPool(env_cfg, workers)
+    cpus = worker_cpus(workers)
+    pool = RolloutPool(env_cfg, workers, cpus=cpus, start_timeout_s=600.0)  # slow starts on a loaded machine
     spec = LearnerSpec(
         module_factory=functools.partial(student_factory, student_cfg.model_dump_json(), 0),
         loss_fn=functools.partial(
@@ -334,7 +355,12 @@ def actor_overlap(workers: int, iterations: int, quick: bool) -> dict:
         pool.shutdown()
         learner.shutdown()
     sampled = iterations * rows * lab.completion_length
-    return {"workers": workers, "sampled_tokens_per_s": sampled / wall, "learner_busy_fraction": busy / wall}
+    return {
+        "workers": workers,
+        "cpus_per_worker": cpus,
+        "sampled_tokens_per_s": sampled / wall,
+        "learner_busy_fraction": busy / wall,
+    }
 
 
 def peer_versions() -> dict:
@@ -348,6 +374,15 @@ def peer_versions() -> dict:
         except PackageNotFoundError:
             found[name] = None
     return found
+
+
+def usable_cpus() -> int:
+    """Cores this process may run on (its affinity), which a container may set below the
+    host's count: the embedded Ray is sized to them."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
 
 
 def main() -> None:
@@ -380,7 +415,7 @@ def main() -> None:
     if not args.no_actors:
         from gamescale.framework.runtime import connect
 
-        connect(None, None)
+        connect(None, usable_cpus())
         for workers in (1, 2):
             results["actors"].append(actor_overlap(workers, 3 if quick else 10, quick))
     print(f"{'model parameters (d_model/layers)':44s} {cfg.d_model}/{cfg.n_layers}")

@@ -254,12 +254,29 @@ def lm_rows() -> list[Row]:
             hf,
             source(r, "lm", "training, sampling_tokens_per_s"),
         ),
+        *_onpolicy_row(r),
         (
             "on-policy distillation, 1 / 2 sampler actors beside the learner actor",
             f"{actors[1]:,.0f} / {actors[2]:,.0f} sampled tokens/s",
             "",
             source(r, "lm", "actors"),
         ),
+    ]
+
+
+def _onpolicy_row(r: dict[str, Any]) -> list[Row]:
+    """Seconds per on-policy distillation step vs TRL's GKDTrainer (none when not measured)."""
+    step = r.get("onpolicy_step_s")
+    if not step:
+        return []
+    peer = f"TRL GKDTrainer {step['trl_gkd']:.3g} s (ratio {step['ratio']:.2f})" if step.get("trl_gkd") else ""
+    return [
+        (
+            "on-policy distillation step (student samples, teacher scores, one JSD step)",
+            f"{step['gamescale']:.3g} s",
+            peer,
+            source(r, "lm", "onpolicy_step_s"),
+        )
     ]
 
 

@@ -10,11 +10,14 @@ import pytest
 import torch
 
 import gamescale
+from gamescale.algorithms.learner import TorchLearner
 from gamescale.algorithms.lm.distill import TeacherHackingDistillation, _arrays_to_batch, distill_loss
 from gamescale.algorithms.lm.losses import forward_kl, generalized_jsd, reverse_kl
 from gamescale.algorithms.lm.scaling import detect_teacher_hacking, fit_power_law
 from gamescale.algorithms.registry import algorithm_config
 from gamescale.envs.registry import make_env
+from gamescale.framework import storage
+from gamescale.framework.errors import TrainingError
 from gamescale.framework.pictures import draw_table
 
 TINY_STUDENT = {"d_model": 16, "n_layers": 1, "n_heads": 2, "d_ff": 32}
@@ -179,8 +182,50 @@ def test_crashed_run_resumes_with_identical_losses_on_actors(tiny_distill_lab, r
     assert (resumed.dir / "distill_curves.parquet").is_file()
 
 
+@pytest.mark.slow  # ~55 s under a load of 12 (actor start-up); the framework's own NaN test is in the default set
+def test_nan_loss_stops_the_distillation_and_keeps_the_last_good_checkpoint(tiny_distill_lab, ray_cluster, tmp_path):
+    """Through the real loop: the student's weights turn NaN after iteration 1 (a callback
+    poisons the learner actor, as a diverging step would); iteration 2's loss is NaN, the
+    run stops with one line naming it, no summary is written, and the newest checkpoint
+    is the good one of iteration 1 (finite learner weights)."""
+
+    def poison(ctx):
+        if ctx.iteration == 1:
+            student = ctx.learners["student"]
+            student.set_weights({k: np.full_like(v, np.nan) for k, v in student.get_weights().items()})
+
+    config = {
+        "name": "distill-nan",
+        "env": {"name": "distill_lab", **tiny_distill_lab},
+        "algorithm": {
+            "name": "distill",
+            "student": TINY_STUDENT,
+            "num_prompts": 16,
+            "dataset_size": 32,
+            "batch_size": 16,
+            "steps_per_iteration": 2,
+        },
+        "runtime": {"workers": 1, "shards": 1},
+        "run": {"iterations": 5, "checkpoint_every": 1},
+    }
+    out = tmp_path / "nan"
+    with pytest.raises(TrainingError) as info:
+        gamescale.run(config, out=out, callbacks=[poison])
+    message = str(info.value)
+    assert "distill_loss is nan at iteration 2" in message and "last good checkpoint" in message
+    assert "\n" not in message
+    assert not (out / storage.SUMMARY_FILE).exists()
+    _, blobs, meta = storage.load_checkpoint(storage.latest_checkpoint(out))
+    assert meta["next_iteration"] == 2
+    env = make_env("distill_lab", **tiny_distill_lab)
+    spec = TeacherHackingDistillation(algorithm_config(config["algorithm"]), env).learner_specs()["student"]
+    learner = TorchLearner(spec)
+    learner.load_bytes(blobs["student"])
+    assert all(torch.isfinite(p).all() for p in learner.module.parameters())
+
+
 @pytest.mark.slow
-@pytest.mark.timeout(1800)  # two full runs per seed: over the default 600 s on a busy 2-core machine
+@pytest.mark.timeout(900)  # two full runs: 145-216 s per seed at a load of 9-15 (default limit 600 s)
 @pytest.mark.parametrize("seed", [0, 1])
 def test_offline_distillation_hacks_the_teacher_and_online_does_not(ray_cluster, tmp_path, seed):
     """The shipped experiments on two run seeds: offline ends with the golden distance
