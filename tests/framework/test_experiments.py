@@ -57,17 +57,6 @@ QUICK = {
         "algorithm.solver_fallback_simulations": 8,
         "runtime.shards": 2,
     },
-    "music-cfg-distill": {
-        "env.max_pieces": 4,
-        "algorithm.model": {"model": {"d_model": 32, "n_layers": 1, "n_heads": 2, "d_ff": 64}, "context_length": 64},
-        "algorithm.base_steps": 10,
-        "algorithm.matcher": {"dim": 16, "hidden": 32, "music_tokens": 32, "steps": 10},
-        "algorithm.completion_length": 32,
-        "algorithm.prompts_per_iteration": 2,
-        "algorithm.betas": [0.0, 1.0],
-        "algorithm.mixes": [0.5],
-        "algorithm.eval_prompts": 2,
-    },
 }
 
 
@@ -78,7 +67,11 @@ def test_names_are_file_names_and_configs_validate():
         assert config.name == name and config.description
 
 
-@pytest.mark.parametrize("name", EXPERIMENTS)
+# Experiments whose family test already runs them end to end for two iterations.
+RUN_BY_FAMILY_TEST = {"music-cfg-distill"}  # tests/algorithms/music/test_cfg_distill.py
+
+
+@pytest.mark.parametrize("name", [name for name in EXPERIMENTS if name not in RUN_BY_FAMILY_TEST])
 def test_experiment_runs_two_iterations(ray_cluster, tmp_path, name):
     overrides = {"run.iterations": 2, "run.checkpoint_every": 1, **QUICK.get(name, {})}
     run = gamescale.run(name, overrides=overrides, out=tmp_path / name)

@@ -110,7 +110,8 @@ def test_tiny_experiment_writes_the_quality_diversity_table_pictures_and_midi(ra
         "run.checkpoint_every": 1,
     }
     run = gamescale.run("music-cfg-distill", overrides=overrides, out=tmp_path / "run")
-    assert run.finished
+    assert run.finished  # this is also the experiment's two-iteration run-contract check
+    assert run.metrics["iteration"].to_pylist() == [0, 1] and "diversity" in run.metrics.column_names
     summary = json.loads((run.dir / "summary.json").read_text())
     rows = summary["quality_diversity"]
     assert [r["model"] for r in rows] == ["base", "cfg_3", "beta_0", "beta_2", "mix_0.5"]
