@@ -20,17 +20,23 @@ from gamescale.framework.errors import ClusterError
 LOCAL_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
 
 
+def _connection_error(hostport: str, timeout_s: float) -> str | None:
+    """Why `host:port` does not accept a TCP connection, or None when it does."""
+    host, _, port = hostport.rpartition(":")
+    try:
+        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout_s):
+            return None
+    except (OSError, ValueError) as exc:
+        return str(exc)
+
+
 def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
     """Fail fast with one line when `host:port` does not accept connections."""
     hostport = address.split("://", 1)[-1]
     if address in ("auto", "local") or ":" not in hostport:
         return
-    host, _, port = hostport.rpartition(":")
-    try:
-        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout_s):
-            pass
-    except (OSError, ValueError) as exc:
-        raise ClusterError(f"cannot reach Ray cluster at {address}: {exc}") from None
+    if (error := _connection_error(hostport, timeout_s)) is not None:
+        raise ClusterError(f"cannot reach Ray cluster at {address}: {error}")
 
 
 def connect(address: str | None = None, num_cpus: int | None = None) -> bool:
@@ -76,12 +82,7 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> bool:
 
 def head_answers(gcs_address: str, timeout_s: float = 1.0) -> bool:
     """Whether the cluster's head (its GCS) accepts a TCP connection."""
-    host, _, port = gcs_address.rpartition(":")
-    try:
-        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout_s):
-            return True
-    except (OSError, ValueError):
-        return False
+    return _connection_error(gcs_address, timeout_s) is None
 
 
 class HeadWatch:

@@ -66,3 +66,12 @@ def test_static_ue_on_a_user_tntp_file_writes_the_equilibrium_link_flows(tmp_pat
     np.testing.assert_allclose(flows["flow"].to_numpy(), [4, 2, 2, 2, 4], atol=1e-3)
     od = pq.read_table(out / "od_costs.parquet")
     np.testing.assert_allclose(od["cost"].to_numpy(), 92, rtol=1e-5)
+
+
+def test_an_address_nobody_listens_on_is_one_line_and_leaves_no_run_directory(ports, tmp_path):
+    closed = f"127.0.0.1:{ports(1)[0]}"  # a free port: nothing accepts connections there
+    result = gamescale_cli("run", "mfg-crowd-sampled-fp", "--address", closed, "--out", str(tmp_path / "run"))
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"gamescale: error: cannot reach Ray cluster at {closed}: ")
+    assert not (tmp_path / "run").exists()
