@@ -333,6 +333,19 @@ def student_name(beta: float) -> str:
     return f"beta_{beta:g}"
 
 
+def _synth(config: MusicCfgDistillConfig) -> tuple[Any, str]:
+    """The FluidSynth to render WAV with (or None) and a line for summary.json saying which."""
+    from gamescale.envs.music.audio import AudioError, find_synth
+
+    if config.wav is False:
+        return None, "no WAV: algorithm.wav is false"
+    try:
+        synth = find_synth(config.soundfont)
+    except AudioError as err:  # wav: true was checked with the config
+        return None, f"no WAV: {err}"
+    return synth, f"WAV rendered by {synth.binary} with {synth.soundfont} at {synth.sample_rate} Hz"
+
+
 class MusicCfgDistill:
     """CFG distillation with a diversity reward (see the module docstring).
 
@@ -354,6 +367,7 @@ class MusicCfgDistill:
             raise ValueError(f"music_cfg_distill needs at least 2 train pieces, the corpus has {len(train)}")
         self.train, self.heldout = train, heldout if len(heldout) else train
         self._evaluation: tuple[int, dict[str, Any]] | None = None
+        self.synth, self.audio = _synth(config)
 
     # -- interface
 
@@ -593,6 +607,7 @@ class MusicCfgDistill:
             "quality_diversity": rows,
             "inference_cost": cost,
             "eval_prompts": evaluation["prompts"],
+            "audio": self.audio,
         }
 
     def _written(self, state: State, count: int) -> dict[str, list[tuple[int, Any]]]:
@@ -626,15 +641,19 @@ class MusicCfgDistill:
     def files(self, state: State) -> dict[str, bytes]:
         """`midi/<model>/sample_<i>.mid`: the first `midi_per_model` generations with notes of
         every model (generation i answers prompt i // generations_per_prompt of
-        `eval_prompts` in summary.json)."""
+        `eval_prompts` in summary.json), and beside each `sample_<i>.wav` when FluidSynth
+        renders audio here (summary.json's `audio` says whether it did)."""
+        from gamescale.envs.music.audio import render_wav
         from gamescale.envs.music.score import write_midi
 
         out: dict[str, bytes] = {}
         with tempfile.TemporaryDirectory() as scratch:
             for name, written in self._written(state, self.config.midi_per_model).items():
                 for i, notes in written:
-                    path = write_midi(notes, Path(scratch) / f"{name}-{i}.mid")
-                    out[f"midi/{name}/sample_{i}.mid"] = path.read_bytes()
+                    midi = write_midi(notes, Path(scratch) / f"{name}-{i}.mid").read_bytes()
+                    out[f"midi/{name}/sample_{i}.mid"] = midi
+                    if self.synth is not None:
+                        out[f"midi/{name}/sample_{i}.wav"] = render_wav(self.synth, midi)
         return out
 
 

@@ -3,6 +3,8 @@ distilled sampling, the prompt-music matcher, and the `music_cfg_distill` algori
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from gamescale.algorithms.lm.shapes import ModelShape
@@ -80,6 +82,12 @@ class MusicCfgDistillConfig(AlgorithmConfig):
         (), description="text prompts of the final evaluation, cycled to eval_prompts (default: held-out pieces')"
     )
     midi_per_model: int = Field(2, ge=0, description="generations written as MIDI per model")
+    wav: bool | Literal["auto"] = Field(
+        "auto", description="also render each MIDI file to WAV with FluidSynth: where installed (auto), always (true: "
+        "a missing FluidSynth or soundfont is a config error), never (false)"
+    )
+    soundfont: str | None = Field(None, description="General MIDI .sf2 for WAV (default: $GAMESCALE_SOUNDFONT, "
+                                  "else the system's)")
 
     @field_validator("betas")
     @classmethod
@@ -111,4 +119,11 @@ class MusicCfgDistillConfig(AlgorithmConfig):
                              f"exceeds the model's context_length {self.model.context_length}")
         if self.mixes and (0.0 not in self.betas or max(self.betas) == 0.0):
             raise ValueError("interpolation (mixes) needs a beta = 0 student and one with beta > 0 in betas")
+        if self.wav is True:  # asked for audio: know now, not after training, that it cannot be made
+            from gamescale.envs.music.audio import AudioError, find_synth
+
+            try:
+                find_synth(self.soundfont)
+            except AudioError as err:
+                raise ValueError(f"wav is true but {err}") from None
         return self

@@ -19,6 +19,7 @@ from gamescale.algorithms.learner import TorchLearner
 from gamescale.algorithms.lm.model import torch_threads
 from gamescale.algorithms.music import cfg_distill
 from gamescale.algorithms.registry import algorithm_config, build_algorithm
+from gamescale.envs.music.audio import wav_seconds
 from gamescale.envs.music.score import read_midi_notes
 from gamescale.envs.registry import make_env
 
@@ -125,6 +126,10 @@ def test_tiny_experiment_writes_the_quality_diversity_table_pictures_and_midi(ra
     assert len(summary["placement"]["pools"]["reward"]["workers"]) == 2  # the reward pool ran on its own actors
     midi = sorted((run.dir / "midi").rglob("*.mid"))
     assert midi, "no model wrote a note"
+    if summary["audio"].startswith("WAV rendered"):  # FluidSynth is here (CI installs it): audio beside each MIDI
+        assert all(wav_seconds(path.with_suffix(".wav").read_bytes()) > 0 for path in midi)
+    else:
+        assert summary["audio"].startswith("no WAV") and not list((run.dir / "midi").rglob("*.wav"))
     # each model's first MIDI file parses back (music21) to the notes of that generation,
     # which the piano-roll table holds
     rolls = pq.read_table(run.dir / "piano_rolls.parquet").to_pandas()
@@ -141,6 +146,7 @@ def test_tiny_experiment_writes_the_quality_diversity_table_pictures_and_midi(ra
         ("algorithm.model.guidance_scale=loud", "guidance_scale"),
         ('algorithm.prompts=["tempo: fast"]', "unknown prompt attribute 'tempo'"),
         ("env.scores=[{corrupt}]", "cannot read score"),  # read before the corpus is parsed
+        ("algorithm.wav=true --set algorithm.soundfont={missing}", "wav is true but"),
     ],
 )
 def test_bad_input_is_one_line_with_exit_2(tmp_path, setting, message):
@@ -148,8 +154,9 @@ def test_bad_input_is_one_line_with_exit_2(tmp_path, setting, message):
 
     corrupt = tmp_path / "corrupt.xml"
     corrupt.write_text("<score-partwise><part id='P1'><measure><note><pitch>")
-    args = ["run", "music-cfg-distill", "--set", setting.format(corrupt=corrupt), "--out", str(tmp_path / "run"),
-            "--no-progress"]
+    sets = setting.format(corrupt=corrupt, missing=tmp_path / "missing.sf2").split(" --set ")
+    args = ["run", "music-cfg-distill", *(arg for value in sets for arg in ("--set", value)), "--out",
+            str(tmp_path / "run"), "--no-progress"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 2, result.output
     lines = [line for line in result.output.strip().splitlines() if line.strip()]
