@@ -68,26 +68,8 @@ def register_board_rllib_envs() -> list[str]:
 
 def board_selfplay_ppo_config(name: str = "connect_four", train_batch_size: int = 256, **env_kwargs: Any):
     """PPO self-play on a board game: one masked policy plays both sides."""
-    from ray.rllib.algorithms.ppo import PPOConfig
-    from ray.rllib.core.rl_module.multi_rl_module import MultiRLModuleSpec
-    from ray.rllib.core.rl_module.rl_module import RLModuleSpec
-    from ray.rllib.examples.rl_modules.classes.action_masking_rlm import ActionMaskingTorchRLModule
+    from gamescale.framework.rllib import masked_shared_policy_ppo
 
     register_board_rllib_envs()
-    return (
-        PPOConfig()
-        .environment(name, env_config=env_kwargs, disable_env_checking=True)
-        .framework("torch")
-        .env_runners(num_env_runners=0)
-        .training(train_batch_size=train_batch_size, minibatch_size=min(64, train_batch_size), num_epochs=1)
-        .multi_agent(policies={SHARED_POLICY}, policy_mapping_fn=lambda agent_id, *args, **kwargs: SHARED_POLICY)
-        .rl_module(
-            rl_module_spec=MultiRLModuleSpec(
-                rl_module_specs={
-                    SHARED_POLICY: RLModuleSpec(
-                        module_class=ActionMaskingTorchRLModule, model_config={"head_fcnet_hiddens": [32]}
-                    )
-                }
-            )
-        )
-    )
+    return masked_shared_policy_ppo(name, env_kwargs, SHARED_POLICY, train_batch_size, min(64, train_batch_size),
+                                    num_epochs=1)

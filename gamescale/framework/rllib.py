@@ -326,31 +326,32 @@ def mean_field_ppo_config(
     return config.rl_module(rl_module_spec=RLModuleSpec(module_class=module_class, model_config=model_config))
 
 
-def routing_ppo_config(net: str = "braess", num_vehicles: int = 8, train_batch_size: int = 400, **env_kwargs: Any):
-    """PPO on the N-player routing game: one policy shared by every vehicle, masked actions."""
+def masked_shared_policy_ppo(env: str, env_config: dict[str, Any], policy: str, train_batch_size: int,
+                             minibatch_size: int, num_epochs: int, **training: Any):
+    """PPO where every agent of a registered multi-agent env plays one shared policy with
+    action masking (the env's observations are `{observations, action_mask}` dicts)."""
     from ray.rllib.algorithms.ppo import PPOConfig
     from ray.rllib.core.rl_module.multi_rl_module import MultiRLModuleSpec
     from ray.rllib.core.rl_module.rl_module import RLModuleSpec
     from ray.rllib.examples.rl_modules.classes.action_masking_rlm import ActionMaskingTorchRLModule
 
-    register_rllib_envs()
-    env_config = {"net": net, "num_vehicles": num_vehicles, **env_kwargs}
+    masked = RLModuleSpec(module_class=ActionMaskingTorchRLModule, model_config={"head_fcnet_hiddens": [32]})
     return (
         PPOConfig()
-        # RLlib's env pre-check steps with unmasked random actions, which this game refuses.
-        .environment("routing_n_player", env_config=env_config, disable_env_checking=True)
+        # RLlib's env pre-check steps with unmasked random actions, which these games refuse.
+        .environment(env, env_config=env_config, disable_env_checking=True)
         .framework("torch")
         .env_runners(num_env_runners=0)
-        # RLlib's default learning rate (5e-5) barely moves in a few iterations.
-        .training(train_batch_size=train_batch_size, minibatch_size=min(128, train_batch_size), num_epochs=2, lr=3e-3)
-        .multi_agent(policies={SHARED_POLICY}, policy_mapping_fn=lambda agent_id, *args, **kwargs: SHARED_POLICY)
-        .rl_module(
-            rl_module_spec=MultiRLModuleSpec(
-                rl_module_specs={
-                    SHARED_POLICY: RLModuleSpec(
-                        module_class=ActionMaskingTorchRLModule, model_config={"head_fcnet_hiddens": [32]}
-                    )
-                }
-            )
-        )
+        .training(train_batch_size=train_batch_size, minibatch_size=minibatch_size, num_epochs=num_epochs, **training)
+        .multi_agent(policies={policy}, policy_mapping_fn=lambda agent_id, *args, **kwargs: policy)
+        .rl_module(rl_module_spec=MultiRLModuleSpec(rl_module_specs={policy: masked}))
     )
+
+
+def routing_ppo_config(net: str = "braess", num_vehicles: int = 8, train_batch_size: int = 400, **env_kwargs: Any):
+    """PPO on the N-player routing game: one policy shared by every vehicle, masked actions."""
+    register_rllib_envs()
+    env_config = {"net": net, "num_vehicles": num_vehicles, **env_kwargs}
+    # RLlib's default learning rate (5e-5) barely moves in a few iterations.
+    return masked_shared_policy_ppo("routing_n_player", env_config, SHARED_POLICY, train_batch_size,
+                                    min(128, train_batch_size), num_epochs=2, lr=3e-3)
