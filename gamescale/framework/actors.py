@@ -6,6 +6,10 @@
   process dies is restarted by Ray and its shard is issued again with the same seed.
 - `RemoteLearner` hosts a `TorchLearner` in an actor, with a GPU when the cluster has one.
 
+This module never imports torch: the driver and every rollout worker import it (a worker
+imports the module of its actor class), and a process that imports torch holds about
+130 MiB more. Only the learner actor's process imports it, when it builds its learner.
+
 Import this module only after `gamescale.framework.runtime.connect` (see its docstring).
 """
 
@@ -28,7 +32,6 @@ from ray.util.placement_group import placement_group, remove_placement_group
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy, PlacementGroupSchedulingStrategy
 
 from gamescale.algorithms.base import LearnerSpec, Metrics, ShardFn, ShardTask
-from gamescale.algorithms.learner import TorchLearner
 from gamescale.envs.registry import build_env, env_config
 from gamescale.framework.errors import ClusterError, ClusterLostError, LearnerLostError
 
@@ -285,8 +288,36 @@ class PendingMap:
 
 
 @ray.remote(max_restarts=0)
-class LearnerActor(TorchLearner):
-    """A `TorchLearner` in its own process (and on a GPU where one was granted)."""
+class LearnerActor:
+    """A `TorchLearner` in its own process (and on a GPU where one was granted).
+
+    It holds the learner rather than subclassing it, so that defining this class (in the
+    driver, in rollout workers) does not import torch; the learner is built, and torch
+    imported, only in this actor's process.
+    """
+
+    def __init__(self, spec: LearnerSpec, device: str):
+        from gamescale.algorithms.learner import TorchLearner
+
+        self.learner = TorchLearner(spec, device)
+
+    def update(self, batch: pa.RecordBatch, num_steps: int, batch_size: int | None, seed: int) -> Metrics:
+        return self.learner.update(batch, num_steps, batch_size, seed)
+
+    def get_weights(self) -> dict[str, np.ndarray]:
+        return self.learner.get_weights()
+
+    def set_weights(self, weights: Mapping[str, np.ndarray]) -> None:
+        self.learner.set_weights(weights)
+
+    def device_name(self) -> str:
+        return self.learner.device_name()
+
+    def save_bytes(self) -> bytes:
+        return self.learner.save_bytes()
+
+    def load_bytes(self, data: bytes) -> None:
+        self.learner.load_bytes(data)
 
     def node(self) -> str:
         return f"{ray.util.get_node_ip_address()}/{ray.get_runtime_context().get_node_id()[:12]}"
