@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -69,6 +70,19 @@ def memory_kib(pid: int) -> tuple[int, int] | None:
     return values["Pss"], values["Rss"]
 
 
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds the process has used so far (None when gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime (fields 14, 15)
+
+
 def process_name(pid: int) -> str:
     try:
         argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
@@ -94,6 +108,21 @@ class Footprint:
     max_processes: int = 0
     breakdown_at_peak: list[dict] = field(default_factory=list)  # per process at the PSS peak
     samples: int = 0
+    cpu_s: dict[int, tuple[str, float]] = field(default_factory=dict)  # pid -> (name, CPU seconds so far)
+
+    def add_cpu(self, pid: int, name: str) -> None:
+        seconds = cpu_seconds(pid)
+        if seconds is not None:
+            self.cpu_s[pid] = (name, seconds)
+
+    def cpu_by_name(self) -> dict[str, float]:
+        """CPU seconds per process name (as last sampled; a process's last fraction of a
+        second before it exits is missed)."""
+        out: dict[str, float] = {}
+        for name, seconds in self.cpu_s.values():
+            key = name.split(".")[0]  # ray::LearnerActor.update -> ray::LearnerActor
+            out[key] = round(out.get(key, 0.0) + seconds, 2)
+        return dict(sorted(out.items(), key=lambda item: -item[1]))
 
     def add(self, rows: list[tuple[int, str, int, int]]) -> None:
         """One sample: `(pid, name, pss KiB, rss KiB)` per process of the tree."""
@@ -118,6 +147,8 @@ class Footprint:
             "max_processes": self.max_processes,
             "samples": self.samples,
             "breakdown_at_peak": self.breakdown_at_peak,
+            "cpu_s_total": round(sum(seconds for _, seconds in self.cpu_s.values()), 2),
+            "cpu_s_by_process": self.cpu_by_name(),
         }
 
 
@@ -149,7 +180,10 @@ def measure_command(command: list[str], interval_s: float = 0.2, timeout_s: floa
             for pid, name in list(names.items()):
                 if "default_worker" in name or name.startswith("ray::IDLE") or name == "?":
                     del names[pid]  # re-read: the worker may host an actor now
-            footprint.add(sample_tree(process.pid, names))
+            rows = sample_tree(process.pid, names)
+            footprint.add(rows)
+            for pid, name, _, _ in rows:
+                footprint.add_cpu(pid, name)
             if timeout_s is not None and time.perf_counter() - start > timeout_s:
                 process.kill()
                 break
@@ -184,6 +218,8 @@ def main() -> None:
     )
     for row in result["breakdown_at_peak"]:
         print(f"  {row['pss_mib']:8.1f} {row['rss_mib']:8.1f}  {row['name']}")
+    cpu = ", ".join(f"{name} {seconds:.1f}" for name, seconds in result["cpu_s_by_process"].items())
+    print(f"CPU seconds {result['cpu_s_total']:.1f}: {cpu}")
     if result["returncode"]:
         print(result["stderr_tail"], file=sys.stderr)
         sys.exit(1)

@@ -8,12 +8,14 @@ the actor classes live in `gamescale.framework.actors`, imported after connectin
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
 import sys
 import threading
 import time
+from collections.abc import Iterator
 
 from gamescale.framework.errors import ClusterError
 
@@ -31,6 +33,41 @@ def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
             pass
     except (OSError, ValueError) as exc:
         raise ClusterError(f"cannot reach Ray cluster at {address}: {exc}") from None
+
+
+@contextlib.contextmanager
+def _lean_head_params() -> Iterator[None]:
+    """While `ray.init` starts the embedded node: no autoscaler monitor, no log monitor.
+
+    Ray 2.60 starts, beside the GCS and the raylet, an autoscaler `monitor.py` (nothing to
+    scale on one machine) and a `log_monitor.py` (it forwards worker logs to the driver,
+    which `log_to_driver=False` turns away anyway): about 95 MiB PSS and two Python
+    start-ups. `ray.init` has no argument for either, but its node parameters
+    (`RayParams.no_monitor`, `include_log_monitor`, both fields `ray start` sets) do; they
+    are set for this one call. The dashboard head (minimal, no UI) and the raylet's agents
+    stay: the raylet fate-shares with its agents, and Ray does not start without the head.
+    Where Ray's internals differ (another version), nothing is changed.
+    """
+    try:
+        from ray._private.parameter import RayParams
+    except ImportError:  # not Ray 2.60's layout: start Ray as it is
+        yield
+        return
+    original = RayParams.__init__
+    if not {"no_monitor", "include_log_monitor"} <= set(original.__code__.co_varnames):
+        yield
+        return
+
+    def lean_init(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        self.no_monitor = True
+        self.include_log_monitor = False
+
+    RayParams.__init__ = lean_init
+    try:
+        yield
+    finally:
+        RayParams.__init__ = original
 
 
 def connect(address: str | None = None, num_cpus: int | None = None) -> bool:
@@ -56,15 +93,16 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> bool:
         if constants is not None and getattr(constants, "ENABLE_RAY_CLUSTER", False):
             # Ray was imported before the variable was set (e.g. by the user's script).
             constants.ENABLE_RAY_CLUSTER = False
-        ray.init(
-            address="local",
-            num_cpus=num_cpus or os.cpu_count(),
-            include_dashboard=False,
-            _node_ip_address="127.0.0.1",
-            log_to_driver=False,
-            logging_level="WARNING",
-            configure_logging=True,
-        )
+        with _lean_head_params():
+            ray.init(
+                address="local",
+                num_cpus=num_cpus or os.cpu_count(),
+                include_dashboard=False,
+                _node_ip_address="127.0.0.1",
+                log_to_driver=False,
+                logging_level="WARNING",
+                configure_logging=True,
+            )
         return True
     _check_reachable(address)
     try:
