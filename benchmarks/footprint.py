@@ -10,8 +10,9 @@ are the run's processes; a process that daemonises out of the tree is not counte
 
     python benchmarks/footprint.py [--interval 0.2] -- gamescale run mfg-deep-momd --no-progress
 
-prints the peak summed PSS and RSS, the number of processes at the PSS peak, and the
-per-process breakdown at that moment.
+prints the peak summed PSS and RSS, the number of processes at the PSS peak, the
+per-process breakdown at that moment, CPU seconds per process and how many processes
+loaded torch.
 """
 
 from __future__ import annotations
@@ -83,6 +84,14 @@ def cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime (fields 14, 15)
 
 
+def maps_torch(pid: int) -> bool:
+    """Whether the process has torch's CPU library mapped (imported torch)."""
+    try:
+        return "libtorch_cpu" in Path(f"/proc/{pid}/maps").read_text()
+    except OSError:
+        return False
+
+
 def process_name(pid: int) -> str:
     try:
         argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
@@ -109,6 +118,7 @@ class Footprint:
     breakdown_at_peak: list[dict] = field(default_factory=list)  # per process at the PSS peak
     samples: int = 0
     cpu_s: dict[int, tuple[str, float]] = field(default_factory=dict)  # pid -> (name, CPU seconds so far)
+    torch_pids: set[int] = field(default_factory=set)  # processes seen with torch loaded
 
     def add_cpu(self, pid: int, name: str) -> None:
         seconds = cpu_seconds(pid)
@@ -147,6 +157,7 @@ class Footprint:
             "max_processes": self.max_processes,
             "samples": self.samples,
             "breakdown_at_peak": self.breakdown_at_peak,
+            "torch_processes": len(self.torch_pids),
             "cpu_s_total": round(sum(seconds for _, seconds in self.cpu_s.values()), 2),
             "cpu_s_by_process": self.cpu_by_name(),
         }
@@ -184,6 +195,8 @@ def measure_command(command: list[str], interval_s: float = 0.2, timeout_s: floa
             footprint.add(rows)
             for pid, name, _, _ in rows:
                 footprint.add_cpu(pid, name)
+                if pid not in footprint.torch_pids and maps_torch(pid):
+                    footprint.torch_pids.add(pid)
             if timeout_s is not None and time.perf_counter() - start > timeout_s:
                 process.kill()
                 break
@@ -219,7 +232,7 @@ def main() -> None:
     for row in result["breakdown_at_peak"]:
         print(f"  {row['pss_mib']:8.1f} {row['rss_mib']:8.1f}  {row['name']}")
     cpu = ", ".join(f"{name} {seconds:.1f}" for name, seconds in result["cpu_s_by_process"].items())
-    print(f"CPU seconds {result['cpu_s_total']:.1f}: {cpu}")
+    print(f"CPU seconds {result['cpu_s_total']:.1f}: {cpu}; processes with torch: {result['torch_processes']}")
     if result["returncode"]:
         print(result["stderr_tail"], file=sys.stderr)
         sys.exit(1)

@@ -35,7 +35,7 @@ from gamescale.framework.errors import (
     LearnerLostError,
     TrainingError,
 )
-from gamescale.framework.runtime import HeadWatch, connect
+from gamescale.framework.runtime import HeadWatch, connect, driver_threads
 
 
 class LazyPool:
@@ -213,6 +213,21 @@ MAX_LEARNER_RESTORES = 3
 
 
 def _loop(
+    config: ExperimentConfig,
+    algorithm: Any,
+    run_dir: Path,
+    loaded: tuple[dict[str, Any], dict[str, bytes], dict[str, Any]] | None,
+    progress: bool,
+    callbacks: Sequence[Callback],
+) -> None:
+    # A driver that drives actors shares the cores with them: its numeric threads are
+    # capped (`runtime.driver_threads`); exact solvers, which run alone, keep the defaults.
+    uses_actors = bool(algorithm.learner_specs()) or getattr(algorithm, "uses_rollout_workers", True)
+    with driver_threads(config.runtime.driver_threads if uses_actors else None):
+        _drive(config, algorithm, run_dir, loaded, progress, callbacks)
+
+
+def _drive(
     config: ExperimentConfig,
     algorithm: Any,
     run_dir: Path,
