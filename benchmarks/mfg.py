@@ -19,6 +19,12 @@ Four sections, one table each, all in one run:
 3. Scaling: gamescale FP seconds per iteration from 10^2 to 10^6 states (cells x horizon).
 4. Particle simulation throughput (agent-steps/s) with 1 and 2 Ray rollout workers
    (`benchmarks/runtime.py`'s `rollout_throughput`).
+5. Deep runs (`gamescale run` in a subprocess): the peak memory summed over the run's whole
+   process tree (driver, Ray's GCS, raylet and agents, rollout workers, learners; PSS and
+   RSS, `benchmarks/footprint.py`) of the 10 x 10 crowd D-MOMD and D-AFP experiments, and
+   seconds per iteration of the deep four-rooms experiments with 1 and 2 rollout workers,
+   the runs alternating (1, 2, 1, 2, ...) with the load average recorded before each, as
+   the first iteration (actor start-up) is left out of s/iteration.
 
 mfglib conventions (checked in section 2): its `T` counts decisions like ours but adds a
 final time t = T whose reward (our terminal reward, zero here) is collected after the last
@@ -30,6 +36,7 @@ gamescale's numpy code, one core); the check is made in float64 and float32.
 
     python benchmarks/mfg.py [--quick] [--size 20] [--horizon 20] [--iterations 3]
                              [--mfglib-iterations 100] [--omd-lr 0.1] [--budget 240]
+                             [--only-deep] [--deep-iterations 6] [--deep-repeats 2]
 
 Prints the tables and writes benchmarks/results/mfg.json.
 """
@@ -472,6 +479,102 @@ def throughput_section(args) -> dict:
     return result
 
 
+def deep_run(name: str, workers: int | None, iterations: int, out: Path) -> dict:
+    """One `gamescale run NAME` in a subprocess under `footprint.measure_command`: peak summed
+    PSS/RSS, CPU seconds, and seconds per iteration after the first (from the metrics)."""
+    import sys
+
+    import pyarrow.parquet as pq
+    from footprint import measure_command  # benchmarks/footprint.py (its folder is on sys.path)
+
+    load = os.getloadavg()[0]
+    command = [sys.executable, "-m", "gamescale.framework.cli", "run", name, "--no-progress", "--out", str(out)]
+    command += ["--set", f"run.iterations={iterations}", "--set", f"run.checkpoint_every={iterations}"]
+    if workers is not None:
+        command += ["--workers", str(workers)]
+    result = measure_command(command, interval_s=0.2)
+    row = {
+        "experiment": name,
+        "workers": workers,
+        "load_before": round(load, 2),
+        **{k: v for k, v in result.items() if k != "breakdown_at_peak"},
+    }
+    if result["returncode"] != 0:
+        return {**row, "status": "error"}
+    metrics = pq.read_table(sorted((out / "metrics").glob("*.parquet"))).to_pydict()
+    times = metrics["time_s"]
+    row.update(
+        status="ok",
+        first_iteration_s=round(times[0], 3),
+        seconds_per_iteration=(times[-1] - times[0]) / max(len(times) - 1, 1),
+        exploitability=metrics["exploitability"][-1],
+    )
+    return row
+
+
+def deep_section(args) -> dict:
+    """Section 5: footprint of the 10 x 10 deep crowd runs; 1 vs 2 workers on four rooms."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="gamescale-deep-bench-") as tmp:
+        footprint_rows = [
+            deep_run(name, None, args.deep_iterations, Path(tmp) / f"fp-{name}")
+            for name in ("mfg-deep-momd", "mfg-deep-afp")
+        ]
+        scaling_rows = []
+        for repeat in range(args.deep_repeats):
+            for name in ("mfg-deep-momd-four-rooms", "mfg-deep-afp-four-rooms"):
+                for workers in (1, 2):
+                    out = Path(tmp) / f"sc-{name}-{workers}-{repeat}"
+                    scaling_rows.append({"repeat": repeat, **deep_run(name, workers, args.deep_iterations, out)})
+    print(f"\n[5] deep runs, {args.deep_iterations} iterations, memory summed over the run's processes (PSS, RSS)")
+    print(
+        f"{'experiment':<26} {'peak PSS MiB':>12} {'peak RSS MiB':>12} {'processes':>9} {'torch procs':>11} {'s/it':>7}"
+    )
+    for r in footprint_rows:
+        if r["status"] != "ok":
+            print(f"{r['experiment']:<26} {r['status']} {r.get('stderr_tail', '')}")
+            continue
+        print(
+            f"{r['experiment']:<26} {r['peak_pss_mib']:>12.0f} {r['peak_rss_mib']:>12.0f} {r['processes_at_peak']:>9d} "
+            f"{r['torch_processes']:>11d} {r['seconds_per_iteration']:>7.2f}"
+        )
+    print(
+        f"{'experiment':<26} {'workers':>7} {'repeat':>6} {'load before':>11} {'s/it (after 1st)':>17} {'CPU s':>7} {'expl.':>10}"
+    )
+    for r in scaling_rows:
+        if r["status"] != "ok":
+            print(
+                f"{r['experiment']:<26} {r['workers']:>7d} {r['repeat']:>6d} {r['status']} {r.get('stderr_tail', '')}"
+            )
+            continue
+        print(
+            f"{r['experiment']:<26} {r['workers']:>7d} {r['repeat']:>6d} {r['load_before']:>11.2f} "
+            f"{r['seconds_per_iteration']:>17.2f} {r['cpu_s_total']:>7.1f} {r['exploitability']:>10.4f}"
+        )
+    summary = {}
+    for name in ("mfg-deep-momd-four-rooms", "mfg-deep-afp-four-rooms"):
+        per = {
+            w: [
+                r["seconds_per_iteration"]
+                for r in scaling_rows
+                if r["experiment"] == name and r["workers"] == w and r["status"] == "ok"
+            ]
+            for w in (1, 2)
+        }
+        if per[1] and per[2]:
+            summary[name] = {
+                "s_per_it_1_worker": float(np.median(per[1])),
+                "s_per_it_2_workers": float(np.median(per[2])),
+                "speed_up_2_over_1": float(np.median(per[1]) / np.median(per[2])),
+            }
+            print(
+                f"{name}: median s/it 1 worker {np.median(per[1]):.2f}, 2 workers {np.median(per[2]):.2f} "
+                f"(x{summary[name]['speed_up_2_over_1']:.2f})"
+            )
+    return {"footprint": footprint_rows, "scaling": scaling_rows, "scaling_summary": summary}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small counts: a smoke run of every section")
@@ -487,7 +590,16 @@ def main() -> None:
     parser.add_argument("--particles", type=int, default=None, help="section 4 (default 400,000; quick 50,000)")
     parser.add_argument("--budget", type=float, default=240.0, help="seconds per peer run")
     parser.add_argument("--skip-scaling", action="store_true")
+    parser.add_argument("--only-deep", action="store_true", help="run section 5 only")
+    parser.add_argument("--skip-deep", action="store_true")
+    parser.add_argument("--deep-iterations", type=int, default=None, help="section 5 (default 6; quick 3)")
+    parser.add_argument("--deep-repeats", type=int, default=None, help="section 5 alternations (default 2; quick 1)")
     args = parser.parse_args()
+    args.deep_iterations = args.deep_iterations or (3 if args.quick else 6)
+    args.deep_repeats = args.deep_repeats or (1 if args.quick else 2)
+    if args.only_deep:
+        deep_only(args)
+        return
     args.iterations = args.iterations or (1 if args.quick else 3)
     args.mfglib_iterations = args.mfglib_iterations or (10 if args.quick else 100)
     args.particles = args.particles or (50_000 if args.quick else 400_000)
@@ -500,6 +612,7 @@ def main() -> None:
         sizes = [(5, 4), (10, 10), (22, 20), (46, 50)] + ([] if args.quick else [(100, 100)])
         scaling_rows = scaling_section(sizes, iterations=2)
     throughput = throughput_section(args)
+    deep = {} if args.skip_deep else deep_section(args)
     total = time.perf_counter() - start
     print(f"\ntotal wall time {total:.0f} s on {mp.cpu_count()} CPUs")
     from machine import describe_machine  # benchmarks/machine.py (its folder is on sys.path)
@@ -515,11 +628,31 @@ def main() -> None:
                 "mfglib_same_game": mfglib,
                 "scaling": scaling_rows,
                 "particle_throughput": throughput,
+                "deep": deep,
             },
             indent=2,
         )
     )
     print(f"wrote {RESULTS}")
+
+
+def deep_only(args) -> None:
+    """`--only-deep`: section 5 alone, written into the "deep" entry of the results file
+    (the other sections' entries are kept)."""
+    from machine import describe_machine  # benchmarks/machine.py (its folder is on sys.path)
+
+    start = time.perf_counter()
+    deep = deep_section(args)
+    results = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
+    results["deep"] = {
+        "machine": describe_machine(),
+        "config": vars(args),
+        "wall_time_s": time.perf_counter() - start,
+        **deep,
+    }
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=2))
+    print(f"wrote the deep section into {RESULTS}")
 
 
 if __name__ == "__main__":

@@ -155,12 +155,32 @@ class Stop:
 
 
 @dataclass(frozen=True)
+class Deferred:
+    """A function named by `"module:attribute"`, with leading arguments bound, imported
+    only when called: `Deferred("pkg.nets:make_network", (64,))(zero_head=True)`.
+
+    A learner spec built from these travels to a learner actor without the driver ever
+    importing the module that defines them (for example torch networks), so a driver that
+    only reads weights stays torch-free.
+    """
+
+    target: str
+    args: tuple = ()
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        from gamescale.envs.registry import resolve
+
+        return resolve(self.target)(*self.args, *args, **{**self.kwargs, **kwargs})
+
+
+@dataclass(frozen=True)
 class LearnerSpec:
     """What a learner owns: a torch module built by `module_factory()`, an Adam-family
     optimizer, and `loss_fn(module, batch: pa.RecordBatch) -> (loss tensor, metrics)`.
 
-    Both callables must be module-level functions (or functools.partial of them) so the
-    spec can travel to a learner actor.
+    Both callables must be module-level functions (or functools.partial of them, or a
+    `Deferred`) so the spec can travel to a learner actor.
     """
 
     module_factory: Callable[[], Any]

@@ -6,6 +6,10 @@
   process dies is restarted by Ray and its shard is issued again with the same seed.
 - `RemoteLearner` hosts a `TorchLearner` in an actor, with a GPU when the cluster has one.
 
+This module never imports torch: the driver and every rollout worker import it (a worker
+imports the module of its actor class), and a process that imports torch holds about
+130 MiB more. Only the learner actor's process imports it, when it builds its learner.
+
 Import this module only after `gamescale.framework.runtime.connect` (see its docstring).
 """
 
@@ -28,7 +32,6 @@ from ray.util.placement_group import placement_group, remove_placement_group
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy, PlacementGroupSchedulingStrategy
 
 from gamescale.algorithms.base import LearnerSpec, Metrics, ShardFn, ShardTask
-from gamescale.algorithms.learner import TorchLearner
 from gamescale.envs.registry import build_env, env_config
 from gamescale.framework.errors import ClusterError, ClusterLostError, LearnerLostError
 
@@ -285,8 +288,36 @@ class PendingMap:
 
 
 @ray.remote(max_restarts=0)
-class LearnerActor(TorchLearner):
-    """A `TorchLearner` in its own process (and on a GPU where one was granted)."""
+class LearnerActor:
+    """One or more `TorchLearner`s, by name, in their own process (on a GPU where one was granted).
+
+    It holds the learners rather than subclassing `TorchLearner`, so that defining this
+    class (in the driver, in rollout workers) does not import torch; they are built, and
+    torch imported, only in this actor's process.
+    """
+
+    def __init__(self, specs: Mapping[str, LearnerSpec], device: str):
+        from gamescale.algorithms.learner import TorchLearner
+
+        self.learners = {name: TorchLearner(spec, device) for name, spec in specs.items()}
+
+    def update(self, name: str, batch: pa.RecordBatch, num_steps: int, batch_size: int | None, seed: int) -> Metrics:
+        return self.learners[name].update(batch, num_steps, batch_size, seed)
+
+    def get_weights(self, name: str) -> dict[str, np.ndarray]:
+        return self.learners[name].get_weights()
+
+    def set_weights(self, name: str, weights: Mapping[str, np.ndarray]) -> None:
+        self.learners[name].set_weights(weights)
+
+    def device_name(self) -> str:
+        return str(next(iter(self.learners.values())).device)
+
+    def save_bytes(self, name: str) -> bytes:
+        return self.learners[name].save_bytes()
+
+    def load_bytes(self, name: str, data: bytes) -> None:
+        self.learners[name].load_bytes(data)
 
     def node(self) -> str:
         return f"{ray.util.get_node_ip_address()}/{ray.get_runtime_context().get_node_id()[:12]}"
@@ -295,62 +326,85 @@ class LearnerActor(TorchLearner):
         return os.getpid()
 
 
+def _call(ref: ray.ObjectRef) -> Any:
+    try:
+        return ray.get(ref)
+    except (ActorDiedError, ActorUnavailableError, RayActorError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise LearnerLostError(f"the learner actor was lost ({first[:160]})") from None
+    except RaySystemError as exc:
+        raise ClusterLostError(f"lost the Ray cluster: {str(exc).strip().splitlines()[0][:160]}") from None
+
+
+def _wanted_gpus(gpus: str | int) -> int:
+    wanted = (1 if cluster_gpus() > 0 else 0) if gpus == "auto" else int(gpus)
+    if wanted > cluster_gpus():
+        raise ClusterError(f"the learner asks for {wanted} GPU(s) but the cluster has {cluster_gpus()}")
+    return wanted
+
+
+def _start_actor(specs: Mapping[str, LearnerSpec], wanted: int) -> Any:
+    options: dict[str, Any] = {"num_gpus": wanted, "num_cpus": 0}
+    if wanted == 0 and get_current_placement_group() is None:
+        here = ray.get_runtime_context().get_node_id()
+        options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(node_id=here, soft=True)
+    # No CPU reservation: the learner mostly waits on the rollout workers' batches,
+    # and reserving a core would leave one fewer for them on small machines.
+    return LearnerActor.options(**options).remote(dict(specs), "cuda" if wanted > 0 else "cpu")
+
+
 class RemoteLearner:
-    """A `LearnerHandle` backed by a `LearnerActor`.
+    """A `LearnerHandle` backed by a learner in a `LearnerActor`.
 
     On a cluster with GPUs it asks for one (so Ray places it on a GPU node); on a CPU
     cluster it prefers the driver's node, where the sampled batches arrive. If its actor
     dies (its process or its node), calls raise `LearnerLostError` and the loop rebuilds
-    the learner from the newest checkpoint.
+    the learner from the newest checkpoint. `start_learners` puts several CPU learners in
+    one actor; `RemoteLearner(spec)` gets an actor of its own.
     """
 
-    def __init__(self, spec: LearnerSpec, gpus: str | int = "auto"):
-        wanted = (1 if cluster_gpus() > 0 else 0) if gpus == "auto" else int(gpus)
-        if wanted > cluster_gpus():
-            raise ClusterError(f"the learner asks for {wanted} GPU(s) but the cluster has {cluster_gpus()}")
-        device = "cuda" if wanted > 0 else "cpu"
-        options: dict[str, Any] = {"num_gpus": wanted, "num_cpus": 0}
-        if wanted == 0 and get_current_placement_group() is None:
-            here = ray.get_runtime_context().get_node_id()
-            options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(node_id=here, soft=True)
-        # No CPU reservation: the learner mostly waits on the rollout workers' batches,
-        # and reserving a core would leave one fewer for them on small machines.
-        self.actor = LearnerActor.options(**options).remote(spec, device)
-        self.device = self._call(self.actor.device_name.remote())
-        self.node = self._call(self.actor.node.remote())
-
-    @staticmethod
-    def _call(ref: ray.ObjectRef) -> Any:
-        try:
-            return ray.get(ref)
-        except (ActorDiedError, ActorUnavailableError, RayActorError) as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise LearnerLostError(f"the learner actor was lost ({first[:160]})") from None
-        except RaySystemError as exc:
-            raise ClusterLostError(f"lost the Ray cluster: {str(exc).strip().splitlines()[0][:160]}") from None
+    def __init__(self, spec: LearnerSpec, gpus: str | int = "auto", *, _hosted: tuple[Any, str] | None = None):
+        if _hosted is None:
+            _hosted = (_start_actor({"learner": spec}, _wanted_gpus(gpus)), "learner")
+        self.actor, self.name = _hosted
+        self.device = _call(self.actor.device_name.remote())
+        self.node = _call(self.actor.node.remote())
 
     def update(
         self, batch: pa.RecordBatch, num_steps: int = 1, batch_size: int | None = None, seed: int = 0
     ) -> Metrics:
-        return self._call(self.actor.update.remote(batch, num_steps, batch_size, seed))
+        return _call(self.actor.update.remote(self.name, batch, num_steps, batch_size, seed))
 
     def get_weights(self) -> dict[str, np.ndarray]:
-        return self._call(self.actor.get_weights.remote())
+        return _call(self.actor.get_weights.remote(self.name))
 
     def set_weights(self, weights: Mapping[str, np.ndarray]) -> None:
-        self._call(self.actor.set_weights.remote(dict(weights)))
+        _call(self.actor.set_weights.remote(self.name, dict(weights)))
 
     def save_bytes(self) -> bytes:
-        return self._call(self.actor.save_bytes.remote())
+        return _call(self.actor.save_bytes.remote(self.name))
 
     def pid(self) -> int:
-        return self._call(self.actor.pid.remote())
+        return _call(self.actor.pid.remote())
 
     def load_bytes(self, data: bytes) -> None:
-        self._call(self.actor.load_bytes.remote(data))
+        _call(self.actor.load_bytes.remote(self.name, data))
 
     def shutdown(self) -> None:
         try:
             ray.kill(self.actor)
-        except Exception:  # already gone with its node
+        except Exception:  # already gone with its node, or with a learner it shared the actor with
             pass
+
+
+def start_learners(specs: Mapping[str, LearnerSpec], gpus: str | int = "auto") -> dict[str, RemoteLearner]:
+    """The run's learners. With GPUs each learner gets an actor (and a GPU) of its own. On
+    CPU they share ONE actor process: each process that imports torch holds ~130 MiB of
+    its own (relocated library pages, allocator state), CPU learners reserve no CPU, and
+    an algorithm calls its learners one after another, so a second process buys nothing.
+    Losing that process loses every learner; the loop rebuilds them all in any case."""
+    wanted = _wanted_gpus(gpus)
+    if wanted > 0 or len(specs) < 2:
+        return {name: RemoteLearner(spec, gpus) for name, spec in specs.items()}
+    actor = _start_actor(specs, 0)
+    return {name: RemoteLearner(spec, gpus, _hosted=(actor, name)) for name, spec in specs.items()}

@@ -35,7 +35,7 @@ from gamescale.framework.errors import (
     LearnerLostError,
     TrainingError,
 )
-from gamescale.framework.runtime import HeadWatch, connect
+from gamescale.framework.runtime import HeadWatch, connect, driver_threads
 
 
 class LazyPool:
@@ -223,6 +223,21 @@ def _loop(
     progress: bool,
     callbacks: Sequence[Callback],
 ) -> None:
+    # A driver that drives actors shares the cores with them: its numeric threads are
+    # capped (`runtime.driver_threads`); exact solvers, which run alone, keep the defaults.
+    uses_actors = bool(algorithm.learner_specs()) or getattr(algorithm, "uses_rollout_workers", True)
+    with driver_threads(config.runtime.driver_threads if uses_actors else None):
+        _drive(config, algorithm, run_dir, loaded, progress, callbacks)
+
+
+def _drive(
+    config: ExperimentConfig,
+    algorithm: Any,
+    run_dir: Path,
+    loaded: tuple[dict[str, Any], dict[str, bytes], dict[str, Any]] | None,
+    progress: bool,
+    callbacks: Sequence[Callback],
+) -> None:
     run = config.run
     pool = LazyPool(config)
     pool_specs = getattr(algorithm, "pool_specs", None)
@@ -306,7 +321,12 @@ def _loop(
                 "message": f"ran the configured {run.iterations} iterations",
                 "iteration": run.iterations - 1,
             }
-        _finish(config, algorithm, state, run_dir, row, pool, stopped, {**extra_pools, "rollout": pool}, learners)
+        # Where the actors ran is read now; then they go, before the pictures are drawn
+        # (matplotlib in the driver) so the run's peak memory is not their sum.
+        placement = _placement_summary({**extra_pools, "rollout": pool}, learners)
+        reissued = pool.pool.reissued if pool.pool is not None else 0
+        _release(pool, extra_pools, learners)
+        _finish(config, algorithm, state, run_dir, row, stopped, placement, reissued)
     except ClusterLostError as exc:
         if watch.head_lost(settle_s=_HEAD_SETTLE_S):  # the workers went with the head
             raise ClusterError(head_lost) from None
@@ -320,11 +340,16 @@ def _loop(
         raise
     finally:
         watch.stop()
-        pool.shutdown()
-        for extra in extra_pools.values():
-            extra.shutdown()
-        for learner in learners.values():
-            learner.shutdown()
+        _release(pool, extra_pools, learners)
+
+
+def _release(pool: LazyPool, extra_pools: dict[str, LazyPool], learners: dict[str, Any]) -> None:
+    """Stop the run's actors (again harmless: each shutdown is idempotent)."""
+    pool.shutdown()
+    for extra in extra_pools.values():
+        extra.shutdown()
+    for learner in learners.values():
+        learner.shutdown()
 
 
 
@@ -338,9 +363,9 @@ def _start_learners(config: ExperimentConfig, specs: dict[str, Any]) -> dict[str
     if not specs:
         return {}
     _connect_for_actors(config)
-    from gamescale.framework.actors import RemoteLearner
+    from gamescale.framework.actors import start_learners
 
-    return {name: RemoteLearner(spec, config.runtime.gpus) for name, spec in specs.items()}
+    return start_learners(specs, config.runtime.gpus)
 
 
 def _restore(
@@ -368,10 +393,9 @@ def _finish(
     state: dict[str, Any],
     run_dir: Path,
     row: dict[str, float],
-    pool: LazyPool,
     stopped: dict[str, Any],
-    pools: dict[str, LazyPool] | None = None,
-    learners: dict[str, Any] | None = None,
+    placement: dict[str, Any],
+    shards_reissued: int,
 ) -> None:
     from gamescale.framework.pictures import draw_run_tables
     from gamescale.framework.report import write_plots
@@ -402,8 +426,8 @@ def _finish(
         "stopped": stopped,
         "final": {k: (v if not isinstance(v, float) or np.isfinite(v) else None) for k, v in row.items()},
         "workers": config.runtime.workers,
-        "shards_reissued": pool.pool.reissued if pool.pool is not None else 0,
-        "placement": _placement_summary(pools or {"rollout": pool}, learners or {}),
+        "shards_reissued": shards_reissued,
+        "placement": placement,
         **extra,
     }
     storage.write_json_atomic(run_dir / storage.SUMMARY_FILE, summary)

@@ -1,5 +1,6 @@
 """Ray starts only when an actor is needed: an exact solver runs in-process and starts no
-Ray processes; a run with rollout workers still starts (or joins) Ray."""
+Ray processes; a run with rollout workers still starts (or joins) Ray, a lean one: no
+autoscaler monitor and no log monitor on an embedded local node."""
 
 from __future__ import annotations
 
@@ -21,6 +22,10 @@ def descendants(pid):
             continue
         name = text[text.index("(") + 1 : text.rindex(")")]
         ppid = int(text[text.rindex(")") + 2 :].split()[1])
+        try:  # the command line names Python daemons (monitor.py), whose comm is "python"
+            name += " " + (stat.parent / "cmdline").read_bytes().replace(b"\\0", b" ").decode(errors="replace")
+        except OSError:
+            pass
         parents[int(stat.parent.name)] = (ppid, name)
     found, frontier = [], {pid}
     while frontier:
@@ -61,3 +66,7 @@ def test_run_with_rollout_workers_starts_ray(tmp_path):
     seen = _run("mfg-crowd-sampled-fp", tmp_path / "sampled")
     assert seen["finished"] and seen["ray_initialized"]
     assert seen["ray_processes"], "a sampling run must start a local Ray node"
+    # The embedded node is lean: nothing to autoscale, and worker logs are not forwarded.
+    daemons = [n for n in seen["children"] if "monitor.py" in n]
+    assert daemons == [], daemons
+    assert any("dashboard" in n for n in seen["children"]), "the command lines were not read"

@@ -30,120 +30,71 @@ D-MOMD, iteration k (one Q-network, pi_k = softmax(q_k / tau) over legal actions
 Randomness comes from `np.random.default_rng([seed, iteration, purpose])` and the shard
 tasks, never from generators kept across steps, so a resumed run reproduces an
 uninterrupted one. The networks live in the learners (`ctx.learners["q"]`,
-`ctx.learners["policy"]`); the algorithm reads their weights and evaluates a local copy.
+`ctx.learners["policy"]`); the algorithm reads their weights and evaluates them on the
+full grid in numpy (`NetworkTable`). The torch modules and losses are in `deep_networks`,
+named by strings, so neither the driver nor the rollout workers import torch (each
+would hold ~130 MiB more); only the learners do.
 """
 
 from __future__ import annotations
 
 import functools
+import importlib
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import torch
-from torch import nn
-from torch.nn import functional as F
 
-from gamescale.algorithms.base import LearnerSpec, ShardTask, State, StepContext
+from gamescale.algorithms.base import Deferred, LearnerSpec, State, StepContext
 from gamescale.algorithms.mfg.config import DeepAFPConfig, DeepMOMDConfig, _DeepConfig  # noqa: F401
 from gamescale.algorithms.mfg.evaluation import best_response, exploitability, policy_value, propagate
-from gamescale.algorithms.mfg.particles import sample_categorical
+from gamescale.algorithms.mfg.transitions import (  # noqa: F401  (re-exported: tests and users find them here)
+    TRANSITIONS_SCHEMA,
+    collect,
+    simulate_transitions,
+    transitions_shard,
+)
 from gamescale.envs.mfg.game import MeanFieldGame
 
 # --------------------------------------------------------------------------- networks
+# The torch modules and losses live in `deep_networks` and are named by strings
+# (`Deferred`), so the driver, which only reads weights, never imports torch.
+
+NETWORKS = "gamescale.algorithms.mfg.deep_networks"
+_MOVED = ("TimeStateNetwork", "make_network", "regression_loss", "cross_entropy_loss")
 
 
-class TimeStateNetwork(nn.Module):
-    """An MLP of `(t, s)`: `forward(t [B], s [B]) -> [B, A]` (Q-values or policy logits).
-
-    The first layer is a sum of a state and a time embedding, which equals a linear layer
-    on the concatenated one-hot codes of s (S entries) and t (T entries). `legal [S, A]`
-    (a buffer, so it travels with the weights) masks illegal actions where needed.
-    `zero_head` zeroes the output layer, so the network starts at all-zero outputs: a
-    softmax of them is the uniform policy (the start of OMD and of the average policy).
-    """
-
-    def __init__(
-        self,
-        num_states: int,
-        horizon: int,
-        num_actions: int,
-        hidden_sizes: tuple[int, ...],
-        legal: np.ndarray,
-        zero_head: bool = False,
-    ):
-        super().__init__()
-        width = hidden_sizes[0]
-        self.state_embedding = nn.Embedding(num_states, width)
-        self.time_embedding = nn.Embedding(horizon, width)
-        nn.init.normal_(self.state_embedding.weight, std=0.5)
-        nn.init.normal_(self.time_embedding.weight, std=0.5)
-        self.bias = nn.Parameter(torch.zeros(width))
-        layers: list[nn.Module] = []
-        for size_in, size_out in zip(hidden_sizes[:-1], hidden_sizes[1:], strict=True):
-            layers += [nn.ReLU(), nn.Linear(size_in, size_out)]
-        layers += [nn.ReLU(), nn.Linear(hidden_sizes[-1], num_actions)]
-        self.head = nn.Sequential(*layers)
-        if zero_head:
-            nn.init.zeros_(layers[-1].weight)
-            nn.init.zeros_(layers[-1].bias)
-        self.register_buffer("legal", torch.as_tensor(np.asarray(legal, dtype=bool)))
-
-    def forward(self, t: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
-        return self.head(self.state_embedding(s) + self.time_embedding(t) + self.bias)
-
-
-def make_network(
-    num_states: int,
-    horizon: int,
-    num_actions: int,
-    hidden_sizes: tuple[int, ...],
-    legal: np.ndarray,
-    zero_head: bool = False,
-) -> TimeStateNetwork:
-    """Module factory of the learners (wrap in functools.partial)."""
-    return TimeStateNetwork(num_states, horizon, num_actions, tuple(hidden_sizes), legal, zero_head)
-
-
-def _columns(module: nn.Module, batch: pa.RecordBatch, *names: str) -> list[torch.Tensor]:
-    device = next(module.parameters()).device
-    return [torch.as_tensor(np.array(batch.column(name).to_numpy(zero_copy_only=False))).to(device) for name in names]
-
-
-def regression_loss(module: nn.Module, batch: pa.RecordBatch) -> tuple[torch.Tensor, dict[str, float]]:
-    """Mean squared error of `Q(t, s, action)` against the `target` column (float32)."""
-    t, s, a, target = _columns(module, batch, "t", "state", "action", "target")
-    q = module(t, s).gather(1, a[:, None])[:, 0]
-    loss = F.mse_loss(q, target)
-    return loss, {"q_loss": float(loss.detach())}
-
-
-def cross_entropy_loss(module: nn.Module, batch: pa.RecordBatch) -> tuple[torch.Tensor, dict[str, float]]:
-    """Cross-entropy of the legal-masked policy logits at `(t, state)` against `action`."""
-    t, s, a = _columns(module, batch, "t", "state", "action")
-    logits = module(t, s).masked_fill(~module.legal[s], -1e9)
-    loss = F.cross_entropy(logits, a)
-    return loss, {"policy_loss": float(loss.detach())}
+def __getattr__(name: str) -> Any:
+    """The torch names that moved to `deep_networks` (imported, with torch, on first use)."""
+    if name in _MOVED:
+        return getattr(importlib.import_module(NETWORKS), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class NetworkTable:
-    """Evaluates a learner's network on every `(t, s)`: `table(weights) -> [T, S, A]` float64."""
+    """Evaluates a `TimeStateNetwork` on every `(t, s)` from its weights, in numpy:
+    `table(weights) -> [T, S, A]` float64.
 
-    def __init__(self, factory: Any, horizon: int, num_states: int):
-        with torch.random.fork_rng(devices=[]):  # building a module must not move the global RNG
-            self.module = factory()
-        self.module.eval()
-        grid_t, grid_s = np.meshgrid(np.arange(horizon), np.arange(num_states), indexing="ij")
-        self.t = torch.as_tensor(grid_t.reshape(-1))
-        self.s = torch.as_tensor(grid_s.reshape(-1))
+    The first layer is `state_embedding[s] + time_embedding[t] + bias`, so on the full grid
+    it is a broadcast sum `[T, S, W]`; then ReLU and `head.<i>` linear layers in order, in
+    float32 as the learner computes them (agreement with the torch module is tested).
+    """
+
+    def __init__(self, horizon: int, num_states: int):
         self.shape = (horizon, num_states)
 
     def __call__(self, weights: Mapping[str, np.ndarray]) -> np.ndarray:
-        self.module.load_state_dict({k: torch.as_tensor(np.array(v)) for k, v in weights.items()})
-        with torch.no_grad():
-            out = self.module(self.t, self.s).numpy().astype(np.float64)
-        return out.reshape(*self.shape, -1)
+        w = {k: np.asarray(v, dtype=np.float32) for k, v in weights.items() if k != "legal"}
+        hidden = w["time_embedding.weight"][:, None, :] + w["state_embedding.weight"][None, :, :] + w["bias"]
+        heads = sorted(
+            {int(k.split(".")[1]) for k in w if k.startswith("head.")}  # head.1, head.3, ...: the Linear layers
+        )
+        for index in heads:
+            hidden = np.maximum(hidden, 0.0) @ w[f"head.{index}.weight"].T + w[f"head.{index}.bias"]
+        if hidden.shape[:2] != self.shape:
+            raise ValueError(f"network table {hidden.shape[:2]} does not match (horizon, states) {self.shape}")
+        return hidden.astype(np.float64)
 
 
 def masked_log_softmax(logits: np.ndarray, legal: np.ndarray) -> np.ndarray:
@@ -170,66 +121,6 @@ def uniform_table(legal: np.ndarray, horizon: int) -> np.ndarray:
     """Uniform over legal actions, `[T, S, A]`."""
     per_state = legal / legal.sum(axis=-1, keepdims=True)
     return np.broadcast_to(per_state, (horizon, *legal.shape)).astype(np.float64)
-
-
-# --------------------------------------------------------------------------- particles
-
-TRANSITIONS_SCHEMA = pa.schema(
-    [
-        ("t", pa.int64()),
-        ("state", pa.int64()),
-        ("action", pa.int64()),
-        ("reward", pa.float64()),
-        ("next_state", pa.int64()),
-    ]
-)
-
-
-def simulate_transitions(
-    game: MeanFieldGame, policy: np.ndarray, mu: np.ndarray, num_particles: int, rng: np.random.Generator
-) -> dict[str, np.ndarray]:
-    """Transitions of `num_particles` agents playing `policy [T, S, A]` against the flow `mu [T + 1, S]`.
-
-    Rewards and kernels are the game's at the GIVEN flow (a representative agent in the
-    mean-field limit). Returns columns of `TRANSITIONS_SCHEMA`, each `[T * N]`, time-major;
-    the reward of the last step (t = T - 1) includes the terminal reward at s'.
-    """
-    T, S = game.horizon, game.num_states
-    states = sample_categorical(np.broadcast_to(game.initial_distribution, (num_particles, S)), rng)
-    columns: dict[str, list[np.ndarray]] = {name: [] for name in TRANSITIONS_SCHEMA.names}
-    for t in range(T):
-        next_state, prob = game.transition(t, mu[t])
-        reward = np.asarray(game.reward(t, mu[t]), dtype=np.float64)  # [S, A]
-        actions = sample_categorical(policy[t, states], rng)
-        branch = sample_categorical(prob[states, actions], rng)
-        successors = next_state[states, actions, branch]
-        r = reward[states, actions]
-        if t == T - 1:
-            r = r + np.asarray(game.terminal_reward(mu[T]), dtype=np.float64)[successors]
-        columns["t"].append(np.full(num_particles, t, dtype=np.int64))
-        columns["state"].append(states)
-        columns["action"].append(actions)
-        columns["reward"].append(r)
-        columns["next_state"].append(successors)
-        states = successors
-    return {name: np.concatenate(parts) for name, parts in columns.items()}
-
-
-def transitions_shard(env: Any, shared: dict[str, Any], task: ShardTask) -> pa.RecordBatch:
-    """Shard function: `shared = {"policy": [T, S, A], "mu": [T + 1, S], "num_particles": total,
-    "stream": int}`. The total is split evenly over shards; `stream` separates the random
-    streams of several calls in one iteration (the shard seeds depend only on the iteration)."""
-    total = int(shared["num_particles"])
-    mine = total // task.num_shards + (1 if task.index < total % task.num_shards else 0)
-    rng = np.random.default_rng([task.seed, int(shared.get("stream", 0))])
-    columns = simulate_transitions(env, np.asarray(shared["policy"]), np.asarray(shared["mu"]), mine, rng)
-    return pa.RecordBatch.from_pydict(columns, schema=TRANSITIONS_SCHEMA)
-
-
-def collect(batches: list[pa.RecordBatch]) -> dict[str, np.ndarray]:
-    """Concatenate shard batches (in shard order) into numpy columns."""
-    table = pa.Table.from_batches(batches, schema=TRANSITIONS_SCHEMA)
-    return {name: table.column(name).to_numpy() for name in TRANSITIONS_SCHEMA.names}
 
 
 # --------------------------------------------------------------------------- reservoir
@@ -269,11 +160,13 @@ class _DeepShell:
         self.game = game
         self.T, self.S, self.A = game.horizon, game.num_states, game.num_actions
         self.legal = game.legal_actions
-        self.factory = functools.partial(make_network, self.S, self.T, self.A, tuple(config.hidden_sizes), self.legal)
+        self.factory = Deferred(
+            f"{NETWORKS}:make_network", (self.S, self.T, self.A, tuple(config.hidden_sizes), self.legal)
+        )
         # Networks whose softmax is the played policy start uniform (near-uniform exploitability).
         self.uniform_factory = functools.partial(self.factory, zero_head=True)
         # Not named `tables`: the framework calls an algorithm's `tables(state)` at the end of a run.
-        self.evaluate_network = NetworkTable(self.factory, self.T, self.S)
+        self.evaluate_network = NetworkTable(self.T, self.S)
 
     def _sample(
         self, ctx: StepContext, policy: np.ndarray, mu: np.ndarray, n: int, stream: int
@@ -316,8 +209,9 @@ class DeepAverageFictitiousPlay(_DeepShell):
     """D-AFP; learners `q` (best-response Q-network) and `policy` (average-policy network).
 
     State: `iteration` int, `exploitability` float, `reservoir_seen` int, and the reservoir
-    columns `reservoir_t`, `reservoir_state`, `reservoir_action`, each `[reservoir_size]` int64
-    (the first `min(seen, size)` entries are filled).
+    columns `reservoir_t`, `reservoir_state`, `reservoir_action`, each `[reservoir_size]` int32
+    (the first `min(seen, size)` entries are filled; an older checkpoint's int64 columns
+    resume as they are).
     """
 
     config: DeepAFPConfig
@@ -325,8 +219,16 @@ class DeepAverageFictitiousPlay(_DeepShell):
     def learner_specs(self) -> dict[str, LearnerSpec]:
         cfg = self.config
         return {
-            "q": LearnerSpec(self.factory, regression_loss, cfg.q_learning_rate, "adam", seed=1),
-            "policy": LearnerSpec(self.uniform_factory, cross_entropy_loss, cfg.policy_learning_rate, "adam", seed=2),
+            "q": LearnerSpec(
+                self.factory, Deferred(f"{NETWORKS}:regression_loss"), cfg.q_learning_rate, "adam", seed=1
+            ),
+            "policy": LearnerSpec(
+                self.uniform_factory,
+                Deferred(f"{NETWORKS}:cross_entropy_loss"),
+                cfg.policy_learning_rate,
+                "adam",
+                seed=2,
+            ),
         }
 
     def init(self, seed: int) -> State:
@@ -336,9 +238,9 @@ class DeepAverageFictitiousPlay(_DeepShell):
             "iteration": 0,
             "exploitability": float("nan"),
             "reservoir_seen": 0,
-            "reservoir_t": np.zeros(size, dtype=np.int64),
-            "reservoir_state": np.zeros(size, dtype=np.int64),
-            "reservoir_action": np.zeros(size, dtype=np.int64),
+            "reservoir_t": np.zeros(size, dtype=np.int32),
+            "reservoir_state": np.zeros(size, dtype=np.int32),
+            "reservoir_action": np.zeros(size, dtype=np.int32),
         }
 
     def average_policy(self, ctx: StepContext) -> np.ndarray:
@@ -410,7 +312,15 @@ class DeepMunchausenMirrorDescent(_DeepShell):
     config: DeepMOMDConfig
 
     def learner_specs(self) -> dict[str, LearnerSpec]:
-        return {"q": LearnerSpec(self.uniform_factory, regression_loss, self.config.q_learning_rate, "adam", seed=1)}
+        return {
+            "q": LearnerSpec(
+                self.uniform_factory,
+                Deferred(f"{NETWORKS}:regression_loss"),
+                self.config.q_learning_rate,
+                "adam",
+                seed=1,
+            )
+        }
 
     def init(self, seed: int) -> State:
         del seed

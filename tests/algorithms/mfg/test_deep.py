@@ -101,6 +101,47 @@ def test_state_holds_only_numpy_arrays_and_scalars(name):
     assert np.isfinite(rows[0]["exploitability"])
 
 
+# --------------------------------------------------------------------------- network table
+
+
+@pytest.mark.parametrize("hidden", [(16,), (32, 24, 16)])
+def test_numpy_network_table_equals_the_torch_module(hidden):
+    """The driver evaluates the learners' networks in numpy (no torch there): on every (t, s)
+    it must give what the torch module gives, to float32 round-off."""
+    game = make_env("crowd_modelling_2d", size=4, horizon=6)
+    torch.manual_seed(3)
+    net = deep.make_network(game.num_states, game.horizon, game.num_actions, hidden, game.legal_actions)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(torch.randn_like(p))  # a trained-looking head, not the zero start
+        t, s = torch.meshgrid(torch.arange(game.horizon), torch.arange(game.num_states), indexing="ij")
+        expected = net(t.reshape(-1), s.reshape(-1)).reshape(game.horizon, game.num_states, -1).numpy()
+    table = deep.NetworkTable(game.horizon, game.num_states)({k: v.numpy() for k, v in net.state_dict().items()})
+    assert table.dtype == np.float64 and table.shape == expected.shape
+    np.testing.assert_allclose(table, expected, rtol=1e-5, atol=1e-5 * np.abs(expected).max())
+    with pytest.raises(ValueError, match="does not match"):
+        deep.NetworkTable(game.horizon + 1, game.num_states)({k: v.numpy() for k, v in net.state_dict().items()})
+
+
+def test_driver_side_of_the_deep_methods_never_imports_torch():
+    """Building the algorithm and its learner specs, and the shard function, leave torch
+    unimported (a fresh interpreter): only learner processes pay for it."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from gamescale.algorithms.registry import algorithm_config, build_algorithm\n"
+        "from gamescale.envs.registry import make_env\n"
+        "from gamescale.algorithms.mfg.transitions import transitions_shard\n"
+        "env = make_env('crowd_modelling_2d', size=4, horizon=3)\n"
+        "for name in ('deep_afp', 'deep_momd'):\n"
+        "    build_algorithm(algorithm_config({'name': name}), env).learner_specs()\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
 # --------------------------------------------------------------------------- reservoir
 
 

@@ -36,9 +36,7 @@ def test_random_head_is_not_near_uniform():
     game = make_env("crowd_modelling_2d", maze="four_rooms")
     torch.manual_seed(0)
     net = deep.make_network(game.num_states, game.horizon, 5, (128, 128), game.legal_actions, zero_head=False)
-    table = deep.NetworkTable(lambda: net, game.horizon, game.num_states)(
-        {k: v.numpy() for k, v in net.state_dict().items()}
-    )
+    table = deep.NetworkTable(game.horizon, game.num_states)({k: v.numpy() for k, v in net.state_dict().items()})
     uniform = exploitability(game, uniform_policy(game))
     policy = deep.masked_softmax(table / 2.0, game.legal_actions)
     assert abs(exploitability(game, policy) / uniform - 1) > 0.01

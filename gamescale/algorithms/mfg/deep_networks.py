@@ -1,0 +1,91 @@
+"""The torch side of the deep mean-field methods (`deep.py`): the `(t, s)` network and the
+two losses the learners train with. Only learner processes import this module; the driver
+evaluates the same network from its weights in numpy (`deep.NetworkTable`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+class TimeStateNetwork(nn.Module):
+    """An MLP of `(t, s)`: `forward(t [B], s [B]) -> [B, A]` (Q-values or policy logits).
+
+    The first layer is a sum of a state and a time embedding, which equals a linear layer
+    on the concatenated one-hot codes of s (S entries) and t (T entries). `legal [S, A]`
+    (a buffer, so it travels with the weights) masks illegal actions where needed.
+    `zero_head` zeroes the output layer, so the network starts at all-zero outputs: a
+    softmax of them is the uniform policy (the start of OMD and of the average policy).
+    """
+
+    def __init__(
+        self,
+        num_states: int,
+        horizon: int,
+        num_actions: int,
+        hidden_sizes: tuple[int, ...],
+        legal: np.ndarray,
+        zero_head: bool = False,
+    ):
+        super().__init__()
+        width = hidden_sizes[0]
+        self.state_embedding = nn.Embedding(num_states, width)
+        self.time_embedding = nn.Embedding(horizon, width)
+        nn.init.normal_(self.state_embedding.weight, std=0.5)
+        nn.init.normal_(self.time_embedding.weight, std=0.5)
+        self.bias = nn.Parameter(torch.zeros(width))
+        layers: list[nn.Module] = []
+        for size_in, size_out in zip(hidden_sizes[:-1], hidden_sizes[1:], strict=True):
+            layers += [nn.ReLU(), nn.Linear(size_in, size_out)]
+        layers += [nn.ReLU(), nn.Linear(hidden_sizes[-1], num_actions)]
+        self.head = nn.Sequential(*layers)
+        if zero_head:
+            nn.init.zeros_(layers[-1].weight)
+            nn.init.zeros_(layers[-1].bias)
+        self.register_buffer("legal", torch.as_tensor(np.asarray(legal, dtype=bool)))
+
+    def forward(self, t: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+        return self.head(self.state_embedding(s) + self.time_embedding(t) + self.bias)
+
+
+def make_network(
+    num_states: int,
+    horizon: int,
+    num_actions: int,
+    hidden_sizes: tuple[int, ...],
+    legal: np.ndarray,
+    zero_head: bool = False,
+) -> TimeStateNetwork:
+    """Module factory of the learners (wrap in functools.partial)."""
+    return TimeStateNetwork(num_states, horizon, num_actions, tuple(hidden_sizes), legal, zero_head)
+
+
+def _columns(module: nn.Module, batch: pa.RecordBatch, *names: str) -> list[torch.Tensor]:
+    """Columns as tensors on the module's device; integer columns (int32 on the wire) as int64,
+    the index type `gather` and `cross_entropy` need."""
+    device = next(module.parameters()).device
+    out = []
+    for name in names:
+        column = torch.as_tensor(np.array(batch.column(name).to_numpy(zero_copy_only=False)))
+        out.append((column.long() if not column.is_floating_point() else column).to(device))
+    return out
+
+
+def regression_loss(module: nn.Module, batch: pa.RecordBatch) -> tuple[torch.Tensor, dict[str, float]]:
+    """Mean squared error of `Q(t, s, action)` against the `target` column (float32)."""
+    t, s, a, target = _columns(module, batch, "t", "state", "action", "target")
+    q = module(t, s).gather(1, a[:, None])[:, 0]
+    loss = F.mse_loss(q, target)
+    return loss, {"q_loss": float(loss.detach())}
+
+
+def cross_entropy_loss(module: nn.Module, batch: pa.RecordBatch) -> tuple[torch.Tensor, dict[str, float]]:
+    """Cross-entropy of the legal-masked policy logits at `(t, state)` against `action`."""
+    t, s, a = _columns(module, batch, "t", "state", "action")
+    logits = module(t, s).masked_fill(~module.legal[s], -1e9)
+    loss = F.cross_entropy(logits, a)
+    return loss, {"policy_loss": float(loss.detach())}
