@@ -43,11 +43,11 @@ class RuntimeConfig(_Section):
     placement: Literal["spread", "pack"] = Field(
         "spread", description="rollout workers over nodes: spread (as many nodes as possible) or pack"
     )
-    driver_threads: int | None = Field(
-        1,
-        ge=1,
-        description="BLAS and torch threads of the driver while it drives actors (null: the libraries' "
-        "defaults); each actor gets one per CPU it reserves, from Ray",
+    driver_threads: int | Literal["auto"] | None = Field(
+        "auto",
+        description="BLAS and torch threads of the driver while it drives actors: auto (the usable cores left "
+        "after the rollout workers, at least 1), a number, or null (the libraries' defaults); each actor gets "
+        "one thread per CPU it reserves, from Ray",
     )
     worker_start_timeout_s: float = Field(120.0, gt=0, description="give up placing rollout workers after this")
     worker_revive_timeout_s: float = Field(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -226,8 +227,17 @@ def _loop(
     # A driver that drives actors shares the cores with them: its numeric threads are
     # capped (`runtime.driver_threads`); exact solvers, which run alone, keep the defaults.
     uses_actors = bool(algorithm.learner_specs()) or getattr(algorithm, "uses_rollout_workers", True)
-    with driver_threads(config.runtime.driver_threads if uses_actors else None):
+    with driver_threads(_driver_thread_limit(config) if uses_actors else None):
         _drive(config, algorithm, run_dir, loaded, progress, callbacks)
+
+
+def _driver_thread_limit(config: ExperimentConfig) -> int | None:
+    """`runtime.driver_threads`, with auto = this machine's usable cores less one per
+    rollout worker (at least 1): the cores the workers do not already keep busy."""
+    limit = config.runtime.driver_threads
+    if limit != "auto":
+        return limit
+    return max(1, len(os.sched_getaffinity(0)) - config.runtime.workers)
 
 
 def _drive(
