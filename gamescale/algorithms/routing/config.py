@@ -24,9 +24,9 @@ class StaticUEConfig(AlgorithmConfig):
 
     name: str = "static_user_equilibrium"
     max_iterations: int = Field(default=200, ge=0)
-    method: Literal["auto", "gradient_projection", "biconjugate_frank_wolfe", "conjugate_frank_wolfe", "frank_wolfe"] = (
-        "auto"
-    )
+    method: Literal[
+        "auto", "gradient_projection", "biconjugate_frank_wolfe", "conjugate_frank_wolfe", "frank_wolfe"
+    ] = "auto"
     target_gap: float = Field(default=0.0, ge=0)
     inner_iterations: int = Field(default=10, ge=1)
     inner_tolerance: float = Field(default=0.1, gt=0)

@@ -843,7 +843,11 @@ def make_solver(
         method = auto_method(network)
     if method == "gradient_projection":
         return PathGradientProjection(network, max_iterations, target_gap, inner_iterations, inner_tolerance)
-    modes = {"biconjugate_frank_wolfe": "biconjugate", "conjugate_frank_wolfe": "conjugate", "frank_wolfe": "frank_wolfe"}
+    modes = {
+        "biconjugate_frank_wolfe": "biconjugate",
+        "conjugate_frank_wolfe": "conjugate",
+        "frank_wolfe": "frank_wolfe",
+    }
     if method in modes:
         return StaticUserEquilibrium(network, max_iterations=max_iterations, target_gap=target_gap, mode=modes[method])
     raise ValueError(f"unknown static UE method {method!r} (one of {', '.join(METHODS)})")
