@@ -133,6 +133,12 @@ class ShortestPathTrees:
 
     def in_links(self, graph: ShortestPathGraph) -> np.ndarray:
         """Tree link into every node `[R, G]` (int64; -1 at the sources and unreached nodes)."""
+        g, m = graph.num_graph_nodes, graph.in_mod
+        if m and g * m < 2**31:  # whole-array int32 arithmetic: no compaction of the reached nodes
+            tail = np.maximum(self.pred, 0)
+            slot = np.arange(g, dtype=np.int32) * np.int32(m) + tail % np.int32(m)
+            pair = graph.in_table[slot]
+            return np.where((self.pred >= 0) & (pair >= 0), self.pair_link[np.maximum(pair, 0)], -1)
         out = np.full(self.pred.shape, -1, np.int64)
         reached = self.pred >= 0
         _, node = np.nonzero(reached)
