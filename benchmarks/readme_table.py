@@ -153,6 +153,9 @@ def mfg_rows() -> list[Row]:
     return rows
 
 
+GAP_LABELS = {"0.0001": "1e-4", "1e-06": "1e-6"}
+
+
 def routing_rows() -> list[Row]:
     r = load("routing")
     table = [(row["peer"], row["case"], row["metric"], row["value"]) for row in r["table"]]
@@ -182,7 +185,7 @@ def routing_rows() -> list[Row]:
         method = solver.removeprefix("gamescale ").split(",")[0]
         rows.append(
             (
-                f"static user equilibrium to gap {' / '.join(f'{float(g):g}' for g in gaps)}, {label} ({method})",
+                f"static user equilibrium to gap {' / '.join(GAP_LABELS[g] for g in gaps)}, {label} ({method})",
                 " / ".join(seconds(v) for v in ours),
                 "AequilibraE bfw " + " / ".join(seconds(v) for v in theirs),
                 source(r, "routing", "table (static UE s to gap)"),
