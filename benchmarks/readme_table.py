@@ -153,6 +153,9 @@ def mfg_rows() -> list[Row]:
     return rows
 
 
+GAP_LABELS = {"0.0001": "1e-4", "1e-06": "1e-6"}
+
+
 def routing_rows() -> list[Row]:
     r = load("routing")
     table = [(row["peer"], row["case"], row["metric"], row["value"]) for row in r["table"]]
@@ -166,19 +169,23 @@ def routing_rows() -> list[Row]:
 
     rows: list[Row] = []
     cases = (
-        ("sioux_falls", "Sioux Falls"),
-        ("chicago_sketch", "Chicago Sketch"),
-        ("grid", "generated 100x100 grid city"),
+        ("sioux_falls", "Sioux Falls", ("0.0001", "1e-06")),
+        ("chicago_sketch", "Chicago Sketch", ("0.0001", "1e-06")),
+        ("grid", "generated 100x100 grid city", ("0.0001", "1e-06")),
+        ("grid_dense", "generated 114x114 grid city, 865 zones (747,360 OD pairs)", ("0.0001",)),
     )
-    for case, label in cases:
-        metrics = [f"static UE s to gap {g}" for g in ("0.0001", "1e-06")]
-        ours = [value("gamescale gradient_projection, 1 worker", case, m) for m in metrics]
+    for case, label, gaps in cases:
+        metrics = [f"static UE s to gap {g}" for g in gaps]
+        # the default solver (`auto`) with one worker, whichever method it picked for the case
+        solver = next((p for p, c, _, _ in table if p.startswith("gamescale ") and "1 worker" in p and c == case), "")
+        ours = [value(solver, case, m) if solver else None for m in metrics]
         theirs = [value("aequilibrae", case, m) for m in metrics]
-        if ours == [None, None]:
+        if all(v is None for v in ours):
             continue
+        method = solver.removeprefix("gamescale ").split(",")[0]
         rows.append(
             (
-                f"static user equilibrium to gap 1e-4 / 1e-6, {label}",
+                f"static user equilibrium to gap {' / '.join(GAP_LABELS[g] for g in gaps)}, {label} ({method})",
                 " / ".join(seconds(v) for v in ours),
                 "AequilibraE bfw " + " / ".join(seconds(v) for v in theirs),
                 source(r, "routing", "table (static UE s to gap)"),

@@ -41,7 +41,10 @@ class ShortestPathGraph:
     origins `[O]` (network node of each origin), sources `[O]` (graph node to start from),
     od_row `[K]` (origin row of each OD pair, sorted), od_dest `[K]` (destination network
     node), od_flow `[K]` (flow units), od_ptr `[O + 1]` (OD pairs of origin row r are
-    od_ptr[r]:od_ptr[r+1]).
+    od_ptr[r]:od_ptr[r+1]); the graph's edges are the distinct (tail, head) pairs of the
+    links, sorted: pair_of_link `[L]`, pair_tail `[E]`, pair_head `[E]`; in_table
+    `[G * in_mod]` gives the pair of (tail, head) at head * in_mod + tail % in_mod (in_mod 0:
+    no collision-free table, pairs are found by binary search).
     """
 
     tails: np.ndarray
@@ -53,10 +56,23 @@ class ShortestPathGraph:
     od_dest: np.ndarray
     od_flow: np.ndarray
     od_ptr: np.ndarray
+    pair_of_link: np.ndarray
+    pair_tail: np.ndarray
+    pair_head: np.ndarray
+    in_mod: int
+    in_table: np.ndarray
 
     @property
     def num_od(self) -> int:
         return len(self.od_flow)
+
+    def pair_into(self, tail: np.ndarray, head: np.ndarray) -> np.ndarray:
+        """Index of the (tail, head) pair `[...]` (each must be an edge of the graph): one
+        lookup in a table of the in-neighbours of each head, keyed by tail mod `in_mod`."""
+        if self.in_mod:
+            return self.in_table[head * self.in_mod + tail % self.in_mod]
+        keys = self.pair_tail.astype(np.int64) * self.num_graph_nodes + self.pair_head
+        return np.searchsorted(keys, tail.astype(np.int64) * self.num_graph_nodes + head)
 
 
 def shortest_path_graph(net: Network) -> ShortestPathGraph:
@@ -74,42 +90,59 @@ def shortest_path_graph(net: Network) -> ShortestPathGraph:
     od_row, od_dest = pairs // n, pairs % n
     od_ptr = np.searchsorted(od_row, np.arange(len(origins) + 1))
     sources = np.where(copy_of[origins] >= 0, copy_of[origins], origins).astype(np.int64)
+    heads = net.term_node.astype(np.int64)
+    g = n + len(zones)
+    keys, pair_of_link = np.unique(tails * g + heads, return_inverse=True)
+    pair_tail, pair_head = keys // g, keys % g
+    in_mod, in_table = _in_table(pair_tail, pair_head, g)
     return ShortestPathGraph(
-        tails, net.term_node.astype(np.int64), n + len(zones), origins, sources, od_row, od_dest, flow, od_ptr
-    )
+        tails, heads, g, origins, sources, od_row, od_dest, flow, od_ptr,
+        pair_of_link.astype(np.int64), pair_tail, pair_head, in_mod, in_table,
+    )  # fmt: skip
+
+
+def _in_table(pair_tail: np.ndarray, pair_head: np.ndarray, g: int, max_mod: int = 256) -> tuple[int, np.ndarray]:
+    """(m, table `[g * m]`): the smallest m for which the in-neighbours of every node differ
+    mod m (so (tail, head) -> pair is one array lookup), table[head * m + tail % m] = pair;
+    (0, empty) if no m <= max_mod works (then pairs are found by binary search)."""
+    if not len(pair_head):
+        return 0, np.zeros(0, np.int64)
+    m = int(np.bincount(pair_head).max())
+    while m <= max_mod:
+        slot = pair_head * m + pair_tail % m
+        if len(np.unique(slot)) == len(slot):
+            table = np.full(g * m, -1, np.int64)
+            table[slot] = np.arange(len(slot))
+            return m, table
+        m += 1
+    return 0, np.zeros(0, np.int64)
 
 
 @dataclass(frozen=True)
 class ShortestPathTrees:
     """Dijkstra trees of origin rows `lo:hi` at given link costs.
 
-    dist `[R, G]`, pred `[R, G]` (graph nodes, negative for none); the graph searched, in
-    CSR form: out_ptr `[G + 1]`, out_head `[E]`, out_link `[E]` (the cheapest of parallel
-    links from each tail to each head).
+    dist `[R, G]`, pred `[R, G]` (graph nodes, negative for none); pair_link `[E]`: the link
+    each graph edge (tail, head) pair stands for at these costs (the cheapest of parallel links).
     """
 
     lo: int
     dist: np.ndarray
     pred: np.ndarray
-    out_ptr: np.ndarray
-    out_head: np.ndarray
-    out_link: np.ndarray
+    pair_link: np.ndarray
 
-    def link_of(self, tail: np.ndarray, head: np.ndarray) -> np.ndarray:
-        """Link id from `tail` to `head` `[n]` (each pair must be an edge of the graph):
-        scans the out-links of each tail, one position per pass for all pairs at once."""
-        out = np.empty(len(tail), np.int64)
-        pos = self.out_ptr[tail].astype(np.int64)
-        end = self.out_ptr[tail + 1]
-        todo = np.arange(len(tail))
-        head = np.asarray(head)
-        while len(todo):
-            if np.any(pos >= end):
-                raise RuntimeError("a shortest-path tree edge is not in the graph")
-            hit = self.out_head[pos] == head
-            out[todo[hit]] = self.out_link[pos[hit]]
-            miss = ~hit
-            todo, pos, end, head = todo[miss], pos[miss] + 1, end[miss], head[miss]
+    def in_links(self, graph: ShortestPathGraph) -> np.ndarray:
+        """Tree link into every node `[R, G]` (int64; -1 at the sources and unreached nodes)."""
+        g, m = graph.num_graph_nodes, graph.in_mod
+        if m and g * m < 2**31:  # whole-array int32 arithmetic: no compaction of the reached nodes
+            tail = np.maximum(self.pred, 0)
+            slot = np.arange(g, dtype=np.int32) * np.int32(m) + tail % np.int32(m)
+            pair = graph.in_table[slot]
+            return np.where((self.pred >= 0) & (pair >= 0), self.pair_link[np.maximum(pair, 0)], -1)
+        out = np.full(self.pred.shape, -1, np.int64)
+        reached = self.pred >= 0
+        _, node = np.nonzero(reached)
+        out[reached] = self.pair_link[graph.pair_into(self.pred[reached].astype(np.int64), node)]
         return out
 
 
@@ -120,15 +153,14 @@ def shortest_trees(
     hi = len(graph.sources) if hi is None else hi
     g = graph.num_graph_nodes
     c = np.maximum(costs, _MIN_COST)
-    pair = graph.tails * g + graph.heads
-    order = np.lexsort((c, pair))
+    order = np.lexsort((c, graph.pair_of_link))
     first = np.ones(len(order), bool)
-    first[1:] = pair[order][1:] != pair[order][:-1]
-    best = order[first]  # sorted by (tail, head): CSR order
-    out_ptr = np.searchsorted(graph.tails[best], np.arange(g + 1))
-    matrix = csr_matrix((c[best], graph.heads[best], out_ptr), shape=(g, g))
+    first[1:] = graph.pair_of_link[order][1:] != graph.pair_of_link[order][:-1]
+    best = order[first]  # the cheapest link of each pair, in pair order (= CSR order)
+    out_ptr = np.searchsorted(graph.pair_tail, np.arange(g + 1))
+    matrix = csr_matrix((c[best], graph.pair_head, out_ptr), shape=(g, g))
     dist, pred = dijkstra(matrix, indices=graph.sources[lo:hi], return_predecessors=True)
-    return ShortestPathTrees(lo, dist, pred, out_ptr, graph.heads[best], best)
+    return ShortestPathTrees(lo, dist, pred, best)
 
 
 def shortest_paths(graph: ShortestPathGraph, costs: np.ndarray) -> tuple[np.ndarray, np.ndarray, ShortestPathTrees]:
@@ -146,81 +178,102 @@ def trace_paths(
     Two walks up the trees, all pairs at once: the first counts hops, the second writes
     each link straight into its place (memory: the output only)."""
     k = len(rows)
+    g = graph.num_graph_nodes
     local = np.asarray(rows, np.int64) - trees.lo
     src = graph.sources[rows]
-    dests = np.asarray(dests, np.int64)
+    pred = trees.pred.ravel()
     lengths = np.zeros(k, np.int64)
-    ids, cur, loc, s = np.arange(k), dests, local, src
-    for _ in range(graph.num_graph_nodes + 1):
+    ids, at, s = np.arange(k), local * g + np.asarray(dests, np.int64), src  # at: flat index (row, node)
+    for _ in range(g + 1):
         if not len(ids):
             break
-        p = trees.pred[loc, cur].astype(np.int64)
+        p = pred[at].astype(np.int64)
         if np.any(p < 0):
             raise ValueError("an OD pair has no path at these link costs")
         lengths[ids] += 1
         go_on = p != s
-        ids, cur, loc, s = ids[go_on], p[go_on], loc[go_on], s[go_on]
+        ids, at, s = ids[go_on], at[go_on] - at[go_on] % g + p[go_on], s[go_on]
     else:
         raise RuntimeError("shortest-path tree has a cycle")
     ptr = np.concatenate([[0], np.cumsum(lengths)])
     links = np.empty(ptr[-1], np.int32)
     # many hops: look up the link into every tree node once, [R, G], then index it
-    in_link = None
-    if ptr[-1] > trees.pred.size:
-        in_link = np.full(trees.pred.shape, -1, np.int32)
-        r_idx, v_idx = np.nonzero(trees.pred >= 0)
-        in_link[r_idx, v_idx] = trees.link_of(trees.pred[r_idx, v_idx].astype(np.int64), v_idx)
-    ids, cur, loc, s = np.arange(k), dests, local, src
+    in_link = trees.in_links(graph).ravel() if ptr[-1] > trees.pred.size // 4 else None
+    at, s = local * g + np.asarray(dests, np.int64), src
     slot = ptr[1:] - 1  # the last link of each path first: fill backwards
-    while len(ids):
-        p = trees.pred[loc, cur].astype(np.int64)
-        links[slot] = trees.link_of(p, cur) if in_link is None else in_link[loc, cur]
+    while len(at):
+        p = pred[at].astype(np.int64)
+        if in_link is None:
+            links[slot] = trees.pair_link[graph.pair_into(p, at % g)]
+        else:
+            links[slot] = in_link[at]
         go_on = p != s
-        ids, cur, loc, s, slot = ids[go_on], p[go_on], loc[go_on], s[go_on], slot[go_on] - 1
+        at, s, slot = at[go_on] - at[go_on] % g + p[go_on], s[go_on], slot[go_on] - 1
     return ptr, links
 
 
-def load_trees(
-    graph: ShortestPathGraph,
-    trees: ShortestPathTrees,
-    rows: np.ndarray,
-    dests: np.ndarray,
-    flow: np.ndarray,
-    num_links: int,
-) -> np.ndarray:
-    """Link flows `[L]` of `flow` `[K]` sent along the tree paths of OD pairs (rows, dests)."""
-    g = graph.num_graph_nodes
-    local = np.asarray(rows, np.int64) - trees.lo
-    src = graph.sources[rows]
-    cur = np.asarray(dests, np.int64).copy()
-    amount = np.asarray(flow, np.float64)
-    out = np.zeros(num_links)
-    for _ in range(g + 1):
-        if not len(cur):
-            return out
-        p = trees.pred[local, cur].astype(np.int64)
-        if np.any(p < 0):
-            raise ValueError("an OD pair has no path at these link costs")
-        out += np.bincount(trees.link_of(p, cur), weights=amount, minlength=num_links)
-        go_on = p != src
-        local, cur, src, amount = local[go_on], p[go_on], src[go_on], amount[go_on]
-    raise RuntimeError("shortest-path tree has a cycle")
+def load_origins(graph: ShortestPathGraph, trees: ShortestPathTrees, num_links: int) -> tuple[np.ndarray, float]:
+    """All-or-nothing load of the demand of the origin rows of `trees` on their trees.
+
+    Returns (link flows `[L]`, sum of demand x shortest-path cost). The flow on the tree link
+    into a node is the demand of the node's subtree; subtree sums come by pointer doubling,
+    for all trees at once: with `anc` the 2^k-th ancestor of every node and `s` the demand
+    of the descendants less than 2^k hops down, s += (s pushed up to anc), anc = anc[anc];
+    about log2(tree depth) numpy passes, no Python per node or OD pair, no sorting.
+    """
+    lo, r, g = trees.lo, trees.dist.shape[0], graph.num_graph_nodes
+    k0, k1 = int(graph.od_ptr[lo]), int(graph.od_ptr[lo + r])
+    rows, dests, flow = graph.od_row[k0:k1] - lo, graph.od_dest[k0:k1], graph.od_flow[k0:k1]
+    sp = trees.dist[rows, dests]
+    if not np.all(np.isfinite(sp)):
+        raise ValueError("an OD pair has no path at these link costs")
+    width = g + 1  # column g of each row: where sources and unreached nodes point (a sink)
+    index = np.int32 if r * width < 2**31 else np.int64
+    base = (np.arange(r, dtype=index) * width)[:, None]
+    sink = base[:, 0] + g
+    anc = np.empty((r, width), index)
+    anc[:, :g] = np.where(trees.pred >= 0, trees.pred, g) + base
+    anc[:, g] = sink
+    anc = anc.ravel()
+    s = np.bincount(rows * width + dests, weights=flow, minlength=r * width)
+    while True:
+        s += np.bincount(anc, weights=s, minlength=r * width)
+        s[sink] = 0.0
+        anc = anc[anc]
+        if np.array_equal(anc[::width], sink) and np.all(anc.reshape(r, width) == sink[:, None]):
+            break
+    in_link = trees.in_links(graph)
+    used = in_link >= 0
+    flows = np.bincount(in_link[used], weights=s.reshape(r, width)[:, :g][used], minlength=num_links)
+    return flows, float(np.dot(flow, sp))
 
 
-def all_or_nothing(graph: ShortestPathGraph, costs: np.ndarray) -> tuple[np.ndarray, float]:
-    """Load all demand on shortest paths at link `costs` `[L]`.
+_BLOCK_ENTRIES = 1_500_000  # (origin, node) entries per Dijkstra call when loading: the arrays stay in cache
+
+
+def all_or_nothing(
+    graph: ShortestPathGraph, costs: np.ndarray, lo: int = 0, hi: int | None = None
+) -> tuple[np.ndarray, float]:
+    """Load the demand of origin rows `lo:hi` (default: all) on shortest paths at link
+    `costs` `[L]`, in blocks of origins of about `_BLOCK_ENTRIES` tree nodes.
 
     Returns (link flows `[L]`, shortest-path total travel time sum_od d_od * dist_od).
     """
-    trees = shortest_trees(graph, costs)
-    sp = trees.dist[graph.od_row, graph.od_dest]
-    flows = load_trees(graph, trees, graph.od_row, graph.od_dest, graph.od_flow, len(costs))
-    return flows, float(np.dot(graph.od_flow, sp))
+    hi = len(graph.sources) if hi is None else hi
+    step = max(1, _BLOCK_ENTRIES // graph.num_graph_nodes)
+    flows, sptt = np.zeros(len(costs)), 0.0
+    for a in range(lo, hi, step):
+        block_flows, block_sptt = load_origins(graph, shortest_trees(graph, costs, a, min(a + step, hi)), len(costs))
+        flows += block_flows
+        sptt += block_sptt
+    return flows, sptt
 
 
 def beckmann_line_search(net: Network, x: np.ndarray, d: np.ndarray, iters: int = 40) -> float:
     """Step in [0, 1] minimising the Beckmann objective along x + s d (bisection on its slope)."""
     lo, hi = 0.0, 1.0
+    if np.dot(link_cost(net, x), d) >= 0:  # not a descent direction
+        return 0.0
     if np.dot(link_cost(net, x + d), d) <= 0:
         return 1.0
     for _ in range(iters):
@@ -374,51 +427,125 @@ class _StaticUEBase:
         }
 
 
-class StaticUserEquilibrium(_StaticUEBase):
-    """Conjugate Frank-Wolfe for the static UE (Mitradjieva & Lindberg 2013), or plain
-    Frank-Wolfe with `conjugate=False`. One step: a direction made conjugate to the previous
-    one under the Hessian diag(t'(x)), an exact line search on the Beckmann objective, and
-    the all-or-nothing load at the new costs (which also gives the gap).
+def all_or_nothing_shard(env: Any, shared: dict[str, Any], task: Any) -> pa.RecordBatch:
+    """One block of origins (`task.payload` = (lo, hi) origin rows): its all-or-nothing
+    load at `shared["costs"]` `[L]`. Returns one row: flow (list<double> `[L]`), sptt (its
+    demand x shortest-path cost)."""
+    net = network_of(env)
+    lo, hi = task.payload
+    flows, sptt = all_or_nothing(graph_of(net), shared["costs"], lo, hi)
+    return pa.RecordBatch.from_arrays(
+        [pa.array([flows], pa.list_(pa.float64())), pa.array([sptt])], names=["flow", "sptt"]
+    )
 
-    State: flows `[L]` (current link flows), target `[L]` (previous conjugate point),
-    aon `[L]` (all-or-nothing load at the current costs), relative_gap, tstt, iteration.
+
+def _runner(network: Network, ctx: StepContext | None) -> tuple[Any, int, int, int]:
+    """(shard runner, number of origin blocks, seed, iteration): one worker runs in this
+    process (no actor to start) and gives the same numbers as N workers."""
+    if ctx is None:
+        return LocalShardRunner(network), 1, 0, 0
+    runner = ctx.shards if ctx.shards.num_workers > 1 else LocalShardRunner(network)
+    return runner, ctx.num_shards, ctx.seed, ctx.iteration
+
+
+class StaticUserEquilibrium(_StaticUEBase):
+    """Link-based Frank-Wolfe family for the static UE: plain Frank-Wolfe, conjugate FW
+    (`mode="conjugate"`) and bi-conjugate FW (`mode="biconjugate"`, Mitradjieva & Lindberg
+    2013, as AequilibraE's `bfw`). One step: a direction made conjugate to the previous
+    one (two, for BFW) under the Hessian diag(t'(x)), an exact line search on the Beckmann
+    objective, and the all-or-nothing load at the new costs (which also gives the gap).
+    The all-or-nothing loads are one shard per block of origins (`all_or_nothing_shard`,
+    through `ctx.shards.map`), summed in block order: identical for 1 and N workers.
+
+    State: flows `[L]` (current link flows), aon `[L]` (all-or-nothing load at their
+    costs), s1, s2 `[L]` (the last two search targets), last_step (the last step size),
+    relative_gap, tstt, iteration (0: nothing loaded; the first step loads the free-flow
+    shortest paths).
     """
 
-    def __init__(self, network: Network, max_iterations: int = 200, conjugate: bool = True, target_gap: float = 0.0):
+    def __init__(
+        self,
+        network: Network,
+        max_iterations: int = 200,
+        conjugate: bool = True,
+        target_gap: float = 0.0,
+        mode: str | None = None,
+    ):
         self.network = network
         self.max_iterations = max_iterations
-        self.conjugate = conjugate
+        self.mode = mode or ("conjugate" if conjugate else "frank_wolfe")
+        if self.mode not in ("frank_wolfe", "conjugate", "biconjugate"):
+            raise ValueError(f"unknown Frank-Wolfe mode {self.mode!r}")
         self.target_gap = target_gap
         self.graph = shortest_path_graph(network)
 
     def init(self, seed: int) -> State:
-        net = self.network
-        x, _ = all_or_nothing(self.graph, net.free_flow_time)
-        y, sptt = all_or_nothing(self.graph, link_cost(net, x))
-        gap, tstt = gap_and_tstt(net, x, sptt)
-        return {"flows": x, "target": y, "aon": y, "relative_gap": gap, "tstt": tstt, "iteration": 0}
+        zeros = np.zeros(self.network.num_links)
+        return {
+            "flows": zeros, "aon": zeros, "s1": zeros, "s2": zeros, "last_step": 1.0,
+            "relative_gap": 1.0, "tstt": 0.0, "iteration": 0,
+        }  # fmt: skip
+
+    def _aon(self, ctx: StepContext | None, costs: np.ndarray) -> tuple[np.ndarray, float]:
+        runner, num_shards, seed, it = _runner(self.network, ctx)
+        blocks = origin_blocks(len(self.graph.sources), num_shards)
+        if not blocks:
+            return np.zeros(len(costs)), 0.0
+        batches = runner.map(all_or_nothing_shard, make_shard_tasks(seed, it, len(blocks), blocks), {"costs": costs})
+        flows = np.zeros(len(costs))
+        for batch in batches:  # in block order: the same sums however the blocks ran
+            flows += batch.column("flow").flatten().to_numpy()
+        return flows, float(sum(batch.column("sptt")[0].as_py() for batch in batches))
+
+    def _direction(self, state: State) -> np.ndarray:
+        """The search target s (the step goes from x toward s): bi-conjugate, else conjugate,
+        else the all-or-nothing load y, whichever comes first that is a descent direction
+        (t(x) . (s - x) < 0; y always is unless x is an equilibrium)."""
+        net, it = self.network, int(state["iteration"])
+        x, y, s1, s2, tau = state["flows"], state["aon"], state["s1"], state["s2"], float(state["last_step"])
+        if self.mode == "frank_wolfe" or it <= 1 or not 0.0 < tau < 1.0 - 1e-9:
+            return y  # after a zero or full step x sits on s1: no conjugate information, restart from FW
+        h = link_cost_derivative(net, x)
+        t = link_cost(net, x)
+        descent = np.dot(t, y - x)
+        if self.mode == "biconjugate" and it > 2:
+            d1 = s1 - x  # the last direction
+            d2 = tau * s1 + (1.0 - tau) * s2 - x  # the one before, seen from x
+            den_mu, den_nu = np.dot(d2 * h, s2 - s1), np.dot(d1 * h, d1)
+            if den_mu != 0 and den_nu != 0:
+                mu = -np.dot(d2 * h, y - x) / den_mu
+                nu = -np.dot(d1 * h, y - x) / den_nu + mu * tau / (1.0 - tau)
+                mu, nu = max(0.0, mu), max(0.0, nu)
+                if np.isfinite(mu) and np.isfinite(nu):
+                    s = (y + nu * s1 + mu * s2) / (1.0 + mu + nu)
+                    if np.dot(t, s - x) < 0:
+                        return s
+        # conjugate to the last direction only
+        ds = s1 - x
+        num, den = np.dot(ds * h, y - x), np.dot(ds * h, y - s1)
+        alpha = num / den if den != 0 else 0.0
+        alpha = float(np.clip(alpha, 0.0, 1.0 - 1e-6)) if np.isfinite(alpha) else 0.0
+        s = alpha * s1 + (1.0 - alpha) * y
+        return s if np.dot(t, s - x) < 0 or descent >= 0 else y
 
     def step(self, state: State, ctx: StepContext | None = None) -> tuple[State, dict[str, float]]:
         net = self.network
         if self._finished(state):
             return state, {"relative_gap": state["relative_gap"], "tstt": state["tstt"]}
-        x, y, s_prev = state["flows"], state["aon"], state["target"]
-        target = y
-        if self.conjugate and state["iteration"] > 0:
-            h = link_cost_derivative(net, x)
-            dy, ds = y - x, s_prev - x
-            num = np.dot(ds * h, dy)
-            den = np.dot(ds * h, y - s_prev)
-            alpha = num / den if den != 0 else 0.0
-            alpha = float(np.clip(alpha, 0.0, 1.0 - 1e-6)) if np.isfinite(alpha) else 0.0
-            target = alpha * s_prev + (1.0 - alpha) * y
-        step = beckmann_line_search(net, x, target - x)
-        x = x + step * (target - x)
-        y, sptt = all_or_nothing(self.graph, link_cost(net, x))
+        if int(state["iteration"]) == 0:  # all demand on the free-flow shortest paths
+            x, _ = self._aon(ctx, net.free_flow_time)
+            target, step = x, 1.0
+        else:
+            target = self._direction(state)
+            step = beckmann_line_search(net, state["flows"], target - state["flows"])
+            x = state["flows"] + step * (target - state["flows"])
+        y, sptt = self._aon(ctx, link_cost(net, x))
         gap, tstt = gap_and_tstt(net, x, sptt)
-        iteration = int(state["iteration"]) + 1
-        state = {"flows": x, "target": target, "aon": y, "relative_gap": gap, "tstt": tstt, "iteration": iteration}
-        return state, {"relative_gap": gap, "tstt": tstt}
+        state = {
+            "flows": x, "aon": y, "s1": target, "s2": state["s1"], "last_step": step,
+            "relative_gap": gap, "tstt": tstt, "iteration": int(state["iteration"]) + 1,
+        }  # fmt: skip
+        return state, {"relative_gap": gap, "tstt": tstt, "step": step}
 
 
 @dataclass(frozen=True)
@@ -530,12 +657,7 @@ class PathGradientProjection(_StaticUEBase):
         self, ctx: StepContext | None, costs: np.ndarray, best: np.ndarray | None
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(sp cost `[K]`, new-path OD `[N]`, new-path ptr `[N + 1]`, new-path links)."""
-        if ctx is None:
-            runner, num_shards, seed, it = LocalShardRunner(self.network), 1, 0, 0
-        else:
-            runner, num_shards, seed, it = ctx.shards, ctx.num_shards, ctx.seed, ctx.iteration
-            if runner.num_workers <= 1:  # one worker: this process (no actor to start); same numbers
-                runner = LocalShardRunner(self.network)
+        runner, num_shards, seed, it = _runner(self.network, ctx)
         blocks = origin_blocks(len(self.graph.sources), num_shards)
         tasks = make_shard_tasks(seed, it, len(blocks), blocks)
         batches = runner.map(shortest_path_shard, tasks, {"costs": costs, "best": best})
@@ -702,26 +824,43 @@ class PathGradientProjection(_StaticUEBase):
         return state, {"relative_gap": gap, "tstt": tstt, "paths": float(len(od)), "sweeps": float(sweeps)}
 
 
+METHODS = ("auto", "gradient_projection", "biconjugate_frank_wolfe", "conjugate_frank_wolfe", "frank_wolfe")
+AUTO_PATH_MAX_OD = 250_000  # `auto`: path sets for at most this many OD pairs, bi-conjugate FW above
+
+
+def auto_method(network: Network) -> str:
+    """`auto`'s choice: gradient_projection (few iterations, path sets in memory) for at most
+    AUTO_PATH_MAX_OD OD pairs with demand, biconjugate_frank_wolfe (work per origin, not per
+    OD pair and path) for denser demand."""
+    num_od = int(np.count_nonzero(network.demand.flow > 0))
+    return "gradient_projection" if num_od <= AUTO_PATH_MAX_OD else "biconjugate_frank_wolfe"
+
+
 def make_solver(
     network: Network,
-    method: str = "gradient_projection",
+    method: str = "auto",
     max_iterations: int = 200,
     target_gap: float = 0.0,
     inner_iterations: int = 10,
     inner_tolerance: float = 0.1,
 ):
-    """The static UE solver named `method`: gradient_projection, conjugate_frank_wolfe or frank_wolfe."""
+    """The static UE solver named `method` (one of METHODS; `auto`: see `auto_method`)."""
+    if method == "auto":
+        method = auto_method(network)
     if method == "gradient_projection":
         return PathGradientProjection(network, max_iterations, target_gap, inner_iterations, inner_tolerance)
-    if method in ("conjugate_frank_wolfe", "frank_wolfe"):
-        return StaticUserEquilibrium(
-            network, max_iterations=max_iterations, conjugate=method == "conjugate_frank_wolfe", target_gap=target_gap
-        )
-    raise ValueError(f"unknown static UE method {method!r}")
+    modes = {
+        "biconjugate_frank_wolfe": "biconjugate",
+        "conjugate_frank_wolfe": "conjugate",
+        "frank_wolfe": "frank_wolfe",
+    }
+    if method in modes:
+        return StaticUserEquilibrium(network, max_iterations=max_iterations, target_gap=target_gap, mode=modes[method])
+    raise ValueError(f"unknown static UE method {method!r} (one of {', '.join(METHODS)})")
 
 
 def solve_user_equilibrium(
-    network: Network, target_gap: float = 1e-4, max_iterations: int = 10_000, method: str = "gradient_projection"
+    network: Network, target_gap: float = 1e-4, max_iterations: int = 10_000, method: str = "auto"
 ) -> State:
     """Run a solver to `target_gap` (or `max_iterations`) in this process; returns the state."""
     solver = make_solver(network, method, max_iterations=max_iterations, target_gap=target_gap)
