@@ -4,13 +4,17 @@ Each step draws a random game of `family` with the next size of `sizes` and meas
 
 * the full least-core LP (HiGHS, all 2^n - 2 coalitions): seconds, or why it did not run
   (its constraint matrix would exceed `lp_memory_gb`, or HiGHS hit `lp_time_limit`);
-* the best known least-core value: exact (full LP, or cutting planes with the family's
-  exact oracle: weighted voting games), else the smallest value certified on samples;
+* the best known least-core value: exact from the full LP, else from cutting planes with the
+  family's exact oracle (subset-sum for weighted voting games, a MILP for induced subgraph
+  games and MC-nets) run for at most `cutting_time_limit` seconds: exact when its bounds
+  meet, else the proven bracket [best_known_lower, best_known];
 * iterative coalition sampling (`LeastCoreSampling`, in this process) until its certified
-  epsilon is within `within` of the best known value or `iterative_time_limit` runs out.
+  epsilon is within `within` of the best known LOWER bound (so within `within` of the true
+  value, proven by the oracle) or `iterative_time_limit` runs out.
 
 Metrics per step: num_players, lp_seconds (NaN when not run), lp_status (0 solved, 1 out of
-memory, 2 out of time), best_known, best_known_exact, epsilon (iterative), iterative_seconds,
+memory, 2 out of time), cutting_seconds, best_known (an upper bound; the value when exact),
+best_known_lower, best_known_exact, epsilon (iterative, certified), iterative_seconds,
 reached (1 when within `within`).
 """
 
@@ -27,8 +31,9 @@ from scipy.sparse import csr_matrix, hstack
 
 from gamescale.algorithms.base import LearnerSpec, LocalShardRunner, State, StepContext
 from gamescale.algorithms.coalitions.config import LeastCoreSamplingConfig, LeastCoreScalingConfig  # noqa: F401
+from gamescale.algorithms.coalitions.cutting import solve_cutting_planes
 from gamescale.algorithms.coalitions.lp import has_exact_separation, proper_coalitions
-from gamescale.algorithms.coalitions.solvers import LeastCoreSampling, cutting_planes
+from gamescale.algorithms.coalitions.solvers import LeastCoreSampling
 from gamescale.envs.coalitions import random_induced_subgraph, random_mc_net, random_weighted_voting
 from gamescale.envs.coalitions.game import CoalitionGame
 
@@ -37,8 +42,6 @@ FAMILIES = {
     "induced_subgraph": lambda n, seed: random_induced_subgraph(n, seed, edge_probability=min(1.0, 8.0 / n)),
     "mc_net": lambda n, seed: random_mc_net(n, seed),
 }
-
-
 
 
 def full_lp(game: CoalitionGame, time_limit: float, memory_gb: float) -> tuple[float, int, float]:
@@ -90,18 +93,23 @@ class LeastCoreScaling:
         n = c.sizes[i]
         game = FAMILIES[c.family](n, c.game_seed)
         lp_seconds, lp_status, lp_eps = full_lp(game, c.lp_time_limit, c.lp_memory_gb)
-        exact = math.nan
+        lower = upper = math.nan
+        cutting_seconds = math.nan
         if lp_status == 0:
-            exact = lp_eps
+            lower = upper = lp_eps
         elif has_exact_separation(game, 16):
-            exact = cutting_planes(game)[1]
+            found = solve_cutting_planes(game, time_limit=c.cutting_time_limit)
+            lower, upper, cutting_seconds = found.lower, found.upper, found.seconds
+        exact = float(upper - lower <= 1e-6 * max(1.0, abs(upper)))
+        known = not math.isnan(lower)
         config = LeastCoreSamplingConfig(
             update=c.update,
             samples=c.samples,
             shapley="none",
             reference="none",
-            target_epsilon=None if math.isnan(exact) else exact,
-            stop_within=None if math.isnan(exact) else c.within,
+            target_epsilon=lower if known else None,
+            stop_within=c.within if known else None,
+            oracle_time_limit=c.iterative_time_limit,
         )
         solver = LeastCoreSampling(config, game)
         sstate = solver.init(ctx.seed)
@@ -115,17 +123,21 @@ class LeastCoreScaling:
                 seconds = time.perf_counter() - start
                 break
         best_iter = float(sstate["best_epsilon"])
-        best = exact if not math.isnan(exact) else best_iter
-        reached = best_iter <= best + c.within * max(abs(best), 1e-12)
-        if math.isnan(exact):  # no exact value: the time to the final value is all we can say
+        proven = sstate["certification"] == "exact"
+        if not known:  # no proven value: the best any solver certified, and the time to it
+            lower = upper = best_iter
             seconds = time.perf_counter() - start
+        upper = min(upper, best_iter) if proven else upper
+        reached = proven and best_iter <= lower + c.within * max(abs(lower), 1e-12)
         values = {
             "num_players": n,
             "lp_seconds": lp_seconds,
             "lp_status": lp_status,
             "lp_epsilon": lp_eps,
-            "best_known": best,
-            "best_known_exact": float(not math.isnan(exact)),
+            "cutting_seconds": cutting_seconds,
+            "best_known": upper,
+            "best_known_lower": lower,
+            "best_known_exact": exact,
             "epsilon": best_iter,
             "iterative_seconds": seconds,
             "reached": float(reached),
@@ -144,7 +156,9 @@ class LeastCoreScaling:
             "lp_seconds",
             "lp_status",
             "lp_epsilon",
+            "cutting_seconds",
             "best_known",
+            "best_known_lower",
             "best_known_exact",
             "epsilon",
             "iterative_seconds",
