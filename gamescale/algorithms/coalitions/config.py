@@ -78,7 +78,9 @@ class LeastCoreScalingConfig(AlgorithmConfig):
     within: float = Field(0.01, gt=0)
     lp_time_limit: float = Field(60.0, gt=0)
     lp_memory_gb: float = Field(4.0, gt=0)
-    cutting_time_limit: float = Field(300.0, gt=0, description="seconds of cutting planes for the best known value")
+    cutting_time_limit: float = Field(
+        120.0, gt=0, description="seconds of cutting planes for the best known value (+ half for a final bound)"
+    )
     iterative_time_limit: float = Field(60.0, gt=0)
     update: Literal["lp", "saddle_point", "penalty"] = "lp"
     samples: int = Field(2048, ge=1)

@@ -81,8 +81,11 @@ def solve_cutting_planes(
     enumeration_limit: int = 16,
     time_limit: float | None = None,
     seed: int = 0,
+    bound_time_limit: float = 0.0,
 ) -> CuttingPlanes:
-    """Cutting planes until the bounds meet (or `time_limit` seconds pass: a bracket)."""
+    """Cutting planes until the bounds meet (or `time_limit` seconds pass: a bracket). When time
+    runs out without a finite upper bound, a MILP oracle may spend `bound_time_limit` more
+    seconds bounding the largest excess of the last payoff (its dual bound)."""
     if not has_exact_separation(game, enumeration_limit):
         raise ValueError(f"{game.name} with {game.num_players} players has no exact separation oracle")
     start = time.perf_counter()
@@ -129,6 +132,10 @@ def solve_cutting_planes(
         recent = rows
         if time_limit is not None and time.perf_counter() - start > time_limit:
             break
+    if milp and not math.isfinite(upper) and bound_time_limit > 0:
+        calls += 1
+        sep = game.separate(res.payoff, 1, bound_time_limit)
+        upper, best_x = max(sep.upper_bound, res.epsilon), res.payoff
     if best_x is None:  # out of time before any proof: the last payoff, unbounded above
         best_x = res.payoff
     exact = upper <= (proof if milp else threshold)

@@ -94,13 +94,15 @@ class LeastCoreScaling:
         game = FAMILIES[c.family](n, c.game_seed)
         lp_seconds, lp_status, lp_eps = full_lp(game, c.lp_time_limit, c.lp_memory_gb)
         lower = upper = math.nan
-        cutting_seconds = math.nan
+        cutting_seconds, exact = math.nan, 0.0
         if lp_status == 0:
             lower = upper = lp_eps
+            exact = 1.0
         elif has_exact_separation(game, 16):
-            found = solve_cutting_planes(game, time_limit=c.cutting_time_limit)
-            lower, upper, cutting_seconds = found.lower, found.upper, found.seconds
-        exact = float(upper - lower <= 1e-6 * max(1.0, abs(upper)))
+            found = solve_cutting_planes(
+                game, time_limit=c.cutting_time_limit, bound_time_limit=c.cutting_time_limit / 2
+            )
+            lower, upper, cutting_seconds, exact = found.lower, found.upper, found.seconds, float(found.exact)
         known = not math.isnan(lower)
         config = LeastCoreSamplingConfig(
             update=c.update,

@@ -41,6 +41,11 @@ class MCNet(CoalitionGame):
         self._pos_t = pos.T.astype(np.float32)
         self._neg_t = neg.T.astype(np.float32)
         self._num_pos = pos.sum(axis=1).astype(np.float32)
+        # literals [L]: rule, player, positive?; and the [L, n] one-hot of their players
+        rule, player = np.nonzero(pos | neg)
+        self._literals = (rule, player, pos[rule, player])
+        self._literal_player = np.zeros((len(rule), n))
+        self._literal_player[np.arange(len(rule)), player] = 1.0
 
     @classmethod
     def from_rules(cls, num_players: int, rules: Sequence[dict]) -> MCNet:
@@ -64,15 +69,19 @@ class MCNet(CoalitionGame):
         return applies.astype(np.float64) @ self.rule_values
 
     def flip_values(self, coalitions: np.ndarray) -> np.ndarray:
-        # per row and rule: positive literals held and negative literals present; flipping player i
-        # moves those counts by +-1 where i is a literal of the rule ([m, n, R] booleans, no matmul)
+        # flipping player i only changes the rules that name i: one term per literal (rule r,
+        # player i), whose application is recomputed from r's counts of held positive and
+        # present negative literals, then summed per player
         s = coalitions.astype(np.float32)
         held, present = s @ self._pos_t, s @ self._neg_t  # [m, R]
-        sign = (1.0 - 2.0 * s)[:, :, None]  # [m, n, 1]: +1 adds i, -1 drops i
-        held_f = held[:, None, :] + sign * self._pos_t[None]
-        present_f = present[:, None, :] + sign * self._neg_t[None]
-        applies = (held_f == self._num_pos) & (present_f == 0)
-        return applies.astype(np.float64) @ self.rule_values
+        applies = (held == self._num_pos) & (present == 0)
+        rule, player, positive = self._literals
+        sign = np.where(coalitions[:, player], -1.0, 1.0).astype(np.float32)  # [m, L]: drop or add
+        held_after = held[:, rule] + np.where(positive, sign, 0.0)
+        present_after = present[:, rule] + np.where(positive, 0.0, sign)
+        after = (held_after == self._num_pos[rule]) & (present_after == 0)
+        delta = (after.astype(np.float64) - applies[:, rule]) * self.rule_values[rule]  # [m, L]
+        return (applies.astype(np.float64) @ self.rule_values)[:, None] + delta @ self._literal_player
 
     def shapley_closed_form(self) -> np.ndarray:
         """Per rule with p positive and q negative literals and value v: each positive player
