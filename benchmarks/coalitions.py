@@ -8,7 +8,7 @@ and gamescale (HiGHS LP, cutting planes, iterative coalition sampling), one run.
    the separation MILP), else the proven bracket [best_known_lower, best_known] that cutting
    planes reach in the budget; then for every solver, in a fresh subprocess with a time
    budget, the seconds until a payoff whose largest excess (measured exactly, or bounded
-   above by the MILP) is within 1% of best_known_lower, and the subprocess's peak memory. OpenSpiel's Lagrangian runs with the settings of its
+   above by the MILP) is within 1% of best_known, and the subprocess's peak memory. OpenSpiel's Lagrangian runs with the settings of its
    own test (Adam 1e-2, batch 8, mu_init 1000) and its saved payoffs are measured here.
 2. Coalition evaluations per second with 1 and 2 Ray rollout workers (MC-net and the XAI game).
 
@@ -209,13 +209,13 @@ def side_by_side(sizes, budget, openspiel_lp_max):
         for n in sizes:
             game = make_game(family, n)
             start = time.perf_counter()
-            target, upper, exact = best_known(game, budget)
+            lower, target, exact = best_known(game, budget)  # target: the best value proven reachable
             known_s = time.perf_counter() - start
             methods = ["gamescale_sampling_lp", "gamescale_saddle_point", "openspiel_lagrangian"]
             if n <= openspiel_lp_max:
                 methods.insert(0, "openspiel_lp")
             results = {}
-            if not exact:  # no exact value: the best any solver certifies
+            if not math.isfinite(target):  # nothing proven: the best any solver certifies
                 results["gamescale_sampling_lp"] = in_subprocess(
                     "gamescale_sampling_lp", (family, n, -1e9, budget), budget
                 )
@@ -224,10 +224,10 @@ def side_by_side(sizes, budget, openspiel_lp_max):
                 if m not in results:
                     results[m] = in_subprocess(m, (family, n, target, budget), budget)
                 r = results[m]
-                known = {"best_known": upper, "best_known_lower": target, "exact": exact, "best_known_s": known_s}
+                known = {"best_known": target, "best_known_lower": lower, "exact": exact, "best_known_s": known_s}
                 rows.append({"family": family, "n": n, **known, "solver": m, **r})
                 print(
-                    f"{family:17s} n={n:4d} best=[{target:.6g}, {upper:.6g}] {'exact' if exact else 'bracket'}  "
+                    f"{family:17s} n={n:4d} best=[{lower:.6g}, {target:.6g}] {'exact' if exact else 'bracket'}  "
                     f"{m:24s} "
                     f"s={r.get('seconds', math.nan):8.2f} eps={r.get('epsilon', math.nan):10.5g} "
                     f"reached={r.get('reached')} peakMB={r.get('peak_mb', math.nan):7.0f} {r.get('error', '')}",

@@ -9,8 +9,9 @@ Each step draws a random game of `family` with the next size of `sizes` and meas
   games and MC-nets) run for at most `cutting_time_limit` seconds: exact when its bounds
   meet, else the proven bracket [best_known_lower, best_known];
 * iterative coalition sampling (`LeastCoreSampling`, in this process) until its certified
-  epsilon is within `within` of the best known LOWER bound (so within `within` of the true
-  value, proven by the oracle) or `iterative_time_limit` runs out.
+  epsilon (proven by the oracle) is within `within` of the best known value (the upper end
+  of the bracket: the smallest largest-excess any payoff was proven to reach) or
+  `iterative_time_limit` runs out.
 
 Metrics per step: num_players, lp_seconds (NaN when not run), lp_status (0 solved, 1 out of
 memory, 2 out of time), cutting_seconds, best_known (an upper bound; the value when exact),
@@ -103,13 +104,13 @@ class LeastCoreScaling:
                 game, time_limit=c.cutting_time_limit, bound_time_limit=c.cutting_time_limit / 2
             )
             lower, upper, cutting_seconds, exact = found.lower, found.upper, found.seconds, float(found.exact)
-        known = not math.isnan(lower)
+        known = math.isfinite(upper)
         config = LeastCoreSamplingConfig(
             update=c.update,
             samples=c.samples,
             shapley="none",
             reference="none",
-            target_epsilon=lower if known else None,
+            target_epsilon=upper if known else None,
             stop_within=c.within if known else None,
             oracle_time_limit=c.iterative_time_limit,
         )
@@ -126,11 +127,9 @@ class LeastCoreScaling:
                 break
         best_iter = float(sstate["best_epsilon"])
         proven = sstate["certification"] == "exact"
-        if not known:  # no proven value: the best any solver certified, and the time to it
-            lower = upper = best_iter
-            seconds = time.perf_counter() - start
-        upper = min(upper, best_iter) if proven else upper
-        reached = proven and best_iter <= lower + c.within * max(abs(lower), 1e-12)
+        reached = proven and known and best_iter <= upper + c.within * max(abs(upper), 1e-12)
+        if proven and best_iter < upper:  # the iterative payoff is the best known one now
+            upper = best_iter
         values = {
             "num_players": n,
             "lp_seconds": lp_seconds,
