@@ -15,7 +15,6 @@ Prints the tables and writes benchmarks/results/clinic.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import socket
 import tempfile
@@ -144,16 +143,9 @@ def main() -> None:
     args = parser.parse_args()
     accuracy = accuracy_table()
     rates = throughput(args.quick)
-    from machine import describe_machine  # benchmarks/machine.py (its folder is on sys.path)
+    from machine import write_results  # benchmarks/machine.py (its folder is on sys.path)
 
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(
-        json.dumps(
-            {"machine": describe_machine(), "accuracy": accuracy, "throughput": rates},
-            indent=2,
-        )
-    )
-    print(f"wrote {RESULTS}")
+    print(f"wrote {write_results('clinic', {'accuracy': accuracy, 'throughput': rates})}")
 
 
 if __name__ == "__main__":

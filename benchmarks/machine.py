@@ -93,6 +93,16 @@ def describe_machine() -> dict[str, Any]:
     }
 
 
+def write_results(name: str, data: dict[str, Any]) -> Path:
+    """`benchmarks/results/<name>.json`: this machine's description, then `data`."""
+    import json
+
+    path = REPO / "benchmarks" / "results" / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"machine": describe_machine(), **data}, indent=1, default=float) + "\n")
+    return path
+
+
 if __name__ == "__main__":
     import json
 

@@ -290,18 +290,29 @@ def _onpolicy_row(r: dict[str, Any]) -> list[Row]:
 def coalitions_rows() -> list[Row]:
     r = load("coalitions")
     rows: list[Row] = []
+
+    def outcome(row: dict) -> str:
+        if row.get("reached"):
+            return f"{row['seconds']:.3g} s"
+        return row.get("error") or f"not within 1% in {r['budget_s']:.0f} s"
+
     for family, label in (("weighted_voting", "a weighted voting"), ("induced_subgraph", "an induced subgraph")):
         n = max(row["n"] for row in r["least_core"] if row["family"] == family)
         ours = pick(r["least_core"], family=family, n=n, solver="gamescale_sampling_lp")
-        theirs = pick(r["least_core"], family=family, n=n, solver="openspiel_lp")
-        peer = (
-            f"OpenSpiel LP {theirs['seconds']:.3g} s" if theirs.get("reached") else f"OpenSpiel LP: {theirs['error']}"
+        lagrangian = pick(r["least_core"], family=family, n=n, solver="openspiel_lagrangian")
+        lp_sizes = [row["n"] for row in r["least_core"] if row["family"] == family and row["solver"] == "openspiel_lp"]
+        lp = pick(r["least_core"], family=family, n=max(lp_sizes), solver="openspiel_lp")
+        known = (
+            f"exact value {ours['best_known']:.4g}"
+            if ours["exact"]
+            else f"best value proven, {ours['best_known']:.4g} (bracket [{ours['best_known_lower']:.4g}, "
+            f"{ours['best_known']:.4g}])"
         )
         rows.append(
             (
-                f"least core of {label} game, {n} players, to 1% of the best value",
-                f"{ours['seconds']:.3g} s",
-                peer,
+                f"least core of {label} game, {n} players, to 1% of the {known}",
+                outcome(ours),
+                f"OpenSpiel Lagrangian: {outcome(lagrangian)}; OpenSpiel LP at {lp['n']} players: {outcome(lp)}",
                 source(r, "coalitions", "least_core"),
             )
         )

@@ -58,8 +58,11 @@ class LeastCoreSamplingConfig(_LeastCoreCommon):
     penalty: float = Field(3.0, gt=0, description="rho of the penalty update (values rescaled to O(1))")
     penalty_growth: float = Field(1.0, ge=1, description="rho is multiplied by this every step")
     certify: Literal["auto", "exact", "sampled"] = Field(
-        "auto", description="how max_violation is measured: auto = exact when enumerable or an oracle exists"
+        "auto",
+        description="how max_violation is measured: auto = exact when enumerable or a cheap oracle exists "
+        "(a MILP oracle then only proves the stop), exact = the oracle every iteration",
     )
+    oracle_time_limit: float = Field(60.0, gt=0, description="seconds for one MILP proof that the target is met")
     reference: Literal["auto", "none"] = Field(
         "auto", description="auto: the exact least-core value (LP) as lp_epsilon when it is computable"
     )
@@ -75,7 +78,9 @@ class LeastCoreScalingConfig(AlgorithmConfig):
     within: float = Field(0.01, gt=0)
     lp_time_limit: float = Field(60.0, gt=0)
     lp_memory_gb: float = Field(4.0, gt=0)
+    cutting_time_limit: float = Field(
+        120.0, gt=0, description="seconds of cutting planes for the best known value (+ half for a final bound)"
+    )
     iterative_time_limit: float = Field(60.0, gt=0)
     update: Literal["lp", "saddle_point", "penalty"] = "lp"
     samples: int = Field(2048, ge=1)
-

@@ -114,11 +114,14 @@ def has_exact_separation(game: CoalitionGame, enumeration_limit: int) -> bool:
 
 
 def most_violated_exact(game: CoalitionGame, payoff: np.ndarray, k: int, enumeration_limit: int = 16):
-    """Exact top-k excess coalitions: the game's own oracle when it has one, else enumeration."""
-    if game.has_exact_oracle:
+    """Exact top-k excess coalitions: the game's own oracle when it is cheap (subset-sum), else
+    enumeration up to `enumeration_limit` players, else its mixed-integer program."""
+    if game.has_exact_oracle and game.cheap_oracle:
         return game.most_violated(payoff, k)
     if game.num_players <= enumeration_limit:
         return max_excess_enumerated(game, payoff, k)
+    if game.has_exact_oracle:
+        return game.most_violated(payoff, k)
     raise ValueError(f"{game.name} with {game.num_players} players has no exact separation oracle")
 
 
@@ -126,3 +129,73 @@ def initial_coalitions(num_players: int) -> np.ndarray:
     """Singletons and their complements `[2n, n]`: enough to keep every restricted LP bounded."""
     eye = np.eye(num_players, dtype=bool)
     return np.concatenate([eye, ~eye])
+
+
+class IncrementalLeastCoreLP:
+    """The dual of the restricted least-core LP (as in `solve_least_core_lp`) kept in one HiGHS
+    model: each coalition is a column, so adding coalitions keeps the last basis primal
+    feasible and the next solve warm-starts from it (a few pivots, not a fresh solve).
+
+    rows 0..n-1: A^T y + z 1 = 0 (<= 0 when x >= 0), row n: sum y = 1; the payoff x is
+    the duals of the player rows (HiGHS signs them for the maximisation).
+    """
+
+    def __init__(self, num_players: int, grand_value: float, nonnegative: bool = False):
+        import highspy
+
+        if nonnegative and grand_value < 0:
+            raise ValueError(f"nonnegative payoffs need v(N) >= 0, got {grand_value:g}")
+        self.n, self.total, self.nonnegative = num_players, float(grand_value), nonnegative
+        self._ok = highspy.HighsModelStatus.kOptimal
+        # this model is the dual: an infeasible dual is an unbounded least-core LP
+        self._unbounded = (highspy.HighsModelStatus.kInfeasible, highspy.HighsModelStatus.kUnboundedOrInfeasible)
+        h = highspy.Highs()
+        h.setOptionValue("output_flag", False)
+        h.setOptionValue("threads", 1)
+        n = num_players
+        lower = np.full(n + 1, -np.inf if nonnegative else 0.0)
+        lower[n] = 1.0
+        upper = np.zeros(n + 1)
+        upper[n] = 1.0
+        h.addRows(n + 1, lower, upper, 0, np.zeros(1, np.int32), np.zeros(0, np.int32), np.zeros(0))
+        h.addCols(
+            1, np.array([grand_value]), np.array([-np.inf]), np.array([np.inf]), n,
+            np.zeros(1, np.int32), np.arange(n, dtype=np.int32), np.ones(n),
+        )  # fmt: skip
+        h.changeObjectiveSense(highspy.ObjSense.kMaximize)
+        self._highs = h
+        self.num_coalitions = 0
+
+    def add(self, coalitions: np.ndarray, values: np.ndarray) -> None:
+        """Add coalition columns `[k, n]` bool with values `[k]`."""
+        c = np.asarray(coalitions, bool)
+        if len(c) == 0:
+            return
+        members = c.sum(axis=1) + 1
+        starts = np.concatenate([[0], np.cumsum(members)[:-1]]).astype(np.int32)
+        rows_of = [np.append(np.flatnonzero(row), self.n) for row in c]
+        index = np.concatenate(rows_of).astype(np.int32)
+        k = len(c)
+        self._highs.addCols(
+            k, np.asarray(values, np.float64), np.zeros(k), np.full(k, np.inf), len(index),
+            starts, index, np.ones(len(index)),
+        )  # fmt: skip
+        self.num_coalitions += k
+
+    def solve(self) -> LPResult:
+        h = self._highs
+        h.run()
+        status = h.getModelStatus()
+        if status in self._unbounded:
+            raise ValueError(
+                "the least-core LP is unbounded: the coalitions given do not bound epsilon (include every singleton)"
+            )
+        if status != self._ok:
+            raise ValueError(f"the least-core LP failed: {h.modelStatusToString(status)}")
+        sol = h.getSolution()
+        x = np.asarray(sol.row_dual[: self.n], np.float64)
+        if self.nonnegative:
+            x = np.maximum(x, 0.0)
+        x = x + (self.total - x.sum()) / self.n
+        duals = np.asarray(sol.col_value[1:], np.float64)
+        return LPResult(x, float(h.getInfo().objective_function_value), duals)

@@ -47,14 +47,15 @@ def search_excess(
         idx = np.flatnonzero(active)
         if len(idx) == 0:
             break
-        cand = current[idx][:, None, :] ^ flips[None]  # [a, n, n]
-        sizes = cand.sum(axis=2)
+        rows = current[idx]
+        cand = rows[:, None, :] ^ flips[None]  # [a, n, n]
+        size = rows.sum(axis=1, keepdims=True)
+        sizes = size + np.where(rows, -1, 1)  # [a, n]
         valid = (sizes > 0) & (sizes < n)
-        flat = cand[valid]
-        vals = np.full(valid.shape, -np.inf)
-        vals[valid] = game.values(flat)
-        evaluations += len(flat)
-        ex = np.where(valid, vals - cand @ payoff, -np.inf)
+        vals = np.where(valid, game.flip_values(rows), -np.inf)
+        evaluations += int(valid.sum())
+        cost = (rows @ payoff)[:, None] + np.where(rows, -payoff, payoff)
+        ex = np.where(valid, vals - cost, -np.inf)
         best = np.argmax(ex, axis=1)
         gain = ex[np.arange(len(idx)), best]
         better = gain > excess[idx] + 1e-12

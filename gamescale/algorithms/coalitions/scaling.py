@@ -4,13 +4,21 @@ Each step draws a random game of `family` with the next size of `sizes` and meas
 
 * the full least-core LP (HiGHS, all 2^n - 2 coalitions): seconds, or why it did not run
   (its constraint matrix would exceed `lp_memory_gb`, or HiGHS hit `lp_time_limit`);
-* the best known least-core value: exact (full LP, or cutting planes with the family's
-  exact oracle: weighted voting games), else the smallest value certified on samples;
+* the best known least-core value: exact from the full LP, else from cutting planes with the
+  family's exact oracle (subset-sum for weighted voting games, a MILP for induced subgraph
+  games and MC-nets) run for at most `cutting_time_limit` seconds: exact when its bounds
+  meet, else the proven bracket [best_known_lower, best_known];
 * iterative coalition sampling (`LeastCoreSampling`, in this process) until its certified
-  epsilon is within `within` of the best known value or `iterative_time_limit` runs out.
+  epsilon (proven by the oracle) is within `within` of the best known value (the upper end
+  of the bracket: the smallest largest-excess any payoff was proven to reach) or
+  `iterative_time_limit` runs out. Where the bracket is loose and the oracle certifies every
+  iteration (weighted voting), the iterative run takes its whole budget, its proven value
+  improves the best known one, and its time is when its trajectory first came within
+  `within` of that final best known value.
 
 Metrics per step: num_players, lp_seconds (NaN when not run), lp_status (0 solved, 1 out of
-memory, 2 out of time), best_known, best_known_exact, epsilon (iterative), iterative_seconds,
+memory, 2 out of time), cutting_seconds, best_known (an upper bound; the value when exact),
+best_known_lower, best_known_exact, epsilon (iterative, certified), iterative_seconds,
 reached (1 when within `within`).
 """
 
@@ -27,8 +35,9 @@ from scipy.sparse import csr_matrix, hstack
 
 from gamescale.algorithms.base import LearnerSpec, LocalShardRunner, State, StepContext
 from gamescale.algorithms.coalitions.config import LeastCoreSamplingConfig, LeastCoreScalingConfig  # noqa: F401
+from gamescale.algorithms.coalitions.cutting import solve_cutting_planes
 from gamescale.algorithms.coalitions.lp import has_exact_separation, proper_coalitions
-from gamescale.algorithms.coalitions.solvers import LeastCoreSampling, cutting_planes
+from gamescale.algorithms.coalitions.solvers import LeastCoreSampling
 from gamescale.envs.coalitions import random_induced_subgraph, random_mc_net, random_weighted_voting
 from gamescale.envs.coalitions.game import CoalitionGame
 
@@ -37,8 +46,6 @@ FAMILIES = {
     "induced_subgraph": lambda n, seed: random_induced_subgraph(n, seed, edge_probability=min(1.0, 8.0 / n)),
     "mc_net": lambda n, seed: random_mc_net(n, seed),
 }
-
-
 
 
 def full_lp(game: CoalitionGame, time_limit: float, memory_gb: float) -> tuple[float, int, float]:
@@ -90,42 +97,59 @@ class LeastCoreScaling:
         n = c.sizes[i]
         game = FAMILIES[c.family](n, c.game_seed)
         lp_seconds, lp_status, lp_eps = full_lp(game, c.lp_time_limit, c.lp_memory_gb)
-        exact = math.nan
+        lower = upper = math.nan
+        cutting_seconds, exact = math.nan, 0.0
         if lp_status == 0:
-            exact = lp_eps
+            lower = upper = lp_eps
+            exact = 1.0
         elif has_exact_separation(game, 16):
-            exact = cutting_planes(game)[1]
+            found = solve_cutting_planes(
+                game, time_limit=c.cutting_time_limit, bound_time_limit=c.cutting_time_limit / 2
+            )
+            lower, upper, cutting_seconds, exact = found.lower, found.upper, found.seconds, float(found.exact)
+        known = math.isfinite(upper)
+        # a loose bracket and an oracle that certifies every iteration: run the whole budget and
+        # let the iterative payoff improve the best known value, timed by its trajectory
+        trajectory = bool(exact == 0.0 and game.has_exact_oracle and game.cheap_oracle)
         config = LeastCoreSamplingConfig(
             update=c.update,
             samples=c.samples,
             shapley="none",
             reference="none",
-            target_epsilon=None if math.isnan(exact) else exact,
-            stop_within=None if math.isnan(exact) else c.within,
+            target_epsilon=upper if known and not trajectory else None,
+            stop_within=c.within if known and not trajectory else None,
+            oracle_time_limit=c.iterative_time_limit,
         )
         solver = LeastCoreSampling(config, game)
         sstate = solver.init(ctx.seed)
         runner = LocalShardRunner(game)
         start = time.perf_counter()
-        seconds, it = math.nan, 0
+        seconds, it, times, bests = math.nan, 0, [], []
         while time.perf_counter() - start < c.iterative_time_limit:
             sstate, metrics = solver.step(sstate, StepContext(it, ctx.seed, runner, ctx.num_shards))
             it += 1
+            times.append(time.perf_counter() - start)
+            bests.append(metrics["best_epsilon"])
             if solver.should_stop(sstate, metrics) is not None:
                 seconds = time.perf_counter() - start
                 break
         best_iter = float(sstate["best_epsilon"])
-        best = exact if not math.isnan(exact) else best_iter
-        reached = best_iter <= best + c.within * max(abs(best), 1e-12)
-        if math.isnan(exact):  # no exact value: the time to the final value is all we can say
-            seconds = time.perf_counter() - start
+        proven = sstate["certification"] == "exact"
+        if proven and best_iter < upper:  # the iterative payoff is the best known one now
+            upper = best_iter
+        bound = upper + c.within * max(abs(upper), 1e-12)
+        reached = proven and known and best_iter <= bound
+        if trajectory and reached:
+            seconds = times[int(np.argmax(np.asarray(bests) <= bound))]
         values = {
             "num_players": n,
             "lp_seconds": lp_seconds,
             "lp_status": lp_status,
             "lp_epsilon": lp_eps,
-            "best_known": best,
-            "best_known_exact": float(not math.isnan(exact)),
+            "cutting_seconds": cutting_seconds,
+            "best_known": upper,
+            "best_known_lower": lower,
+            "best_known_exact": exact,
             "epsilon": best_iter,
             "iterative_seconds": seconds,
             "reached": float(reached),
@@ -144,7 +168,9 @@ class LeastCoreScaling:
             "lp_seconds",
             "lp_status",
             "lp_epsilon",
+            "cutting_seconds",
             "best_known",
+            "best_known_lower",
             "best_known_exact",
             "epsilon",
             "iterative_seconds",

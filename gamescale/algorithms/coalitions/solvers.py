@@ -29,6 +29,7 @@ import pyarrow as pa
 from gamescale.algorithms.base import LearnerSpec, State, StepContext, Stop, make_shard_tasks
 from gamescale.algorithms.coalitions import first_order
 from gamescale.algorithms.coalitions.config import LeastCoreLPConfig, LeastCoreSamplingConfig
+from gamescale.algorithms.coalitions.cutting import solve_cutting_planes
 from gamescale.algorithms.coalitions.lp import (
     exact_least_core,
     has_exact_separation,
@@ -50,30 +51,20 @@ def cutting_planes(
     cuts: int = 50,
     tolerance: float = 1e-9,
     enumeration_limit: int = 16,
-    max_rounds: int = 10_000,
 ) -> tuple[np.ndarray, float, int]:
-    """Exact least core by cutting planes with an exact oracle; returns (payoff, epsilon, rounds)."""
-    if not has_exact_separation(game, enumeration_limit):
-        raise ValueError(f"{game.name} with {game.num_players} players has no exact separation oracle")
-    c = initial_coalitions(game.num_players)
-    v = game.values(c)
-    total = game.grand_value()
-    for rounds in range(1, max_rounds + 1):
-        res = solve_least_core_lp(c, v, total, nonnegative)
-        rows, ex = most_violated_exact(game, res.payoff, cuts, enumeration_limit)
-        new = ex > res.epsilon + tolerance
-        if not new.any():
-            return res.payoff, res.epsilon, rounds
-        c = np.concatenate([c, rows[new]])
-        v = np.concatenate([v, game.values(rows[new])])
-    raise RuntimeError("cutting planes did not converge")
+    """Exact least core by cutting planes with an exact oracle (`cutting.solve_cutting_planes`,
+    run until proven); returns (payoff, epsilon, rounds)."""
+    found = solve_cutting_planes(game, nonnegative, cuts, tolerance, enumeration_limit)
+    if not found.exact:
+        raise RuntimeError(f"cutting planes stopped with the bracket [{found.lower:.9g}, {found.upper:.9g}]")
+    return found.payoff, found.upper, found.rounds
 
 
 def reference_value(game: CoalitionGame, nonnegative: bool, full_limit: int = 16, enumeration_limit: int = 16) -> float:
     """The exact least-core value where it is computable (full LP or exact cutting planes), else NaN."""
     if game.num_players <= full_limit:
         return exact_least_core(game, nonnegative).epsilon
-    if has_exact_separation(game, enumeration_limit):
+    if game.has_exact_oracle and game.cheap_oracle:  # MILP oracles can take minutes: not by default
         return cutting_planes(game, nonnegative, enumeration_limit=enumeration_limit)[1]
     return math.nan
 
@@ -167,10 +158,14 @@ class _LeastCoreBase:
 
     # -- measurement ------------------------------------------------------------------------
     def _exact_certification(self) -> bool:
+        """Exact max_violation every iteration: by enumeration or a cheap oracle under `auto`, also by
+        a MILP oracle under `exact` (otherwise a MILP only confirms a run that seems to meet its target)."""
         mode = getattr(self.config, "certify", "auto")
         exact_possible = has_exact_separation(self.game, self.config.enumeration_limit)
         if mode == "exact" and not exact_possible:
             raise ValueError(f"certify: exact is impossible for {self.game.name} with {self.n} players")
+        if mode == "auto":
+            return self.n <= self.config.enumeration_limit or (exact_possible and self.game.cheap_oracle)
         return exact_possible and mode != "sampled"
 
     def _max_excess(self, x: np.ndarray, seen: tuple[np.ndarray, np.ndarray] | None) -> float:
@@ -180,7 +175,10 @@ class _LeastCoreBase:
         rows, values = seen
         return float(np.max(values - rows @ x))
 
-    def _metrics(self, state: State, x: np.ndarray, eps: float, max_excess: float) -> tuple[State, dict[str, float]]:
+    def _metrics(
+        self, state: State, x: np.ndarray, eps: float, max_excess: float, exact: bool | None = None
+    ) -> tuple[State, dict[str, float]]:
+        exact = self._exact_certification() if exact is None else exact
         violation = max(0.0, max_excess - eps)
         ref = state["lp_epsilon"]
         certified = max(max_excess, eps)
@@ -191,7 +189,7 @@ class _LeastCoreBase:
             "payoff": x,
             "epsilon": eps,
             "certified_epsilon": max(max_excess, eps),
-            "certification": "exact" if self._exact_certification() else "sampled",
+            "certification": "exact" if exact else "sampled",
             "history_epsilon": np.append(state["history_epsilon"], eps),
             "history_max_violation": np.append(state["history_max_violation"], violation),
             "history_lp_epsilon": np.append(state["history_lp_epsilon"], ref),
@@ -343,7 +341,7 @@ class LeastCoreSampling(_LeastCoreBase):
         self._reference_ok = (
             isinstance(game, CoalitionGame)
             and config.reference == "auto"
-            and (game.num_players <= 16 or has_exact_separation(game, config.enumeration_limit))
+            and (game.num_players <= 16 or (game.has_exact_oracle and game.cheap_oracle))
         )
         super().__init__(config, game)
 
@@ -397,7 +395,28 @@ class LeastCoreSampling(_LeastCoreBase):
             )
             state = {**state, "rho": state["rho"] * c.penalty_growth, "ws_log_mu": lam}
         seen = (np.concatenate([a, rows]), np.concatenate([v, values]))
-        return self._metrics(state, x, eps, self._max_excess(x, seen))
+        max_excess = self._max_excess(x, seen)
+        if self._exact_certification():
+            return self._metrics(state, x, eps, max_excess)
+        state, max_excess, proven = self._confirm(state, x, max(max_excess, eps))
+        return self._metrics(state, x, eps, max_excess, exact=proven)
+
+    def _confirm(self, state: State, x: np.ndarray, sampled: float) -> tuple[State, float, bool]:
+        """Where sampling says x meets the stop target and the family has a MILP oracle, ask it
+        to prove that no coalition's excess exceeds the target bound; a coalition it finds
+        instead joins the working set. Returns (state, largest excess known, proven)."""
+        target, c = self.target(state), self.config
+        if c.stop_within is None or target is None or not hasattr(self.game, "separate") or c.certify == "sampled":
+            return state, sampled, False
+        bound = target + c.stop_within * max(abs(target), 1e-12)
+        if sampled > bound:
+            return state, sampled, False
+        found = self.game.separate(x, 8, c.oracle_time_limit, at_least=bound, max_solutions=4)
+        state = {**state, "evaluations": state["evaluations"] + len(found.excess)}
+        if len(found.excess) == 0 and found.optimal:  # proven: every excess is below the bound
+            return state, bound, True
+        state = self._merge(state, found.coalitions, self.game.values(found.coalitions), c.working_set)
+        return state, max(sampled, float(found.excess.max(initial=-np.inf))), False
 
     def should_stop(self, state: State, metrics: dict[str, float]) -> Stop | None:
         # only the LP update's epsilon is a lower bound: meeting the exact upper bound proves optimality

@@ -15,7 +15,8 @@ Conventions (shared by every game here and every solver in `gamescale.algorithms
   non-empty iff epsilon <= 0.
 * Optional hooks a family may offer: `shapley_closed_form() -> [n]` and
   `most_violated(payoff, k) -> (coalitions [k', n], excess [k'])`, an EXACT separation
-  oracle over proper non-empty coalitions (`has_exact_oracle` says whether it exists).
+  oracle over proper non-empty coalitions (`has_exact_oracle` says whether it exists,
+  `cheap_oracle` whether it is a quick dynamic program rather than a mixed-integer program).
 """
 
 from __future__ import annotations
@@ -91,6 +92,7 @@ class CoalitionGame:
     name = "coalition_game"
     num_players: int
     has_exact_oracle = False
+    cheap_oracle = False  # True where the oracle is fast enough to certify every iteration
 
     def _values(self, coalitions: np.ndarray) -> np.ndarray:
         raise NotImplementedError
@@ -101,6 +103,14 @@ class CoalitionGame:
         if len(c) == 0:
             return np.zeros(0)
         return np.asarray(self._values(c), dtype=np.float64)
+
+    def flip_values(self, coalitions: np.ndarray) -> np.ndarray:
+        """`[m, n]` bool -> `[m, n]`: v(S with player i's membership flipped) for every row S and
+        player i (the neighbourhood of a local search). Families override this with an update
+        from v(S) that costs O(n) per row instead of a full evaluation per neighbour."""
+        m, n = coalitions.shape
+        flipped = coalitions[:, None, :] ^ np.eye(n, dtype=bool)[None]
+        return self.values(flipped.reshape(m * n, n)).reshape(m, n)
 
     def grand_value(self) -> float:
         return float(self.values(np.ones((1, self.num_players), bool))[0])

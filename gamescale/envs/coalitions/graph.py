@@ -2,19 +2,23 @@
 
 With a weight matrix W (`[n, n]`, symmetric, zero diagonal), v(S) = s^T W s / 2 for the
 0/1 row s. Each player's Shapley value is half the weight of its incident edges.
+Separation is exact by mixed-integer programming (`separation.py`: each edge is a rule).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from gamescale.envs.coalitions.game import CoalitionGame, check_num_players
+from gamescale.envs.coalitions.game import CoalitionGame, check_num_players, check_payoff
+from gamescale.envs.coalitions.separation import Separation, separate_rules
 
 
 class InducedSubgraphGame(CoalitionGame):
     """`weights` `[n, n]`: symmetric, zero diagonal, any sign (negative edges allowed)."""
 
     name = "induced_subgraph"
+    has_exact_oracle = True
+    oracle_time_limit: float | None = None  # seconds per separation MILP (None: until proven)
 
     def __init__(self, weights: np.ndarray):
         w = np.asarray(weights, dtype=np.float64)
@@ -47,8 +51,30 @@ class InducedSubgraphGame(CoalitionGame):
         s = coalitions.astype(np.float64)
         return 0.5 * np.einsum("bi,bi->b", s @ self.weights, s)
 
+    def flip_values(self, coalitions: np.ndarray) -> np.ndarray:
+        # adding i gains the weight of its edges into S, dropping i loses it
+        s = coalitions.astype(np.float64)
+        return self._values(coalitions)[:, None] + (1.0 - 2.0 * s) * (s @ self.weights)
+
     def shapley_closed_form(self) -> np.ndarray:
         return 0.5 * self.weights.sum(axis=1)
+
+    def separate(self, payoff: np.ndarray, k: int = 1, time_limit: float | None = None, **options) -> Separation:
+        """The coalitions of largest excess at `payoff` by MILP (a proven bracket if `time_limit` hits);
+        options: `at_least`, `max_solutions` of `separate_rules`."""
+        x = check_payoff(payoff, self.num_players)
+        i, j = np.nonzero(np.triu(self.weights, k=1))
+        edges = np.zeros((len(i), self.num_players), bool)
+        edges[np.arange(len(i)), i] = True
+        edges[np.arange(len(i)), j] = True
+        return separate_rules(edges, np.zeros_like(edges), self.weights[i, j], x, self.values, k, time_limit, **options)
+
+    def most_violated(self, payoff: np.ndarray, k: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        """Exact: the optimum of the separation MILP first, then other large-excess coalitions it met."""
+        found = self.separate(payoff, k, self.oracle_time_limit)
+        if not found.optimal or len(found.excess) == 0:
+            raise RuntimeError(f"the separation MILP hit its {self.oracle_time_limit} s limit unproven")
+        return found.coalitions, found.excess
 
     def describe(self) -> dict:
         edges = int(np.count_nonzero(np.triu(self.weights)))

@@ -1,6 +1,7 @@
 """Marginal contribution networks (Ieong & Shoham 2005): v(S) is the sum of the values of
 the rules that apply to S; a rule applies when S holds all its positive literals and none
-of its negative ones. Shapley values have a closed form rule by rule.
+of its negative ones. Shapley values have a closed form rule by rule; separation is exact
+by mixed-integer programming (`separation.py`).
 """
 
 from __future__ import annotations
@@ -10,13 +11,16 @@ from math import comb
 
 import numpy as np
 
-from gamescale.envs.coalitions.game import CoalitionGame, check_num_players
+from gamescale.envs.coalitions.game import CoalitionGame, check_num_players, check_payoff
+from gamescale.envs.coalitions.separation import Separation, separate_rules
 
 
 class MCNet(CoalitionGame):
     """positive `[R, n]` bool, negative `[R, n]` bool (disjoint per rule, at least one literal), values `[R]`."""
 
     name = "mc_net"
+    has_exact_oracle = True
+    oracle_time_limit: float | None = None  # seconds per separation MILP (None: until proven)
 
     def __init__(self, num_players: int, positive: np.ndarray, negative: np.ndarray, values: np.ndarray):
         self.num_players = n = check_num_players(num_players)
@@ -37,6 +41,11 @@ class MCNet(CoalitionGame):
         self._pos_t = pos.T.astype(np.float32)
         self._neg_t = neg.T.astype(np.float32)
         self._num_pos = pos.sum(axis=1).astype(np.float32)
+        # literals [L]: rule, player, positive?; and the [L, n] one-hot of their players
+        rule, player = np.nonzero(pos | neg)
+        self._literals = (rule, player, pos[rule, player])
+        self._literal_player = np.zeros((len(rule), n))
+        self._literal_player[np.arange(len(rule)), player] = 1.0
 
     @classmethod
     def from_rules(cls, num_players: int, rules: Sequence[dict]) -> MCNet:
@@ -59,6 +68,21 @@ class MCNet(CoalitionGame):
         applies = (s @ self._pos_t == self._num_pos) & (s @ self._neg_t == 0)
         return applies.astype(np.float64) @ self.rule_values
 
+    def flip_values(self, coalitions: np.ndarray) -> np.ndarray:
+        # flipping player i only changes the rules that name i: one term per literal (rule r,
+        # player i), whose application is recomputed from r's counts of held positive and
+        # present negative literals, then summed per player
+        s = coalitions.astype(np.float32)
+        held, present = s @ self._pos_t, s @ self._neg_t  # [m, R]
+        applies = (held == self._num_pos) & (present == 0)
+        rule, player, positive = self._literals
+        sign = np.where(coalitions[:, player], -1.0, 1.0).astype(np.float32)  # [m, L]: drop or add
+        held_after = held[:, rule] + np.where(positive, sign, 0.0)
+        present_after = present[:, rule] + np.where(positive, 0.0, sign)
+        after = (held_after == self._num_pos[rule]) & (present_after == 0)
+        delta = (after.astype(np.float64) - applies[:, rule]) * self.rule_values[rule]  # [m, L]
+        return (applies.astype(np.float64) @ self.rule_values)[:, None] + delta @ self._literal_player
+
     def shapley_closed_form(self) -> np.ndarray:
         """Per rule with p positive and q negative literals and value v: each positive player
         gets v / (p C(p+q, q)) and each negative player -v / (q C(p+q, p))."""
@@ -69,6 +93,19 @@ class MCNet(CoalitionGame):
         share_pos = np.where(p > 0, self.rule_values / np.maximum(p, 1) / binom, 0.0)
         share_neg = np.where(q > 0, -self.rule_values / np.maximum(q, 1) / binom, 0.0)
         return self.positive.T.astype(float) @ share_pos + self.negative.T.astype(float) @ share_neg
+
+    def separate(self, payoff: np.ndarray, k: int = 1, time_limit: float | None = None, **options) -> Separation:
+        """The coalitions of largest excess at `payoff` by MILP (a proven bracket if `time_limit` hits);
+        options: `at_least`, `max_solutions` of `separate_rules`."""
+        x = check_payoff(payoff, self.num_players)
+        return separate_rules(self.positive, self.negative, self.rule_values, x, self.values, k, time_limit, **options)
+
+    def most_violated(self, payoff: np.ndarray, k: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        """Exact: the optimum of the separation MILP first, then other large-excess coalitions it met."""
+        found = self.separate(payoff, k, self.oracle_time_limit)
+        if not found.optimal or len(found.excess) == 0:
+            raise RuntimeError(f"the separation MILP hit its {self.oracle_time_limit} s limit unproven")
+        return found.coalitions, found.excess
 
     def describe(self) -> dict:
         return {**super().describe(), "rules": len(self.rule_values)}

@@ -20,6 +20,7 @@ class WeightedVotingGame(CoalitionGame):
     """weights `[n]` (>= 0), quota in (0, total weight]; v(S) = 1 if sum_{i in S} w_i >= quota."""
 
     name = "weighted_voting"
+    cheap_oracle = True
 
     def __init__(self, weights: np.ndarray, quota: float):
         w = np.asarray(weights, dtype=np.float64)
@@ -40,6 +41,11 @@ class WeightedVotingGame(CoalitionGame):
 
     def _values(self, coalitions: np.ndarray) -> np.ndarray:
         return (coalitions @ self.weights >= self._threshold).astype(np.float64)
+
+    def flip_values(self, coalitions: np.ndarray) -> np.ndarray:
+        weight = coalitions @ self.weights
+        moved = weight[:, None] + np.where(coalitions, -self.weights, self.weights)
+        return (moved >= self._threshold).astype(np.float64)
 
     def describe(self) -> dict:
         return {**super().describe(), "quota": self.quota, "total_weight": float(self.weights.sum())}

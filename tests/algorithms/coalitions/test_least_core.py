@@ -10,7 +10,15 @@ from scipy.optimize import linprog
 
 from gamescale.algorithms.base import LocalShardRunner, StepContext
 from gamescale.algorithms.coalitions.config import LeastCoreLPConfig, LeastCoreSamplingConfig
-from gamescale.algorithms.coalitions.lp import exact_least_core, max_excess_enumerated, proper_coalitions
+from gamescale.algorithms.coalitions.cutting import solve_cutting_planes
+from gamescale.algorithms.coalitions.lp import (
+    IncrementalLeastCoreLP,
+    exact_least_core,
+    initial_coalitions,
+    max_excess_enumerated,
+    proper_coalitions,
+    solve_least_core_lp,
+)
 from gamescale.algorithms.coalitions.solvers import LeastCoreLP, LeastCoreSampling, cutting_planes
 from gamescale.envs.coalitions import (
     GloveGame,
@@ -126,6 +134,68 @@ def test_lp_payoff_satisfies_every_constraint_and_cutting_planes_agree(family, s
     x, eps, _ = cutting_planes(game, cuts=20)
     assert eps == pytest.approx(res.epsilon, abs=1e-8)
     check_least_core(game, x, eps, tol=1e-8)
+
+
+@pytest.mark.parametrize("nonnegative", [False, True])
+def test_warm_started_lp_matches_a_fresh_solve(nonnegative):
+    game = random_induced_subgraph(9, seed=1, min_weight=-3)
+    rows = proper_coalitions(9)
+    values = game.values(rows)
+    fresh = solve_least_core_lp(rows, values, game.grand_value(), nonnegative)
+    lp = IncrementalLeastCoreLP(9, game.grand_value(), nonnegative)
+    start = initial_coalitions(9)  # singletons and their complements: the first LP is bounded
+    lp.add(start, game.values(start))
+    partial = lp.solve()
+    lp.add(rows, values)
+    warm = lp.solve()
+    assert partial.epsilon <= warm.epsilon + 1e-12  # fewer constraints: a lower bound
+    assert warm.epsilon == pytest.approx(fresh.epsilon, abs=1e-9)
+    check_least_core(game, warm.payoff, warm.epsilon, tol=1e-8)
+    assert warm.duals.sum() == pytest.approx(1.0) and np.all(warm.duals >= -1e-12)
+
+
+MILP_GAMES = {
+    "isg": lambda s: random_induced_subgraph(14, seed=s, edge_probability=0.5),
+    "mcnet": lambda s: random_mc_net(14, seed=s, max_negative=2, min_value=-0.5),
+}
+
+
+@pytest.mark.parametrize("family", sorted(MILP_GAMES))
+@pytest.mark.parametrize("seed", [0, 1])
+def test_cutting_planes_with_the_milp_oracle_equal_the_full_lp(family, seed):
+    game = MILP_GAMES[family](seed)
+    exact = exact_least_core(game)
+    # enumeration_limit below n: every proof comes from the mixed-integer program
+    found = solve_cutting_planes(game, enumeration_limit=4)
+    assert found.exact and found.oracle_calls >= 1
+    # the MILP proves "no excess above epsilon (1 + 1e-6)": the bracket is that tight
+    scale = max(1.0, abs(exact.epsilon))
+    assert exact.epsilon - 1e-6 * scale <= found.lower <= exact.epsilon + 1e-9
+    assert exact.epsilon - 1e-9 <= found.upper <= exact.epsilon + 2e-6 * scale
+    check_least_core(game, found.payoff, found.upper, tol=1e-9)
+
+
+def test_cutting_planes_out_of_time_give_a_proven_bracket():
+    game = random_induced_subgraph(14, seed=3)
+    exact = exact_least_core(game).epsilon
+    for limit in (0.0, 0.2):
+        found = solve_cutting_planes(game, enumeration_limit=4, time_limit=limit)
+        assert found.lower <= exact + 1e-9 <= found.upper + 2e-9
+        assert found.exact == (found.upper - found.lower <= 1e-6 * max(1.0, abs(found.lower)))
+
+
+def test_sampling_stop_is_proven_by_the_milp_oracle():
+    game = random_mc_net(22, seed=1)
+    best = solve_cutting_planes(game)
+    assert best.exact
+    exact = best.upper
+    config = LeastCoreSamplingConfig(update="lp", shapley="none", samples=1024, target_epsilon=exact, stop_within=0.01)
+    algo = LeastCoreSampling(config, game)
+    state, rows, stop = run(algo, game, 40)
+    assert stop is not None and stop.reason == "target" and state["certification"] == "exact"
+    assert rows[-1]["best_epsilon"] <= exact * 1.01 + 1e-12
+    truth = game.separate(state["best_payoff"]).excess[0]  # the largest excess of the answer
+    assert best.lower - 1e-9 <= truth <= exact * 1.01 + 1e-9
 
 
 @pytest.mark.parametrize("family", sorted(GAMES))

@@ -1,0 +1,144 @@
+"""Exact least core by cutting planes at large n: a warm-started restricted LP (HiGHS) and a
+separation oracle, with a cheap search in front of expensive oracles.
+
+Each round solves the restricted LP over the coalitions found so far (its value is a LOWER
+bound on the least-core value epsilon) and looks for coalitions whose excess at its payoff
+exceeds that value. Where the family's exact oracle is a mixed-integer program (induced
+subgraph games, MC-nets), a local search from sampled and recently cut coalitions is asked
+first, and the oracle only when the search finds nothing; every oracle call proves an UPPER
+bound on epsilon (the largest excess of that payoff, or the MILP's dual bound when its time
+limit hits). The run ends when the bounds meet (exact) or its time runs out (a proven
+bracket [lower, upper]).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from gamescale.algorithms.coalitions.lp import (
+    IncrementalLeastCoreLP,
+    has_exact_separation,
+    initial_coalitions,
+    most_violated_exact,
+)
+from gamescale.algorithms.coalitions.sampling import sample_coalitions, search_excess
+from gamescale.envs.coalitions.game import CoalitionGame
+
+MILP_SOLUTIONS = 4  # improving coalitions after which a separation MILP returns its cuts
+MILP_TOLERANCE = 1e-6  # relative: a MILP proof is "no excess above epsilon (1 + 1e-6)"
+
+
+@dataclass(frozen=True)
+class CuttingPlanes:
+    """payoff `[n]` with the smallest proven largest excess (`upper`); `lower` the last
+    restricted LP value; both bound the least-core value: lower <= epsilon <= upper."""
+
+    payoff: np.ndarray
+    lower: float
+    upper: float
+    rounds: int
+    oracle_calls: int
+    coalitions: int
+    seconds: float
+    exact: bool
+
+    @property
+    def epsilon(self) -> float:
+        return self.upper if self.exact else math.nan
+
+
+def search_cuts(
+    game: CoalitionGame,
+    payoff: np.ndarray,
+    recent: np.ndarray,
+    rng: np.random.Generator,
+    samples: int = 256,
+    climbers: int = 16,
+    rounds: int = 20,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Large-excess coalitions by single-flip ascent (at most `rounds` flips) from the last cuts
+    `recent` `[m, n]` and the best `climbers` of `samples` random coalitions; returns distinct
+    (coalitions `[k, n]`, excess `[k]`)."""
+    drawn = sample_coalitions(rng, game.num_players, samples)
+    drawn_values = game.values(drawn)
+    top = np.argsort(-(drawn_values - drawn @ payoff), kind="stable")[:climbers]
+    start = np.concatenate([recent, drawn[top]])
+    rows, vals, _ = search_excess(game, payoff, start, game.values(start), rounds)
+    _, first = np.unique(np.packbits(rows, axis=1), axis=0, return_index=True)
+    rows, vals = rows[first], vals[first]
+    return rows, vals - rows @ payoff
+
+
+def solve_cutting_planes(
+    game: CoalitionGame,
+    nonnegative: bool = False,
+    cuts: int = 50,
+    tolerance: float = 1e-9,
+    enumeration_limit: int = 16,
+    time_limit: float | None = None,
+    seed: int = 0,
+    bound_time_limit: float = 0.0,
+) -> CuttingPlanes:
+    """Cutting planes until the bounds meet (or `time_limit` seconds pass: a bracket). When time
+    runs out without a finite upper bound, a MILP oracle may spend `bound_time_limit` more
+    seconds bounding the largest excess of the last payoff (its dual bound)."""
+    if not has_exact_separation(game, enumeration_limit):
+        raise ValueError(f"{game.name} with {game.num_players} players has no exact separation oracle")
+    start = time.perf_counter()
+    n, total = game.num_players, game.grand_value()
+    milp = hasattr(game, "separate") and n > enumeration_limit
+    lp = IncrementalLeastCoreLP(n, total, nonnegative)
+    first = initial_coalitions(n)
+    lp.add(first, game.values(first))
+    rng = np.random.default_rng(seed)
+    recent = first
+    upper, best_x, calls, rounds, lower = math.inf, None, 0, 0, -math.inf
+    while True:
+        rounds += 1
+        res = lp.solve()
+        lower = res.epsilon
+        scale = max(1.0, abs(res.epsilon))
+        threshold = res.epsilon + tolerance * scale  # a cut must beat the LP value by this
+        # a MILP proof is "nothing above proof"; its dual bound may carry round-off of that level
+        proof = res.epsilon + MILP_TOLERANCE * scale + 1e-9 * scale
+        left = None if time_limit is None else time_limit - (time.perf_counter() - start)
+        rows = np.zeros((0, n), bool)
+        if milp:  # the search is cheap; the MILP only proves what it cannot find
+            found, ex = search_cuts(game, res.payoff, recent, rng)
+            rows = found[ex > threshold][np.argsort(-ex[ex > threshold], kind="stable")][:cuts]
+        if len(rows) == 0:
+            if left is not None and left <= 0:
+                break
+            calls += 1
+            if milp:  # look only for violated coalitions, stop after a few: proof or cuts, fast
+                sep = game.separate(res.payoff, cuts, left, at_least=proof, max_solutions=MILP_SOLUTIONS)
+                found, ex, bound = sep.coalitions, sep.excess, sep.upper_bound
+                if len(found) and not sep.optimal:
+                    bound = math.inf  # violated rows, but no bound on the largest excess
+            else:
+                found, ex = most_violated_exact(game, res.payoff, cuts, enumeration_limit)
+                bound = float(ex[0])
+            bound = max(bound, res.epsilon)  # what this payoff provably achieves
+            if bound < upper:
+                upper, best_x = bound, res.payoff
+            rows = found[ex > threshold]
+            if upper <= (proof if milp else threshold) or len(rows) == 0:
+                break
+        lp.add(rows, game.values(rows))
+        recent = rows
+        if time_limit is not None and time.perf_counter() - start > time_limit:
+            break
+    if milp and not math.isfinite(upper) and bound_time_limit > 0:
+        calls += 1
+        sep = game.separate(res.payoff, 1, bound_time_limit)
+        upper, best_x = max(sep.upper_bound, res.epsilon), res.payoff
+    if best_x is None:  # out of time before any proof: the last payoff, unbounded above
+        best_x = res.payoff
+    exact = upper <= (proof if milp else threshold)
+    return CuttingPlanes(
+        best_x, lower, upper, rounds, calls, lp.num_coalitions, time.perf_counter() - start, bool(exact)
+    )
