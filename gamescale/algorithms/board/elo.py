@@ -112,8 +112,7 @@ def fit_elo(
         return float(-(w_eff * np.logaddexp(0.0, -d)).sum())
 
     steps = 0
-    while steps < max_iterations:
-        steps += 1
+    for steps in range(1, max_iterations + 1):  # noqa: B007 (the count is reported)
         p = 1.0 / (1.0 + np.exp(-(x[:, None] - x[None, :])))
         grad = (w_eff - n_eff * p).sum(axis=1)
         info = n_eff * p * (1.0 - p)  # [P, P] off-diagonal information
@@ -132,7 +131,7 @@ def fit_elo(
         x = trial
         if np.max(np.abs(t * delta)) < tol:
             break
-    if np.max(np.abs(x)) * ELO_PER_NAT > 1e5:
+    else:  # no convergence: the likelihood keeps rising as some rating runs off to infinity
         raise ValueError("Elo fit failed: a player's rating is unbounded (set virtual_draws > 0)")
     p = 1.0 / (1.0 + np.exp(-(x[:, None] - x[None, :])))
     info = n_eff * p * (1.0 - p)
