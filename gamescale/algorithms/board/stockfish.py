@@ -5,6 +5,8 @@ Strength: `elo` sets `UCI_LimitStrength` and `UCI_Elo` (Stockfish accepts 1350..
 search of every move. The binary is `path`, else `$STOCKFISH`, else `stockfish` on the
 PATH, else the Debian package's `/usr/games/stockfish`; a missing one is a one-line
 `EngineNotFoundError` that says how to install it. Use as a context manager, or `close()`.
+`act` makes it a batch `Bot` on `gamescale.envs.board.chess_batch` states, and
+`new_game(key)` starts a new game in the engine (ucinewgame: a fresh hash table).
 """
 
 from __future__ import annotations
@@ -64,8 +66,6 @@ class StockfishBot:
         self.binary = find_stockfish(self.path)
         self._engine: chess.engine.SimpleEngine | None = None
         self.game_key: object = None  # a new key makes the engine start a new game (ucinewgame)
-        self.restarts = 0  # engine processes started after the first
-        self._started = 0
 
     def _options(self, engine: chess.engine.SimpleEngine) -> dict:
         options: dict = {"Threads": self.threads, "Hash": self.hash_mb}
@@ -82,9 +82,7 @@ class StockfishBot:
     def engine(self) -> chess.engine.SimpleEngine:
         """The running engine process, (re)started on demand (after a crash too)."""
         if self._engine is None:
-            self.restarts += self._started
             engine = chess.engine.SimpleEngine.popen_uci(self.binary)
-            self._started = 1
             try:
                 engine.configure(self._options(engine))
             except Exception:
