@@ -463,3 +463,134 @@ def draw_accuracy(table: pa.Table, plots_dir: Path) -> list[Path]:
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     return [save_png(fig, plots_dir / "accuracy_by_case_set.png", dpi=110, tight=False)]
+
+
+# ---------------------------------------------------------------- board games
+
+
+@drawer("elo")
+def draw_elo(table: pa.Table, plots_dir: Path) -> list[Path]:
+    """`elo.png`: every bot's Elo with its 95% interval, strongest on top; the reference
+    bot (fixed rating) as a diamond."""
+    if table.num_rows == 0:
+        return []
+    meta = annotations(table)
+    players = table["player"].to_pylist()
+    elo, lower, upper = (_column(table, k).astype(float) for k in ("elo", "lower", "upper"))
+    order = np.argsort(elo)
+    fig, ax = AggFigures.subplots(figsize=(7, 0.45 * len(players) + 1.6))
+    y = np.arange(len(players))
+    ax.errorbar(elo[order], y, xerr=np.vstack([elo[order] - lower[order], upper[order] - elo[order]]),
+                fmt="o", capsize=4, color="tab:blue")
+    reference = meta.get("reference")
+    for k, i in enumerate(order):
+        if players[i] == reference:
+            ax.plot(elo[i], k, "D", color="tab:red", ms=8, label=f"reference ({reference} = {elo[i]:.0f})")
+    ax.set_yticks(y)
+    ax.set_yticklabels([f"{players[i]} ({int(g)} games)" for i, g in zip(order, _column(table, "games")[order],
+                                                                       strict=True)])
+    ax.set_xlabel("Elo (95% interval)")
+    ax.set_title(meta.get("title", "Elo by maximum likelihood"))
+    ax.grid(axis="x", alpha=0.3)
+    if reference in players:
+        ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    return [save_png(fig, plots_dir / "elo.png", dpi=110, tight=False)]
+
+
+def _draw_connect_four(ax, final: str) -> None:
+    from matplotlib.patches import Circle, Rectangle
+
+    rows = final.split("/")  # top row first
+    ax.add_patch(Rectangle((-0.5, -0.5), len(rows[0]), len(rows), color="#1f4fb4"))
+    colours = {".": "white", "x": "#d62728", "o": "#f2c530"}
+    for r, line in enumerate(rows):
+        for c, cell in enumerate(line):
+            ax.add_patch(Circle((c, len(rows) - 1 - r), 0.4, color=colours[cell]))
+    ax.set_xlim(-0.6, len(rows[0]) - 0.4)
+    ax.set_ylim(-0.6, len(rows) - 0.4)
+
+
+def _draw_hex(ax, final: str) -> None:
+    from matplotlib.patches import RegularPolygon
+
+    rows = final.split("/")
+    n = len(rows)
+    colours = {".": "#e8e0c8", "x": "black", "o": "white"}
+    h = np.sqrt(3) / 2
+    for r, line in enumerate(rows):
+        for c, cell in enumerate(line):
+            ax.add_patch(RegularPolygon((c + 0.5 * r, -r * h), 6, radius=0.57, orientation=0,
+                                        facecolor=colours[cell], edgecolor="grey", lw=0.6))
+    # black joins top and bottom (dark edges), white joins left and right (light grey edges)
+    ax.plot([-0.5, n - 0.5], [h * 0.8, h * 0.8], color="black", lw=3)
+    ax.plot([0.5 * (n - 1) - 0.5, 0.5 * (n - 1) + n - 0.5], [-(n - 1) * h - h * 0.8] * 2, color="black", lw=3)
+    ax.plot([-0.9, 0.5 * (n - 1) - 0.9], [0, -(n - 1) * h], color="0.6", lw=3)
+    ax.plot([n - 0.1, n - 0.1 + 0.5 * (n - 1)], [0, -(n - 1) * h], color="0.6", lw=3)
+    ax.set_xlim(-1.2, n + 0.5 * (n - 1) + 0.2)
+    ax.set_ylim(-(n - 1) * h - 1.1, 1.1)
+
+
+_PIECES = {"K": "\u2654", "Q": "\u2655", "R": "\u2656", "B": "\u2657", "N": "\u2658", "P": "\u2659",
+           "k": "\u265a", "q": "\u265b", "r": "\u265c", "b": "\u265d", "n": "\u265e", "p": "\u265f"}
+
+
+def _draw_chess(ax, fen: str) -> None:
+    from matplotlib.patches import Rectangle
+
+    placement = fen.split()[0].split("/")  # rank 8 first
+    for rank in range(8):
+        for file in range(8):
+            light = (rank + file) % 2 == 1
+            ax.add_patch(Rectangle((file, rank), 1, 1, color="#f0d9b5" if light else "#b58863"))
+    for r, line in enumerate(placement):
+        file = 0
+        for ch in line:
+            if ch.isdigit():
+                file += int(ch)
+                continue
+            ax.text(file + 0.5, 7 - r + 0.45, _PIECES[ch], ha="center", va="center", fontsize=17,
+                    family="DejaVu Sans", color="black")
+            file += 1
+    for k in range(8):
+        ax.text(k + 0.5, -0.3, "abcdefgh"[k], ha="center", va="center", fontsize=6)
+        ax.text(-0.3, k + 0.5, str(k + 1), ha="center", va="center", fontsize=6)
+    ax.set_xlim(-0.5, 8)
+    ax.set_ylim(-0.5, 8)
+
+
+_BOARD_DRAWERS = {"connect_four": _draw_connect_four, "hex": _draw_hex, "chess": _draw_chess,
+                  "chess960": _draw_chess}
+
+
+@drawer("games")
+def draw_final_positions(table: pa.Table, plots_dir: Path) -> list[Path]:
+    """`final_positions.png`: the final position of sample games of the last round (one
+    per pairing first), titled with the players and the result; only for tables that say
+    their game and carry a `final` column (tournament games)."""
+    from gamescale.algorithms.board.tournament import sample_rows
+
+    meta = annotations(table)
+    draw_board = _BOARD_DRAWERS.get(meta.get("game", ""))
+    if draw_board is None or "final" not in table.column_names or table.num_rows == 0:
+        return []
+    first, second = table["first"].to_pylist(), table["second"].to_pylist()
+    rows = sample_rows(_column(table, "iteration"), np.asarray(first, object), np.asarray(second, object),
+                       int(meta.get("sample_games", 6)))
+    if not rows:
+        return []
+    cols = min(3, len(rows))
+    fig, axes = AggFigures.subplots((len(rows) + cols - 1) // cols, cols, figsize=(3.3 * cols, 3.8 * ((len(rows) + cols - 1) // cols)),
+                                    squeeze=False)
+    final, winner = table["final"].to_pylist(), _column(table, "winner")
+    for ax in axes.ravel():
+        ax.set_axis_off()
+    for ax, r in zip(axes.ravel(), rows, strict=False):
+        draw_board(ax, final[r])
+        ax.set_aspect("equal")
+        result = "draw" if winner[r] < 0 else f"{(first, second)[int(winner[r])][r]} won"
+        ax.set_title(f"{first[r]} vs {second[r]}\n{result}, {int(_column(table, 'plies')[r])} plies", fontsize=8)
+    fig.suptitle(f"{meta.get('game')}: final positions, round {int(_column(table, 'iteration').max()) + 1}",
+                 fontsize=10)
+    fig.tight_layout()
+    return [save_png(fig, plots_dir / "final_positions.png", dpi=110, tight=False)]

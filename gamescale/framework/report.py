@@ -178,6 +178,7 @@ def report(run_dir: Path, console=None, max_rows: int = 12, redraw: bool = True)
     data = table.to_pydict()
     rows = [[str(data["iteration"][i])] + [_fmt(data[c][i]) for c in columns] for i in shown]
     print_table(console, f"{config.name} — {n} iterations ({run_dir})", ["iteration", *columns], rows)
+    print_result_tables(run_dir, console)
     stopped = _stopped(run_dir)
     if stopped:
         console.print(f"stopped: {stopped}")
@@ -187,6 +188,24 @@ def report(run_dir: Path, console=None, max_rows: int = 12, redraw: bool = True)
     for path in plots:
         console.print(f"plot: {path}")
     return plots
+
+
+# Result tables small enough to read on the console, printed by `report` when a run has them.
+CONSOLE_TABLES = {"crosstable": "crosstable: points / games of each row's bot against column k's"}
+
+
+def print_result_tables(run_dir: Path, console) -> None:
+    """Print each of the run's `CONSOLE_TABLES` (RUN_DIR/<name>.parquet), every cell as text."""
+    import pyarrow.parquet as pq
+
+    for name, title in CONSOLE_TABLES.items():
+        path = Path(run_dir) / f"{name}.parquet"
+        if not path.is_file():
+            continue
+        table = pq.read_table(path)
+        data = table.to_pydict()
+        rows = [[_fmt(data[c][i]) for c in table.column_names] for i in range(table.num_rows)]
+        print_table(console, title, list(table.column_names), rows)
 
 
 def _placement_line(run_dir: Path) -> str:

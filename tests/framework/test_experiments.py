@@ -7,6 +7,7 @@ import pytest
 
 import gamescale
 from gamescale.framework.config import experiment_files, load_config
+from tests.conftest import in_ci
 
 EXPERIMENTS = sorted(experiment_files())
 # The metric each family promises every iteration (issue texts).
@@ -27,7 +28,9 @@ PROMISED = {
     "coop-scaling": "epsilon",
     "clinic-medqa-baseline": "accuracy",
     "clinic-model-eval": "accuracy",
-    "board-connect4-mcts": "score_vs_random",
+    "board-connect4-mcts": "elo_mcts8",
+    "board-hex-mcts": "elo_mcts8",
+    "board-chess-gauntlet": "elo_stockfish-n1",
     "music-cfg-distill": "diversity",
 }
 # Smaller data for the two-iteration runs where an experiment's set-up dominates them.
@@ -57,7 +60,15 @@ QUICK = {
         "algorithm.solver_fallback_simulations": 8,
         "runtime.shards": 2,
     },
+    # two cheap bots per tournament, one game per colour
+    "board-hex-mcts": {"env.size": 5, "algorithm.bots": ["random", "mcts8"], "algorithm.games_per_pair": 2,
+                       "runtime.shards": 2},
+    "board-chess-gauntlet": {"algorithm.bots": ["stockfish-n1"], "algorithm.opponents": ["stockfish-elo1350"],
+                             "algorithm.games_per_pair": 2, "algorithm.stockfish_nodes": 200,
+                             "algorithm.chess_max_plies": 40, "runtime.shards": 1},
 }
+# Experiments that need the Stockfish binary (skipped without it, except under CI=true).
+NEEDS_STOCKFISH = {"board-chess-gauntlet"}
 
 
 def test_names_are_file_names_and_configs_validate():
@@ -73,6 +84,15 @@ RUN_BY_FAMILY_TEST = {"music-cfg-distill"}  # tests/algorithms/music/test_cfg_di
 
 @pytest.mark.parametrize("name", [name for name in EXPERIMENTS if name not in RUN_BY_FAMILY_TEST])
 def test_experiment_runs_two_iterations(ray_cluster, tmp_path, name):
+    if name in NEEDS_STOCKFISH:
+        from gamescale.algorithms.board.stockfish import EngineNotFoundError, find_stockfish
+
+        try:
+            find_stockfish()
+        except EngineNotFoundError as err:
+            if in_ci():
+                pytest.fail(f"CI needs Stockfish: {err}")
+            pytest.skip(str(err))
     overrides = {"run.iterations": 2, "run.checkpoint_every": 1, **QUICK.get(name, {})}
     run = gamescale.run(name, overrides=overrides, out=tmp_path / name)
     assert run.finished

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
 from gamescale.algorithms.registry import AlgorithmConfig
@@ -20,3 +22,31 @@ class MCTSStrengthConfig(AlgorithmConfig):
     solver_max_nodes: int = Field(5_000, ge=100, description="node budget per solver move")
     solver_min_plies: int = Field(16, ge=0, description="the solver is tried from this ply on")
     solver_fallback_simulations: int = Field(100, ge=1, description="MCTS of the solver bot before that")
+    elo_reference: str = Field("random", description="bot whose Elo is fixed at reference_elo (random or solver)")
+    reference_elo: float = 0.0
+
+
+class TournamentConfig(AlgorithmConfig):
+    """Bots play each other on the run's board game; one iteration is one round. Bot names:
+    `random`, `mcts<N>` (UCT, N simulations), `solver` (Connect Four), and for chess
+    `stockfish` with any of `-elo<E>` (UCI_Elo), `-skill<S>`, `-n<nodes>`, `-d<depth>`
+    (e.g. `stockfish-elo1500`, `stockfish-n100`)."""
+
+    name: str = "board_tournament"
+    bots: list[str] = Field(default_factory=lambda: ["random", "mcts16", "mcts64"], min_length=1)
+    schedule: Literal["round_robin", "gauntlet"] = "round_robin"
+    opponents: list[str] = Field(default_factory=list, description="gauntlet: every bot plays each of these")
+    games_per_pair: int = Field(2, ge=2, description="games per pairing per round (even: both colours)")
+    reference: str = Field("random", description="the bot whose rating is fixed (Elo anchor)")
+    reference_elo: float = 0.0
+    virtual_draws: float = Field(1.0, ge=0.0, description="drawn games added per pair that met (keeps Elo finite)")
+    parallel: int = Field(4, ge=1, description="MCTS selections per tree per rollout call")
+    solver_max_nodes: int = Field(5_000, ge=100)
+    solver_min_plies: int = Field(16, ge=0)
+    solver_fallback_simulations: int = Field(100, ge=1)
+    stockfish_nodes: int = Field(20_000, ge=1, description="node limit of Stockfish bots whose name sets none")
+    stockfish_path: str | None = None
+    chess_max_plies: int = Field(300, ge=2, description="chess games are drawn after this many plies")
+    rollout_plies: int = Field(8, ge=0, description="chess MCTS: random plies per rollout, then material decides")
+    max_restarts: int = Field(3, ge=0, description="engine restarts per game before the shard fails")
+    sample_games: int = Field(6, ge=0, description="final positions drawn (and SVG for chess)")

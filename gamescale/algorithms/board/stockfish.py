@@ -5,6 +5,8 @@ Strength: `elo` sets `UCI_LimitStrength` and `UCI_Elo` (Stockfish accepts 1350..
 search of every move. The binary is `path`, else `$STOCKFISH`, else `stockfish` on the
 PATH, else the Debian package's `/usr/games/stockfish`; a missing one is a one-line
 `EngineNotFoundError` that says how to install it. Use as a context manager, or `close()`.
+`act` makes it a batch `Bot` on `gamescale.envs.board.chess_batch` states, and
+`new_game(key)` starts a new game in the engine (ucinewgame: a fresh hash table).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from dataclasses import dataclass
 
 import chess
 import chess.engine
+import numpy as np
 
 DEBIAN_PATH = "/usr/games/stockfish"
 INSTALL_HINT = "install it with `apt-get install stockfish` (Debian/Ubuntu) or `brew install stockfish`, or set $STOCKFISH"
@@ -55,14 +58,14 @@ class StockfishBot:
     name: str = ""
 
     def __post_init__(self) -> None:
-        if self.elo is None and self.skill_level is None and self.nodes is None and self.depth is None \
-                and self.movetime_s is None:
-            self.nodes = 10_000  # always bounded: an unlimited search would never return
+        if self.nodes is None and self.depth is None and self.movetime_s is None:
+            self.nodes = 10_000  # always bounded: `go` without a limit would search forever
         self.name = self.name or "stockfish" + (f"-elo{self.elo}" if self.elo else "") + (
             f"-skill{self.skill_level}" if self.skill_level is not None else "") + (
             f"-n{self.nodes}" if self.nodes else "")
         self.binary = find_stockfish(self.path)
         self._engine: chess.engine.SimpleEngine | None = None
+        self.game_key: object = None  # a new key makes the engine start a new game (ucinewgame)
 
     def _options(self, engine: chess.engine.SimpleEngine) -> dict:
         options: dict = {"Threads": self.threads, "Hash": self.hash_mb}
@@ -96,11 +99,26 @@ class StockfishBot:
         if board.is_game_over(claim_draw=False):
             raise ValueError(f"no move to make: the game is over in {board.fen()}")
         try:
-            result = self.engine.play(board, self.limit())
+            result = self.engine.play(board, self.limit(), game=self.game_key)
         except chess.engine.EngineTerminatedError:
             self._engine = None  # died mid-move: the next call starts a fresh process
             raise
         return result.move
+
+    def new_game(self, key: object) -> None:
+        """Start a new game called `key`: the engine forgets its hash table, so a game replays
+        move for move under a node or depth limit (UCI_Elo and Skill Level draw at random)."""
+        self.game_key = key
+
+    def act(self, game, state, rng) -> np.ndarray:
+        """The Bot interface on a batch of chess games (`gamescale.envs.board.chess_batch`)."""
+        from gamescale.envs.board.chess_env import encode_move
+
+        actions = np.zeros(state.batch_size, np.int64)
+        for i, (board, over) in enumerate(zip(state.boards, game.done(state), strict=True)):
+            if not over:
+                actions[i] = encode_move(self.move(board), board.turn)
+        return actions
 
     def close(self) -> None:
         if self._engine is not None:

@@ -3,8 +3,10 @@ Four solver, games spread over rollout workers as shards, every game kept as a r
 
 One iteration is one round: each shard plays `games_per_shard` games of every (MCTS
 simulations, opponent) matchup, half with MCTS moving first, all games of a matchup as one
-batch. Metrics are cumulative scores (win 1, draw 1/2) per matchup; the `games` table
-(one row per game) is written as `games.parquet`.
+batch. Metrics are cumulative scores (win 1, draw 1/2) per matchup and the Elo of every MCTS bot
+(`elo_mcts<N>`, maximum likelihood over all games so far with `elo_reference` fixed at
+`reference_elo`); the `games` table (one row per game) is written as `games.parquet`, with
+`elo` and `crosstable` tables beside it.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import pyarrow as pa
 
 from gamescale.algorithms.base import ShardTask, StepContext
 from gamescale.algorithms.board.bots import ConnectFourSolverBot, MCTSBot, RandomBot, play_games
+from gamescale.algorithms.board.elo import fit_elo
+from gamescale.algorithms.board.tournament import crosstable, elo_table
 from gamescale.envs.board import connect_four_vec
 
 OPPONENTS = ("random", "solver")
@@ -77,6 +81,8 @@ class MCTSStrength:
         unknown = sorted(set(config.opponents) - set(OPPONENTS))
         if unknown:
             raise ValueError(f"unknown bot name(s) {unknown}; known opponents: {list(OPPONENTS)}")
+        if config.elo_reference not in config.opponents:
+            raise ValueError(f"elo_reference {config.elo_reference!r} is not among the opponents {config.opponents}")
         if config.games_per_shard % 2:
             raise ValueError(f"games_per_shard must be even (both colours), got {config.games_per_shard}")
         self.config = config
@@ -112,15 +118,41 @@ class MCTSStrength:
                 metrics[f"score_vs_{name}_s{sims}"] = float(new["score"][pick].mean())
             top = (new["opponent"] == k) & (new["simulations"] == max(cfg.simulations))
             metrics[f"score_vs_{name}"] = float(new["score"][top].mean())
+        fit = self.fit(new)
+        metrics.update({f"elo_{p}": float(r) for p, r in zip(fit.players, fit.rating, strict=True)
+                        if p.startswith("mcts")})
         attempts = new["solved_moves"] + new["fallback_moves"]
         if attempts:
             metrics["solver_solved_fraction"] = new["solved_moves"] / attempts
         return new, metrics
 
+    def players(self) -> list[str]:
+        return [f"mcts{n}" for n in self.config.simulations] + list(self.config.opponents)
+
+    def _pairs(self, state: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(first, second, score of first) of every game, as indices into `players()`."""
+        cfg = self.config
+        mcts = np.array([cfg.simulations.index(int(n)) for n in state["simulations"]], np.int64)
+        other = len(cfg.simulations) + state["opponent"].astype(np.int64)
+        mcts_first = state["mcts_player"] == 0
+        first, second = np.where(mcts_first, mcts, other), np.where(mcts_first, other, mcts)
+        return first, second, np.where(mcts_first, state["score"], 1.0 - state["score"])
+
+    def fit(self, state: dict[str, Any]):
+        """Elo of the MCTS bots and the opponents from all games so far (`elo.fit_elo`)."""
+        first, second, score = self._pairs(state)
+        return fit_elo(self.players(), first, second, score, self.config.elo_reference, self.config.reference_elo)
+
     def tables(self, state: dict[str, Any]) -> dict[str, pa.Table]:
         cols = {c: state[c] for c in _COLUMNS}
         cols["opponent"] = np.asarray(self.config.opponents, dtype=object)[state["opponent"].astype(int)]
-        return {"games": pa.table(cols)}
+        out = {"games": pa.table(cols)}
+        if len(state["score"]):
+            fit = self.fit(state)
+            first, second, score = self._pairs(state)
+            out["elo"] = elo_table(fit, self.config.elo_reference, self.config.reference_elo, 1.0)
+            out["crosstable"] = crosstable(self.players(), first, second, score, fit)
+        return out
 
     def summary(self, state: dict[str, Any]) -> dict[str, Any]:
         return {"games": int(len(state["score"]))}
