@@ -50,7 +50,7 @@ demo: install
 	$(BIN)/gamescale run mfg-crowd2d-fp --out runs/demo-mfg-crowd2d-fp
 
 test: install-test
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=25
 
 test-slow: install-test
 	$(BIN)/python -m pytest -q -m slow
