@@ -6,11 +6,15 @@ from __future__ import annotations
 
 import importlib
 import os
+from collections.abc import Callable
 from types import ModuleType
+from typing import TypeVar
 
 import pytest
 
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+
+T = TypeVar("T")
 
 
 def in_ci() -> bool:
@@ -34,6 +38,25 @@ def require_peer(module: str) -> ModuleType:
         if in_ci():
             pytest.fail(f"peer {module!r} is required when CI is set ({error})", pytrace=False)
         pytest.skip(f"peer {module!r} is not installed ({error})", allow_module_level=True)
+
+
+def require_system_program(find: Callable[[], T], missing: type[Exception]) -> T:
+    """`find()` for a system program a test needs (Stockfish, FluidSynth): where it raises
+    `missing`, the test is skipped on a developer's machine and fails under `CI=true`,
+    whose set-up (`make system-packages`) installs it."""
+    try:
+        return find()
+    except missing as err:
+        if in_ci():
+            pytest.fail(f"CI needs it: {err}", pytrace=False)
+        pytest.skip(str(err))
+
+
+def require_stockfish() -> str:
+    """The Stockfish binary (see `require_system_program`)."""
+    from gamescale.algorithms.board.stockfish import EngineNotFoundError, find_stockfish
+
+    return require_system_program(find_stockfish, EngineNotFoundError)
 
 
 @pytest.fixture(scope="session")

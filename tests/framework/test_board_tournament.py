@@ -23,17 +23,7 @@ from gamescale.algorithms.board.tournament import Tournament
 from gamescale.envs.registry import make_env
 from gamescale.framework.pictures import draw_table
 from gamescale.framework.report import print_result_tables
-
-
-def _require_stockfish() -> None:
-    from gamescale.algorithms.board.stockfish import EngineNotFoundError, find_stockfish
-
-    try:
-        find_stockfish()
-    except EngineNotFoundError as err:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI needs Stockfish: {err}")
-        pytest.skip(str(err))
+from tests.conftest import require_stockfish
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
@@ -105,7 +95,7 @@ def test_killed_rollout_worker_loses_no_game_and_writes_none_twice(ray_cluster, 
     """A rollout worker is SIGKILLed while it plays chess against Stockfish: the framework
     re-issues its shard with the same seed, and the games, PGN files and Elo table equal an
     undisturbed run's, each game exactly once."""
-    _require_stockfish()
+    require_stockfish()
     overrides = {
         "algorithm.bots": ["random"],
         "algorithm.opponents": ["stockfish-n500", "stockfish-n2000"],

@@ -7,7 +7,7 @@ import pytest
 
 import gamescale
 from gamescale.framework.config import experiment_files, load_config
-from tests.conftest import in_ci
+from tests.conftest import require_stockfish
 
 EXPERIMENTS = sorted(experiment_files())
 # The metric each family promises every iteration (issue texts).
@@ -85,14 +85,7 @@ RUN_BY_FAMILY_TEST = {"music-cfg-distill"}  # tests/algorithms/music/test_cfg_di
 @pytest.mark.parametrize("name", [name for name in EXPERIMENTS if name not in RUN_BY_FAMILY_TEST])
 def test_experiment_runs_two_iterations(ray_cluster, tmp_path, name):
     if name in NEEDS_STOCKFISH:
-        from gamescale.algorithms.board.stockfish import EngineNotFoundError, find_stockfish
-
-        try:
-            find_stockfish()
-        except EngineNotFoundError as err:
-            if in_ci():
-                pytest.fail(f"CI needs Stockfish: {err}")
-            pytest.skip(str(err))
+        require_stockfish()
     overrides = {"run.iterations": 2, "run.checkpoint_every": 1, **QUICK.get(name, {})}
     run = gamescale.run(name, overrides=overrides, out=tmp_path / name)
     assert run.finished

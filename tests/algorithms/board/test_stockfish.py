@@ -3,21 +3,11 @@ binary is a one-line error. Skipped without Stockfish, except under CI=true (fai
 
 from __future__ import annotations
 
-import os
-
 import chess
 import pytest
 
-from gamescale.algorithms.board.stockfish import EngineNotFoundError, StockfishBot, find_stockfish
-
-
-def _require_stockfish() -> None:
-    try:
-        find_stockfish()
-    except EngineNotFoundError as err:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI needs Stockfish: {err}")
-        pytest.skip(str(err))
+from gamescale.algorithms.board.stockfish import EngineNotFoundError, StockfishBot
+from tests.conftest import require_stockfish
 
 
 def test_missing_binary_is_one_line():
@@ -27,7 +17,7 @@ def test_missing_binary_is_one_line():
 
 
 def test_plays_legal_moves_with_each_strength_setting():
-    _require_stockfish()
+    require_stockfish()
     board = chess.Board()
     for bot in (StockfishBot(elo=1400, nodes=500), StockfishBot(skill_level=0, nodes=500), StockfishBot(nodes=200)):
         with bot:
@@ -37,7 +27,7 @@ def test_plays_legal_moves_with_each_strength_setting():
 
 
 def test_finds_mate_in_one_and_plays_chess960():
-    _require_stockfish()
+    require_stockfish()
     with StockfishBot(nodes=2000) as bot:
         board = chess.Board("6k1/5ppp/8/8/8/8/8/R5K1 w - - 0 1")  # back-rank mate: Ra8#
         assert bot.move(board).uci() == "a1a8"
@@ -46,7 +36,7 @@ def test_finds_mate_in_one_and_plays_chess960():
 
 
 def test_restarts_after_the_engine_process_dies():
-    _require_stockfish()
+    require_stockfish()
     with StockfishBot(nodes=200) as bot:
         board = chess.Board()
         bot.move(board)

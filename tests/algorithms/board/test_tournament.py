@@ -18,7 +18,6 @@ import pytest
 from gamescale.algorithms.base import LocalShardRunner, StepContext
 from gamescale.algorithms.board import TournamentConfig
 from gamescale.algorithms.board.bots import MCTSBot
-from gamescale.algorithms.board.stockfish import EngineNotFoundError, find_stockfish
 from gamescale.algorithms.board.tournament import (
     Tournament,
     UnknownBotError,
@@ -29,15 +28,7 @@ from gamescale.algorithms.board.tournament import (
 )
 from gamescale.envs.board import chess_batch
 from gamescale.envs.registry import make_env
-
-
-def _require_stockfish() -> None:
-    try:
-        find_stockfish()
-    except EngineNotFoundError as err:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI needs Stockfish: {err}")
-        pytest.skip(str(err))
+from tests.conftest import require_stockfish
 
 
 def _run(env, config, rounds=2, num_shards=2):
@@ -149,7 +140,7 @@ def test_a_killed_engine_restarts_and_its_game_is_replayed():
     played again from its start with its seed, and every game is kept once, equal to an
     undisturbed tournament's (a node limit and a fresh hash per game make Stockfish
     deterministic); the PGN files hold every game."""
-    _require_stockfish()
+    require_stockfish()
     config = TournamentConfig(bots=["random"], schedule="gauntlet", opponents=["stockfish-n2000"],
                               games_per_pair=4, reference="random")
     env = make_env("chess")

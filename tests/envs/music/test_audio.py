@@ -4,7 +4,6 @@ Skipped without FluidSynth and a soundfont, except under CI=true (fails)."""
 from __future__ import annotations
 
 import io
-import os
 import wave
 
 import numpy as np
@@ -13,16 +12,12 @@ import pytest
 from gamescale.envs.music.audio import AudioError, find_synth, render_wav, wav_seconds
 from gamescale.envs.music.score import write_midi
 from gamescale.envs.music.tokens import Notes
+from tests.conftest import require_system_program
 
 
 @pytest.fixture(scope="module")
 def synth():
-    try:
-        return find_synth()
-    except AudioError as err:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI needs FluidSynth: {err}")
-        pytest.skip(str(err))
+    return require_system_program(find_synth, AudioError)
 
 
 def _samples(data: bytes) -> tuple[np.ndarray, int]:
