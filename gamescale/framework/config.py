@@ -65,6 +65,9 @@ class RunConfig(_Section):
     """How long a run lasts and where it writes."""
 
     iterations: int = Field(100, ge=1)
+    time_budget_s: float | None = Field(
+        None, gt=0, description="end the run after the first iteration that finishes at or past this many seconds of run time"
+    )
     seed: int = Field(0, ge=0)
     checkpoint_every: int = Field(10, ge=1)
     keep_checkpoints: int = Field(2, ge=1)

@@ -9,6 +9,7 @@ row exactly once.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -22,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from gamescale.algorithms.base import ShardFn, ShardTask, StepContext
+from gamescale.algorithms.base import ShardFn, ShardTask, StepContext, Stop
 from gamescale.algorithms.registry import build_algorithm
 from gamescale.envs.registry import build_env
 from gamescale.framework import storage
@@ -148,7 +149,7 @@ def start_run(
     _connect_if_asked(config)
     run_dir.mkdir(parents=True, exist_ok=True)
     storage.write_text_atomic(run_dir / storage.CONFIG_FILE, dump_config(config))
-    _loop(config, algorithm, run_dir, None, progress, callbacks)
+    _drive(config, algorithm, run_dir, None, progress, callbacks)
     return run_dir
 
 
@@ -177,7 +178,7 @@ def resume_run(
     _connect_if_asked(config)
     if address is not None:
         storage.write_text_atomic(config_path, dump_config(config))
-    _loop(config, algorithm, run_dir, loaded, progress, callbacks)
+    _drive(config, algorithm, run_dir, loaded, progress, callbacks)
     return run_dir
 
 
@@ -216,24 +217,13 @@ def _headline(row: dict[str, float]) -> str:
 MAX_LEARNER_RESTORES = 3
 
 
-def _loop(
-    config: ExperimentConfig,
-    algorithm: Any,
-    run_dir: Path,
-    loaded: tuple[dict[str, Any], dict[str, bytes], dict[str, Any]] | None,
-    progress: bool,
-    callbacks: Sequence[Callback],
-) -> None:
-    # A driver that drives actors shares the cores with them: its numeric threads are
-    # capped (`runtime.driver_threads`); exact solvers, which run alone, keep the defaults.
-    uses_actors = bool(algorithm.learner_specs()) or getattr(algorithm, "uses_rollout_workers", True)
-    with driver_threads(_driver_thread_limit(config) if uses_actors else None):
-        _drive(config, algorithm, run_dir, loaded, progress, callbacks)
-
-
-def _driver_thread_limit(config: ExperimentConfig) -> int | None:
-    """`runtime.driver_threads`, with auto = this machine's usable cores less one per
-    rollout worker (at least 1): the cores the workers do not already keep busy."""
+def _driver_thread_limit(config: ExperimentConfig, algorithm: Any) -> int | None:
+    """The cap on the driver's numeric threads: `runtime.driver_threads`, with auto = this
+    machine's usable cores less one per rollout worker (at least 1), the cores the workers
+    do not already keep busy. None (no cap) for an exact solver that drives no actors and
+    runs alone."""
+    if not (algorithm.learner_specs() or getattr(algorithm, "uses_rollout_workers", True)):
+        return None
     limit = config.runtime.driver_threads
     if limit != "auto":
         return limit
@@ -265,6 +255,10 @@ def _drive(
     )
     head_lost = f"lost the Ray cluster: its head stopped answering; {resume_hint}"
     watch = HeadWatch(head_lost, config.runtime.head_timeout_s).start()
+    # A driver that drives actors shares the cores with them: its thread pools are capped
+    # for the whole run and restored when it ends, however it ends.
+    threads = contextlib.ExitStack()
+    threads.enter_context(driver_threads(_driver_thread_limit(config, algorithm)))
     try:
         learners = _start_learners(config, specs)
         state, start, time_offset, stopped = _restore(algorithm, run, learners, loaded, run_dir)
@@ -291,6 +285,8 @@ def _drive(
                     _check_finite_loss(config, iteration, row)
                     done = iteration + 1
                     stop = should_stop(state, metrics) if should_stop is not None else None
+                    if stop is None and run.time_budget_s is not None and row["time_s"] >= run.time_budget_s:
+                        stop = Stop("budget", f"reached the run's time budget of {run.time_budget_s:g} s")
                     if stop is not None:
                         stopped = {"reason": stop.reason, "message": stop.message, "iteration": iteration}
                     blobs = None
@@ -351,6 +347,7 @@ def _drive(
     finally:
         watch.stop()
         _release(pool, extra_pools, learners)
+        threads.close()
 
 
 def _release(pool: LazyPool, extra_pools: dict[str, LazyPool], learners: dict[str, Any]) -> None:

@@ -77,3 +77,20 @@ def test_killed_after_stopping_but_before_the_summary_adds_no_row(reference, tmp
     resumed = gamescale.resume(run.dir)
     assert rows(resumed) == rows(reference)[: first + 1]
     assert json.loads((run.dir / storage.SUMMARY_FILE).read_text())["stopped"]["iteration"] == first
+
+
+def test_time_budget_ends_the_run_after_the_first_iteration_past_it(reference, tmp_path):
+    import time
+
+    def slow(ctx):  # every iteration takes at least 0.1 s more than the solver needs
+        time.sleep(0.1)
+
+    budget = 0.45
+    run = gamescale.run(
+        "mfg-crowd-omd", overrides={**BASE, "run.time_budget_s": budget}, out=tmp_path / "budget", callbacks=[slow]
+    )
+    times = run.metrics["time_s"].to_pylist()
+    assert run.finished and run.summary["stopped"]["reason"] == "budget"
+    assert times[-1] >= budget and all(t < budget for t in times[:-1])
+    assert 4 <= len(times) < BASE["run.iterations"]
+    assert rows(run) == rows(reference)[: len(times)]
