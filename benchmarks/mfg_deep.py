@@ -124,7 +124,7 @@ def openspiel_worker(game_name: str, method: str, budget_s: float, out: Path) ->
             now = time.perf_counter()
             iteration += 1
             log.write(json.dumps({"iteration": iteration, "time_s": now - start, "train_s": trained - start,
-                                  "exploitability": value}) + "\n")
+                                  "exploitability": float(value)}) + "\n")
             log.flush()
             if now - start >= budget_s:
                 return

@@ -2,9 +2,10 @@
 
 `build(config, env) -> Algorithm` (see `gamescale.algorithms.base`). Families register
 themselves when their subpackage of `gamescale.algorithms` is imported; every subpackage
-is imported on first lookup. A family whose algorithms need heavy imports (torch) registers
-the builder as a `"module:attribute"` string, resolved only when a run builds it, so
-looking up or validating any config never pays for torch.
+is imported on first lookup. Builders that need heavy imports (torch, scipy, pettingzoo),
+and config classes that live beside such code, are registered as `"module:attribute"`
+strings, resolved only when a run builds or validates that algorithm, so looking up names
+never pays for other families' imports (see `gamescale.envs.registry`).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ class AlgorithmConfig(BaseModel):
 @dataclass(frozen=True)
 class AlgorithmEntry:
     name: str
-    config_cls: type[AlgorithmConfig]
+    config_cls: type[AlgorithmConfig] | str
     build: Callable[[Any, Any], Any] | str
     description: str
 
@@ -38,7 +39,7 @@ _loaded = False
 
 
 def register_algorithm(
-    name: str, config_cls: type[AlgorithmConfig], build: Callable[[Any, Any], Any] | str, description: str = ""
+    name: str, config_cls: type[AlgorithmConfig] | str, build: Callable[[Any, Any], Any] | str, description: str = ""
 ) -> None:
     if name in _ALGORITHMS and _ALGORITHMS[name].build is not build:
         raise ValueError(f"algorithm {name!r} is registered twice")
@@ -66,7 +67,7 @@ def algorithm_entry(name: str) -> AlgorithmEntry:
 
 def algorithm_config(data: dict[str, Any]) -> AlgorithmConfig:
     entry = algorithm_entry(str(data.get("name")))
-    return entry.config_cls.model_validate(data)
+    return resolve(entry.config_cls).model_validate(data)
 
 
 def build_algorithm(config: AlgorithmConfig, env: Any) -> Any:

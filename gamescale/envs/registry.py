@@ -3,9 +3,12 @@
 `make_env("crowd_modelling_2d", size=20)` validates the keyword arguments through the
 family's config model (unknown or mistyped fields are errors) and builds the env without
 Ray. Families register themselves when their subpackage is imported; every subpackage of
-`gamescale.envs` is imported on first lookup. A family whose environments need torch
-registers the factory as a `"module:attribute"` string, imported only when one is built,
-so that looking up names and validating configs stays light.
+`gamescale.envs` is imported on first lookup, so a family's `__init__` imports only its
+light config modules. Factories (and config classes that live beside heavy code) are
+registered as `"module:attribute"` strings, imported only when one is built or validated:
+every process of a run (driver, rollout workers, learners) looks names up, and eager
+imports of every family (pettingzoo, scipy, torch) would cost each of them tens of MiB.
+`lazy_exports` gives a family package the names it re-exports without importing them.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ class EnvConfig(BaseModel):
 @dataclass(frozen=True)
 class EnvEntry:
     name: str
-    config_cls: type[EnvConfig]
+    config_cls: type[EnvConfig] | str
     factory: Callable[[Any], Any] | str
     description: str
 
@@ -46,7 +49,7 @@ class UnknownNameError(KeyError):
 
 
 def register_env(
-    name: str, config_cls: type[EnvConfig], factory: Callable[[Any], Any] | str, description: str = ""
+    name: str, config_cls: type[EnvConfig] | str, factory: Callable[[Any], Any] | str, description: str = ""
 ) -> None:
     if name in _ENVS and _ENVS[name].factory is not factory:
         raise ValueError(f"environment {name!r} is registered twice")
@@ -82,7 +85,7 @@ def env_entry(name: str) -> EnvEntry:
 def env_config(data: dict[str, Any]) -> EnvConfig:
     """Validate a raw env mapping (with its `name`) into that environment's config model."""
     entry = env_entry(str(data.get("name")))
-    return entry.config_cls.model_validate(data)
+    return resolve(entry.config_cls).model_validate(data)
 
 
 def resolve(target: Callable[..., Any] | str) -> Callable[..., Any]:
@@ -91,6 +94,19 @@ def resolve(target: Callable[..., Any] | str) -> Callable[..., Any]:
         return target
     module, _, attribute = target.partition(":")
     return getattr(importlib.import_module(module), attribute)
+
+
+def lazy_exports(package: str, exports: dict[str, str]) -> Callable[[str], Any]:
+    """A module `__getattr__` for `package` that imports `exports[name]` (a module path)
+    the first time `name` is asked for, so importing the package stays light."""
+
+    def __getattr__(name: str) -> Any:
+        module = exports.get(name)
+        if module is None:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        return getattr(importlib.import_module(module), name)
+
+    return __getattr__
 
 
 def build_env(config: EnvConfig) -> Any:

@@ -1,7 +1,9 @@
 """A run's footprint: the driver caps its numeric threads while actors run, and the deep
 mean-field runs (the 10 x 10 crowd, D-MOMD and D-AFP) stay under 1 GiB summed over every
 process of the run, Ray's own included, with torch loaded in one process only (the
-learners'). The memory is measured by `benchmarks/footprint.py` (PSS from smaps_rollup)."""
+learners'). The memory is measured by `benchmarks/footprint.py` (PSS from smaps_rollup).
+Every process of a run looks names up in the registries, so looking up every name and
+building a deep mean-field run must not import other families' heavy dependencies."""
 
 from __future__ import annotations
 
@@ -13,6 +15,24 @@ import pytest
 from gamescale.framework.runtime import driver_threads
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+
+
+def test_registries_and_a_deep_mfg_build_import_no_other_familys_dependencies():
+    import subprocess
+
+    code = (
+        "import sys\n"
+        "from gamescale.algorithms.registry import algorithm_names\n"
+        "from gamescale.envs.registry import env_names\n"
+        "from gamescale.framework.config import load_config\n"
+        "from gamescale.framework.loop import _build\n"
+        "assert len(env_names()) > 10 and len(algorithm_names()) > 10\n"
+        "_build(load_config('mfg-deep-momd'))\n"
+        "heavy = ('torch', 'scipy', 'pettingzoo', 'gymnasium', 'chess', 'music21', 'sklearn', 'highspy', 'matplotlib')\n"
+        "print(sorted(m for m in heavy if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]", out
 
 
 def _blas_threads() -> list[int]:

@@ -4,9 +4,11 @@ batched union-find). python-chess is imported only when a chess env is built."""
 
 from __future__ import annotations
 
-from gamescale.envs.board.aec import DRAW, IllegalMoveError, TwoPlayerBoardEnv
 from gamescale.envs.board.config import Chess960Config, ChessConfig, ConnectFourConfig, HexConfig
-from gamescale.envs.registry import register_env
+from gamescale.envs.registry import lazy_exports, register_env
+
+# pettingzoo is imported with the AEC envs, not with the package
+__getattr__ = lazy_exports(__name__, dict.fromkeys(["DRAW", "IllegalMoveError", "TwoPlayerBoardEnv"], f"{__name__}.aec"))
 
 
 def build_connect_four(config: ConnectFourConfig):

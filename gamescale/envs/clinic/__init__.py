@@ -3,22 +3,28 @@ env with doctor, patient, measurement and moderator, and deterministic baselines
 
 from __future__ import annotations
 
-from gamescale.envs.clinic.agents import (
-    Episode,
-    MeasurementAgent,
-    RetrievalDoctor,
-    RetrievalPatient,
-    RulesModerator,
-    play,
-)
-from gamescale.envs.clinic.cases import Case, CaseFormatError, load_cases
-from gamescale.envs.clinic.clinic import ClinicEnv, parse_doctor
+from typing import Any
+
 from gamescale.envs.clinic.config import ClinicConfig
-from gamescale.envs.clinic.moderator import judge
-from gamescale.envs.registry import register_env
+from gamescale.envs.registry import lazy_exports, register_env
+
+# the env (pettingzoo) and the agents are imported when asked for, not with the package
+__getattr__ = lazy_exports(
+    __name__,
+    {
+        **dict.fromkeys(["Episode", "MeasurementAgent", "RetrievalDoctor", "RetrievalPatient", "RulesModerator", "play"],
+                        f"{__name__}.agents"),
+        **dict.fromkeys(["Case", "CaseFormatError", "load_cases"], f"{__name__}.cases"),
+        **dict.fromkeys(["ClinicEnv", "parse_doctor"], f"{__name__}.clinic"),
+        "judge": f"{__name__}.moderator",
+    },
+)
 
 
-def build_clinic(config: ClinicConfig) -> ClinicEnv:
+def build_clinic(config: ClinicConfig) -> Any:
+    from gamescale.envs.clinic.cases import load_cases
+    from gamescale.envs.clinic.clinic import ClinicEnv
+
     return ClinicEnv(
         load_cases(config.case_set),
         max_turns=config.max_turns,
