@@ -319,7 +319,63 @@ def coalitions_rows() -> list[Row]:
     return rows
 
 
-SECTIONS: list[Callable[[], list[Row]]] = [runtime_rows, mfg_rows, routing_rows, lm_rows, coalitions_rows]
+def mfg_deep_rows() -> list[Row]:
+    r = load("mfg_deep")
+    rows: list[Row] = []
+    for case in r["cases"]:
+        ours, theirs = case["gamescale"], case["openspiel"]
+        if ours["returncode"] or theirs["returncode"] or "exploitability" not in ours or "exploitability" not in theirs:
+            continue
+        rows.append(
+            (
+                f"{case['method']} on {case['game']}: exploitability after {r['budget_s']:.0f} s on one core "
+                "(s/iteration)",
+                f"{ours['exploitability']:.3g} ({ours['seconds_per_iteration']:.3g} s/it)",
+                f"OpenSpiel JAX {theirs['exploitability']:.3g} ({theirs['seconds_per_iteration']:.3g} s/it)",
+                source(r, "mfg_deep", "cases"),
+            )
+        )
+    return rows
+
+
+def board_rows() -> list[Row]:
+    r = load("board")
+    steps, mcts = r["steps_per_s"]["connect_four"], r["mcts_sims_per_s"]
+    rows: list[Row] = []
+    if steps.get("pgx"):
+        rows.append((
+            f"Connect Four random playouts, batch {r['args']['batch']}, moves/s",
+            f"{sci(steps['gamescale_batch'])}",
+            f"pgx (jit, CPU) {sci(steps['pgx'])}",
+            source(r, "board", "steps_per_s"),
+        ))
+    rows.append((
+        "Connect Four AEC env, random moves/s",
+        f"{sci(steps['gamescale_aec'])}",
+        f"PettingZoo classic {sci(steps['pettingzoo'])} ({steps['gamescale_aec'] / steps['pettingzoo']:.1f}x)",
+        source(r, "board", "steps_per_s"),
+    ))
+    best = max((k for k in mcts if k.startswith("gamescale_")), key=lambda k: mcts[k])
+    rows.append((
+        f"UCT simulations/s from the empty Connect Four board ({best.removeprefix('gamescale_')})",
+        f"{sci(mcts[best])}",
+        f"OpenSpiel MCTSBot {sci(mcts['openspiel_mctsbot'])} ({mcts[best] / mcts['openspiel_mctsbot']:.0f}x)",
+        source(r, "board", "mcts_sims_per_s"),
+    ))
+    if r.get("rollout_workers"):
+        per = {row["workers"]: row["games_per_s"] for row in r["rollout_workers"]}
+        rows.append((
+            "MCTS-64 vs random Connect Four games/s on 1 / 2 rollout workers",
+            f"{per[1]:.3g} / {per[2]:.3g}",
+            "",
+            source(r, "board", "rollout_workers"),
+        ))
+    return rows
+
+
+SECTIONS: list[Callable[[], list[Row]]] = [
+    runtime_rows, mfg_rows, mfg_deep_rows, routing_rows, lm_rows, coalitions_rows, board_rows,
+]
 
 
 def render() -> str:
