@@ -14,6 +14,13 @@ import pytest
 
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
+# Shard functions defined in test modules are imported by name (`tests.framework...`) in
+# Ray's worker processes, which inherit this environment. The repository goes first on
+# their path: a package that ships a top-level `tests` into site-packages (pgx, a bench
+# peer, does) would otherwise shadow this one there.
+_REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (_REPO, os.environ.get("PYTHONPATH", "")) if p)
+
 T = TypeVar("T")
 
 
