@@ -42,6 +42,8 @@ from gamescale.algorithms.coalitions.shapley import shapley_values
 from gamescale.algorithms.tables import annotate
 from gamescale.envs.coalitions.game import CoalitionGame, check_payoff, pack, unpack
 
+STARTS = 64  # tight coalitions the local search restarts from per iteration (all shards)
+ORACLE_CUTS = 50  # coalitions a cheap exact oracle adds to the sampler's working set per iteration
 _SHAPLEY_STREAM = 1 << 40  # shard-seed "iteration" of the Shapley sampling, apart from the solver's
 
 
@@ -151,10 +153,21 @@ class _LeastCoreBase:
             "climbers": c.climbers,
             "rounds": c.rounds,
             "keep": keep or c.keep,
+            # the LP's tight coalitions (positive multipliers), perturbed, are searched from again:
+            # the violated coalitions of the next payoff are mostly near them
+            "starts": self._tight(state, STARTS),
         }
         batches = ctx.shards.submit(sample_shard, ctx.shard_tasks(), shared).result()
         rows, values = read_coalitions(batches, self.n)
         return rows, values, evaluations_of(batches)
+
+    def _tight(self, state: State, most: int) -> np.ndarray | None:
+        if getattr(self.config, "update", None) != "lp" or self.n <= self.config.enumeration_limit:
+            return None
+        mu = state["ws_log_mu"]
+        top = np.argsort(-mu, kind="stable")[:most]
+        top = top[mu[top] > 0]
+        return state["ws_packed"][top] if len(top) else None
 
     # -- measurement ------------------------------------------------------------------------
     def _exact_certification(self) -> bool:
@@ -395,6 +408,13 @@ class LeastCoreSampling(_LeastCoreBase):
             )
             state = {**state, "rho": state["rho"] * c.penalty_growth, "ws_log_mu": lam}
         seen = (np.concatenate([a, rows]), np.concatenate([v, values]))
+        if self._exact_certification() and self.game.cheap_oracle and self.n > c.enumeration_limit:
+            # the oracle that certifies x also names the coalitions x violates most: they are the
+            # next iteration's best samples (importance sampling at the cost of one DP)
+            found, ex = most_violated_exact(self.game, x, ORACLE_CUTS, c.enumeration_limit)
+            new = ex > eps
+            state = self._merge(state, found[new], self.game.values(found[new]), c.working_set)
+            return self._metrics(state, x, eps, float(ex[0]))
         max_excess = self._max_excess(x, seen)
         if self._exact_certification():
             return self._metrics(state, x, eps, max_excess)
