@@ -30,10 +30,6 @@ from gamescale.algorithms.coalitions.sampling import sample_coalitions, search_e
 from gamescale.envs.coalitions.game import CoalitionGame
 
 MILP_SOLUTIONS = 4  # improving coalitions after which a separation MILP returns its cuts
-# exact cheap oracles separate at the best payoff so far (an in-out centre at weight 1; a
-# mis-price falls back to the LP payoff): measured 3-5x fewer rounds than at the LP payoff or
-# halfway (weighted voting, n = 100), since the centre's many tied coalitions are the cuts the LP lacks
-STABILITY = 1.0
 MILP_TOLERANCE = 1e-6  # relative: a MILP proof is "no excess above epsilon (1 + 1e-6)"
 
 
@@ -78,17 +74,20 @@ def search_cuts(
     return rows, vals - rows @ payoff
 
 
-def _separate_stabilized(game, point, res, cuts, threshold, enumeration_limit, rng):
-    """Separate at the stabilized `point` (between the best payoff so far and the LP payoff: its
-    cuts are deeper and the LP payoffs stop oscillating); where none of its coalitions is violated
-    at the LP payoff (a mis-price), separate at the LP payoff as well. Returns (coalitions,
-    oracle calls, the smallest proven largest excess met, the payoff that has it)."""
-    found, ex = most_violated_exact(game, point, cuts, enumeration_limit, rng)
-    best = (float(ex[0]), point)
-    if point is res.payoff or np.any(game.values(found) - found @ res.payoff > threshold):
-        return found, 1, *best
+def _separate_with_centre(game, centre, res, cuts, enumeration_limit, rng):
+    """The exact oracle at the LP payoff (its most violated coalitions, one per weight for voting
+    games) and, with a cheap oracle, also at the best payoff proven so far (the centre), where
+    ties are broken at random: the centre's many equally violated coalitions are the balanced
+    family the LP lacks (in-out separation). Returns (coalitions, oracle calls, the smallest
+    proven largest excess met, the payoff that has it)."""
     found, ex = most_violated_exact(game, res.payoff, cuts, enumeration_limit)
-    return found, 2, *min(best, (max(float(ex[0]), res.epsilon), res.payoff), key=lambda pair: pair[0])
+    best = (max(float(ex[0]), res.epsilon), res.payoff)
+    if centre is None or not game.cheap_oracle:
+        return found, 1, *best
+    at_centre, ex_centre = most_violated_exact(game, centre, cuts, enumeration_limit, rng)
+    found = np.concatenate([found, at_centre])
+    _, first = np.unique(np.packbits(found, axis=1), axis=0, return_index=True)
+    return found[np.sort(first)], 2, *min(best, (float(ex_centre[0]), centre), key=lambda pair: pair[0])
 
 
 def solve_cutting_planes(
@@ -147,10 +146,7 @@ def solve_cutting_planes(
                 if len(found) and not sep.optimal:
                     bound = math.inf  # violated rows, but no bound on the largest excess
             else:
-                point = res.payoff if best_x is None else STABILITY * best_x + (1 - STABILITY) * res.payoff
-                found, more, bound, point = _separate_stabilized(
-                    game, point, res, cuts, threshold, enumeration_limit, rng
-                )
+                found, more, bound, point = _separate_with_centre(game, best_x, res, cuts, enumeration_limit, rng)
                 calls += more - 1
                 if bound < upper:
                     upper, best_x = bound, point

@@ -9,9 +9,9 @@ Each step draws a random game of `family` with the next size of `sizes` and meas
   games and MC-nets) run for at most `cutting_time_limit` seconds: exact when its bounds
   meet, else the proven bracket [best_known_lower, best_known];
 * iterative coalition sampling (`LeastCoreSampling`, in this process) until its certified
-  epsilon (proven by the oracle) is within `within` of the best known value (the upper end
-  of the bracket: the smallest largest-excess any payoff was proven to reach) or
-  `iterative_time_limit` runs out. Where the bracket is loose and the oracle certifies every
+  epsilon (proven by the oracle) is within `within` of the LOWER end of the best known
+  bracket (so within `within` of the least-core value itself; with a loose bracket it cannot
+  be) or `iterative_time_limit` runs out. Where the bracket is loose and the oracle certifies every
   iteration (weighted voting), the iterative run takes its whole budget, its proven value
   improves the best known one, and its time is when its trajectory first came within
   `within` of that final best known value.
@@ -116,7 +116,8 @@ class LeastCoreScaling:
             samples=c.samples,
             shapley="none",
             reference="none",
-            target_epsilon=upper if known and not trajectory else None,
+            # the lower end: a run proven within 1% of it is within 1% of the least-core value
+            target_epsilon=lower if known and not trajectory else None,
             stop_within=c.within if known and not trajectory else None,
             oracle_time_limit=c.iterative_time_limit,
         )
@@ -137,8 +138,8 @@ class LeastCoreScaling:
         proven = sstate["certification"] == "exact"
         if proven and best_iter < upper:  # the iterative payoff is the best known one now
             upper = best_iter
-        bound = upper + c.within * max(abs(upper), 1e-12)
-        reached = proven and known and best_iter <= bound
+        bound = lower + c.within * max(abs(lower), 1e-12)
+        reached = bool(proven and known and best_iter <= bound)
         if trajectory and reached:
             seconds = times[int(np.argmax(np.asarray(bests) <= bound))]
         values = {
