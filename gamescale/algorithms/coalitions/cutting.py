@@ -26,9 +26,10 @@ from gamescale.algorithms.coalitions.lp import (
     initial_coalitions,
     most_violated_exact,
 )
-from gamescale.algorithms.coalitions.sampling import sample_coalitions, search_excess
+from gamescale.algorithms.coalitions.sampling import perturb, sample_coalitions, search_excess
 from gamescale.envs.coalitions.game import CoalitionGame
 
+TIGHT_STARTS = 64  # the LP's tight coalitions (largest multipliers) the search restarts from
 MILP_SOLUTIONS = 4  # improving coalitions after which a separation MILP returns its cuts
 MILP_TOLERANCE = 1e-6  # relative: a MILP proof is "no excess above epsilon (1 + 1e-6)"
 
@@ -60,14 +61,16 @@ def search_cuts(
     samples: int = 256,
     climbers: int = 16,
     rounds: int = 20,
+    tight: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Large-excess coalitions by single-flip ascent (at most `rounds` flips) from the last cuts
-    `recent` `[m, n]` and the best `climbers` of `samples` random coalitions; returns distinct
-    (coalitions `[k, n]`, excess `[k]`)."""
+    `recent` `[m, n]`, the LP's `tight` coalitions with 1-3 players flipped, and the best
+    `climbers` of `samples` random coalitions; returns distinct (coalitions `[k, n]`, excess `[k]`)."""
     drawn = sample_coalitions(rng, game.num_players, samples)
     drawn_values = game.values(drawn)
     top = np.argsort(-(drawn_values - drawn @ payoff), kind="stable")[:climbers]
-    start = np.concatenate([recent, drawn[top]])
+    kicked = np.zeros((0, game.num_players), bool) if tight is None else perturb(rng, tight)
+    start = np.concatenate([recent, kicked, drawn[top]])
     rows, vals, _ = search_excess(game, payoff, start, game.values(start), rounds)
     _, first = np.unique(np.packbits(rows, axis=1), axis=0, return_index=True)
     rows, vals = rows[first], vals[first]
@@ -112,7 +115,7 @@ def solve_cutting_planes(
     first = initial_coalitions(n)
     lp.add(first, game.values(first))
     rng = np.random.default_rng(seed)
-    recent = first
+    recent = pool = first  # pool: every coalition column of the LP, in order
     upper, best_x, calls, rounds, lower = math.inf, None, 0, 0, -math.inf
     if not milp:  # the stabilization centre: the best of the family's cheap guesses
         for guess in game.start_payoffs():
@@ -120,6 +123,7 @@ def solve_cutting_planes(
             found, ex = most_violated_exact(game, guess, cuts, enumeration_limit)
             calls += 1
             lp.add(found, game.values(found))
+            pool = np.concatenate([pool, found])
             if float(ex[0]) < upper:
                 upper, best_x = float(ex[0]), guess
     while True:
@@ -134,7 +138,9 @@ def solve_cutting_planes(
         left = None if time_limit is None else time_limit - (time.perf_counter() - start)
         rows = np.zeros((0, n), bool)
         if milp:  # the search is cheap; the MILP only proves what it cannot find
-            found, ex = search_cuts(game, res.payoff, recent, rng)
+            support = np.flatnonzero(res.duals > 1e-12)  # columns in the order they were added
+            tight = pool[support[np.argsort(-res.duals[support], kind="stable")][:TIGHT_STARTS]]
+            found, ex = search_cuts(game, res.payoff, recent, rng, tight=tight)
             rows = found[ex > threshold][np.argsort(-ex[ex > threshold], kind="stable")][:cuts]
         if len(rows) == 0:
             if left is not None and left <= 0:
@@ -155,6 +161,7 @@ def solve_cutting_planes(
                 if upper <= threshold or len(rows) == 0:
                     break
                 lp.add(rows, values[values - found @ res.payoff > threshold])
+                pool = np.concatenate([pool, rows])
                 if time_limit is not None and time.perf_counter() - start > time_limit:
                     break
                 continue
@@ -165,6 +172,7 @@ def solve_cutting_planes(
             if upper <= (proven if milp else threshold) or len(rows) == 0:
                 break
         lp.add(rows, game.values(rows))
+        pool = np.concatenate([pool, rows])
         recent = rows
         if time_limit is not None and time.perf_counter() - start > time_limit:
             break
