@@ -30,7 +30,8 @@ from gamescale.algorithms.coalitions.sampling import perturb, sample_coalitions,
 from gamescale.envs.coalitions.game import CoalitionGame
 
 TIGHT_STARTS = 64  # the LP's tight coalitions (largest multipliers) the search restarts from
-MILP_SOLUTIONS = 4  # improving coalitions after which a separation MILP returns its cuts
+MILP_SOLUTIONS = 4
+MILP_CALL_SHARE = 0.25  # of the time limit, at most, for one MILP call inside the loop  # improving coalitions after which a separation MILP returns its cuts
 MILP_TOLERANCE = 1e-6  # relative: a MILP proof is "no excess above epsilon (1 + 1e-6)"
 
 
@@ -104,8 +105,8 @@ def solve_cutting_planes(
     bound_time_limit: float = 0.0,
 ) -> CuttingPlanes:
     """Cutting planes until the bounds meet (or `time_limit` seconds pass: a bracket). When time
-    runs out without a finite upper bound, a MILP oracle may spend `bound_time_limit` more
-    seconds bounding the largest excess of the last payoff (its dual bound)."""
+    runs out before the bounds meet, a MILP oracle may spend `bound_time_limit` more seconds
+    bounding the largest excess of the last payoff (the odd-cycle LP, then the MILP's dual bound)."""
     if not has_exact_separation(game, enumeration_limit):
         raise ValueError(f"{game.name} with {game.num_players} players has no exact separation oracle")
     start = time.perf_counter()
@@ -147,10 +148,18 @@ def solve_cutting_planes(
                 break
             calls += 1
             if milp:  # look only for violated coalitions, stop after a few: proof or cuts, fast
-                sep = game.separate(res.payoff, cuts, left, at_least=proof, max_solutions=MILP_SOLUTIONS)
+                # a share of the budget per call: where the MILP can neither find nor prove (large
+                # n), the randomised search gets the next turn instead of one call taking all
+                cap = left if left is None else min(left, max(MILP_CALL_SHARE * time_limit, 1.0))
+                sep = game.separate(res.payoff, cuts, cap, at_least=proof, max_solutions=MILP_SOLUTIONS)
                 found, ex, bound = sep.coalitions, sep.excess, sep.upper_bound
                 if len(found) and not sep.optimal:
                     bound = math.inf  # violated rows, but no bound on the largest excess
+                if len(found) == 0 and not sep.optimal:  # unresolved in its share: search again
+                    bound = max(bound, res.epsilon)
+                    if bound < upper:
+                        upper, best_x = bound, res.payoff
+                    continue
             else:
                 found, more, bound, point = _separate_with_centre(game, best_x, res, cuts, enumeration_limit, rng)
                 calls += more - 1
@@ -176,10 +185,11 @@ def solve_cutting_planes(
         recent = rows
         if time_limit is not None and time.perf_counter() - start > time_limit:
             break
-    if milp and not math.isfinite(upper) and bound_time_limit > 0:
+    if milp and upper > proven and bound_time_limit > 0:  # not exact: bound the last payoff
         calls += 1
         sep = game.separate(res.payoff, 1, bound_time_limit)
-        upper, best_x = max(sep.upper_bound, res.epsilon), res.payoff
+        if max(sep.upper_bound, res.epsilon) < upper:
+            upper, best_x = max(sep.upper_bound, res.epsilon), res.payoff
     if best_x is None:  # out of time before any proof: the last payoff, unbounded above
         best_x = res.payoff
     exact = upper <= (proven if milp else threshold)
