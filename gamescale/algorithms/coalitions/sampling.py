@@ -111,9 +111,9 @@ def read_coalitions(batches: list[pa.RecordBatch], num_players: int) -> tuple[np
 def sample_shard(game: CoalitionGame, shared: dict[str, Any], task: ShardTask) -> pa.RecordBatch:
     """Sample `shared["samples"]` coalitions split over shards, climb from the best `shared["climbers"]`
     (and from this shard's share of `shared["starts"]`, packed rows such as the last LP's tight
-    coalitions, each with a few players flipped) for `shared["rounds"]` flips at payoff `shared["payoff"]`, and return the `shared["keep"]` rows of
-    largest excess (all of them when keep is None) with their values, plus an `evaluations` count in
-    the schema metadata."""
+    coalitions, each with a few players flipped) for `shared["rounds"]` flips at payoff
+    `shared["payoff"]`, and return the `shared["keep"]` rows of largest excess (all of them when
+    keep is None) with their values, plus an `evaluations` count in the schema metadata."""
     rng = task.rng()
     n = game.num_players
     x = np.asarray(shared["payoff"], np.float64)
