@@ -107,3 +107,18 @@ def test_voting_oracle_with_random_ties_returns_distinct_tight_rows():
     assert len(np.unique(np.packbits(found, axis=1), axis=0)) == len(found)
     tied = np.isclose(ex, best, atol=1e-9).sum()
     assert tied > 1 and tied >= np.isclose(game.most_violated(x, 30)[1], best, atol=1e-9).sum()
+
+
+@pytest.mark.parametrize("limit", [0.0, 0.05, None])
+def test_induced_subgraph_bound_contains_the_largest_excess_at_any_time_limit(limit):
+    game = random_induced_subgraph(14, seed=7, edge_probability=0.4)
+    x = game.shapley_closed_form() + np.random.default_rng(7).normal(size=14)
+    x += (game.grand_value() - x.sum()) / 14
+    rows = all_coalitions(14)[1:-1]
+    best = float((game.values(rows) - rows @ x).max())
+    found = game.separate(x, k=2, time_limit=limit)  # the cycle LP's bound, then the MILP's
+    assert found.upper_bound >= best - 1e-9
+    if len(found.excess):
+        assert found.excess[0] <= best + 1e-9
+    if limit is None:
+        assert found.optimal and found.upper_bound == pytest.approx(best, abs=1e-7)
