@@ -30,6 +30,7 @@ from gamescale.algorithms.coalitions.sampling import perturb, sample_coalitions,
 from gamescale.envs.coalitions.game import CoalitionGame
 
 TIGHT_STARTS = 64  # the LP's tight coalitions (largest multipliers) the search restarts from
+AVERAGED = 20  # LP payoffs averaged into a candidate for the final bound
 MILP_SOLUTIONS = 4
 MILP_CALL_SHARE = 0.25  # of the time limit, at most, for one MILP call inside the loop  # improving coalitions after which a separation MILP returns its cuts
 MILP_TOLERANCE = 1e-6  # relative: a MILP proof is "no excess above epsilon (1 + 1e-6)"
@@ -94,6 +95,21 @@ def _separate_with_centre(game, centre, res, cuts, enumeration_limit, rng):
     return found[np.sort(first)], 2, *min(best, (float(ex_centre[0]), centre), key=lambda pair: pair[0])
 
 
+def _likeliest(game, candidates, pool, rng) -> np.ndarray:
+    """The efficient candidate payoff whose largest excess looks smallest to the local search
+    (from the LP's coalitions and random ones): the one worth an expensive bound. LP payoffs are
+    vertices, often with a large excess somewhere; averages of them are usually better."""
+    total = game.grand_value()
+    best, best_seen = candidates[0], np.inf
+    for x in candidates:
+        x = x + (total - x.sum()) / len(x)
+        _, ex = search_cuts(game, x, pool[-256:], rng)
+        top = float(np.max(game.values(pool) - pool @ x, initial=np.max(ex, initial=-np.inf)))
+        if top < best_seen:
+            best, best_seen = x, top
+    return best
+
+
 def solve_cutting_planes(
     game: CoalitionGame,
     nonnegative: bool = False,
@@ -117,6 +133,7 @@ def solve_cutting_planes(
     lp.add(first, game.values(first))
     rng = np.random.default_rng(seed)
     recent = pool = first  # pool: every coalition column of the LP, in order
+    history: list[np.ndarray] = []  # the last LP payoffs (their average is a bound candidate)
     upper, best_x, calls, rounds, lower = math.inf, None, 0, 0, -math.inf
     if not milp:  # the stabilization centre: the best of the family's cheap guesses
         for guess in game.start_payoffs():
@@ -131,6 +148,7 @@ def solve_cutting_planes(
         rounds += 1
         res = lp.solve()
         lower = res.epsilon
+        history = [*history[1 - AVERAGED :], res.payoff]
         scale = max(1.0, abs(res.epsilon))
         threshold = res.epsilon + tolerance * scale  # a cut must beat the LP value by this
         # a MILP proof is "nothing above proof"; its dual bound may carry round-off of that level
@@ -185,11 +203,12 @@ def solve_cutting_planes(
         recent = rows
         if time_limit is not None and time.perf_counter() - start > time_limit:
             break
-    if milp and upper > proven and bound_time_limit > 0:  # not exact: bound the last payoff
+    if milp and upper > proven and bound_time_limit > 0:  # not exact: bound the likeliest payoff
         calls += 1
-        sep = game.separate(res.payoff, 1, bound_time_limit)
+        candidate = _likeliest(game, [res.payoff, np.mean(history, axis=0), *game.start_payoffs()], pool, rng)
+        sep = game.separate(candidate, 1, bound_time_limit)
         if max(sep.upper_bound, res.epsilon) < upper:
-            upper, best_x = max(sep.upper_bound, res.epsilon), res.payoff
+            upper, best_x = max(sep.upper_bound, res.epsilon), candidate
     if best_x is None:  # out of time before any proof: the last payoff, unbounded above
         best_x = res.payoff
     exact = upper <= (proven if milp else threshold)

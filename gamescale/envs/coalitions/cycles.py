@@ -129,6 +129,7 @@ def cycle_bound(
     h = highspy.Highs()
     h.setOptionValue("output_flag", False)
     h.setOptionValue("threads", 1)
+    h.setOptionValue("presolve", "off")  # rows are added each round: keep the warm basis
     inf = highspy.kHighsInf
     h.addCols(n + m, np.concatenate([phi - x, -0.5 * w]), np.zeros(n + m), np.ones(n + m), 0,
               np.zeros(n + m, np.int32), np.zeros(0, np.int32), np.zeros(0))  # fmt: skip
