@@ -191,6 +191,15 @@ class IncrementalLeastCoreLP:
         )  # fmt: skip
         self.num_coalitions += k
 
+    def delete(self, columns: np.ndarray) -> None:
+        """Remove coalition columns (indices in the order they were added, as in `duals`); the
+        basis survives where they are nonbasic, so the next solve still warm-starts."""
+        idx = np.asarray(columns, np.int32)
+        if len(idx) == 0:
+            return
+        self._highs.deleteCols(len(idx), np.sort(idx) + 1)  # column 0 is z
+        self.num_coalitions -= len(idx)
+
     def solve(self) -> LPResult:
         h = self._highs
         h.run()
