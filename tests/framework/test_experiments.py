@@ -50,6 +50,9 @@ QUICK = {
     **{name: _AFP_QUICK if "-afp" in name else _DEEP_QUICK for name in EXPERIMENTS if name.startswith("mfg-deep-")},
     **{name: {"env.teacher_steps": 20} for name in ("distill-offline", "distill-online", "distill-diversity-sweep")},
     **{name: {"env.teacher_steps": 20, "algorithm.student_sft_steps": 2} for name in ("distill-offline", "distill-online")},
+    # 10 features: 512 samples can hold every binding coalition, and the LP then stops
+    # "converged" (proven by enumeration) after one iteration; fewer samples leave a second one
+    "coop-xai-core": {"algorithm.samples": 16, "algorithm.climbers": 1},
     # one learner actor per method: fewer methods, fewer actor start-ups
     "bond-jeffreys": {**_BOND_QUICK, "algorithm.methods": ["bond_jeffreys"]},
     "bond-vs-bon": {**_BOND_QUICK, "algorithm.kl_coefs": [1.0]},

@@ -16,7 +16,9 @@ class _LeastCoreCommon(AlgorithmConfig):
     enumeration_limit: int = Field(16, ge=2, le=24, description="exact separation by enumeration up to this n")
     samples: int = Field(2048, ge=1, description="fresh coalitions sampled per iteration (all shards)")
     climbers: int = Field(32, ge=0, description="best samples improved by local search, per shard")
-    rounds: int = Field(10, ge=0, description="single-flip local-search rounds")
+    rounds: int = Field(
+        10, ge=0, description="single-flip local-search rounds (fewer when a local optimum comes first)"
+    )
     keep: int = Field(256, ge=1, description="coalitions of largest excess returned per shard")
     shapley: ShapleyMethod = "auto"
     shapley_permutations: int = Field(2000, ge=2)

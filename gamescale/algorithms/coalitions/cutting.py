@@ -19,16 +19,20 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from gamescale.algorithms.coalitions.first_order import project_efficient
 from gamescale.algorithms.coalitions.lp import (
     IncrementalLeastCoreLP,
     has_exact_separation,
     initial_coalitions,
     most_violated_exact,
 )
-from gamescale.algorithms.coalitions.sampling import sample_coalitions, search_excess
+from gamescale.algorithms.coalitions.sampling import perturb, sample_coalitions, search_excess
 from gamescale.envs.coalitions.game import CoalitionGame
 
-MILP_SOLUTIONS = 4  # improving coalitions after which a separation MILP returns its cuts
+TIGHT_STARTS = 64  # the LP's tight coalitions (largest multipliers) the search restarts from
+AVERAGED = 20  # LP payoffs averaged into a candidate for the final bound
+MILP_SOLUTIONS = 4
+MILP_CALL_SHARE = 0.25  # of the time limit, at most, for one MILP call inside the loop  # improving coalitions after which a separation MILP returns its cuts
 MILP_TOLERANCE = 1e-6  # relative: a MILP proof is "no excess above epsilon (1 + 1e-6)"
 
 
@@ -59,18 +63,51 @@ def search_cuts(
     samples: int = 256,
     climbers: int = 16,
     rounds: int = 20,
+    tight: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Large-excess coalitions by single-flip ascent (at most `rounds` flips) from the last cuts
-    `recent` `[m, n]` and the best `climbers` of `samples` random coalitions; returns distinct
-    (coalitions `[k, n]`, excess `[k]`)."""
+    `recent` `[m, n]`, the LP's `tight` coalitions with 1-3 players flipped, and the best
+    `climbers` of `samples` random coalitions; returns distinct (coalitions `[k, n]`, excess `[k]`)."""
     drawn = sample_coalitions(rng, game.num_players, samples)
     drawn_values = game.values(drawn)
     top = np.argsort(-(drawn_values - drawn @ payoff), kind="stable")[:climbers]
-    start = np.concatenate([recent, drawn[top]])
+    kicked = np.zeros((0, game.num_players), bool) if tight is None else perturb(rng, tight)
+    start = np.concatenate([recent, kicked, drawn[top]])
     rows, vals, _ = search_excess(game, payoff, start, game.values(start), rounds)
     _, first = np.unique(np.packbits(rows, axis=1), axis=0, return_index=True)
     rows, vals = rows[first], vals[first]
     return rows, vals - rows @ payoff
+
+
+def _separate_with_centre(game, centre, res, cuts, enumeration_limit, rng):
+    """The exact oracle at the LP payoff (its most violated coalitions, one per weight for voting
+    games) and, with a cheap oracle, also at the best payoff proven so far (the centre), where
+    ties are broken at random: the centre's many equally violated coalitions are the balanced
+    family the LP lacks (in-out separation). Returns (coalitions, oracle calls, the smallest
+    proven largest excess met, the payoff that has it)."""
+    found, ex = most_violated_exact(game, res.payoff, cuts, enumeration_limit)
+    best = (max(float(ex[0]), res.epsilon), res.payoff)
+    if centre is None or not game.cheap_oracle:
+        return found, 1, *best
+    at_centre, ex_centre = most_violated_exact(game, centre, cuts, enumeration_limit, rng)
+    found = np.concatenate([found, at_centre])
+    _, first = np.unique(np.packbits(found, axis=1), axis=0, return_index=True)
+    return found[np.sort(first)], 2, *min(best, (float(ex_centre[0]), centre), key=lambda pair: pair[0])
+
+
+def _likeliest(game, candidates, pool, rng) -> np.ndarray:
+    """The efficient candidate payoff whose largest excess looks smallest to the local search
+    (from the LP's coalitions and random ones): the one worth an expensive bound. LP payoffs are
+    vertices, often with a large excess somewhere; averages of them are usually better."""
+    total = game.grand_value()
+    best, best_seen = candidates[0], np.inf
+    for x in candidates:
+        x = x + (total - x.sum()) / len(x)
+        _, ex = search_cuts(game, x, pool[-256:], rng)
+        top = float(np.max(game.values(pool) - pool @ x, initial=np.max(ex, initial=-np.inf)))
+        if top < best_seen:
+            best, best_seen = x, top
+    return best
 
 
 def solve_cutting_planes(
@@ -84,8 +121,8 @@ def solve_cutting_planes(
     bound_time_limit: float = 0.0,
 ) -> CuttingPlanes:
     """Cutting planes until the bounds meet (or `time_limit` seconds pass: a bracket). When time
-    runs out without a finite upper bound, a MILP oracle may spend `bound_time_limit` more
-    seconds bounding the largest excess of the last payoff (its dual bound)."""
+    runs out before the bounds meet, a MILP oracle may spend `bound_time_limit` more seconds
+    bounding the largest excess of the last payoff (the odd-cycle LP, then the MILP's dual bound)."""
     if not has_exact_separation(game, enumeration_limit):
         raise ValueError(f"{game.name} with {game.num_players} players has no exact separation oracle")
     start = time.perf_counter()
@@ -95,50 +132,86 @@ def solve_cutting_planes(
     first = initial_coalitions(n)
     lp.add(first, game.values(first))
     rng = np.random.default_rng(seed)
-    recent = first
+    recent = pool = first  # pool: every coalition column of the LP, in order
+    history: list[np.ndarray] = []  # the last LP payoffs (their average is a bound candidate)
     upper, best_x, calls, rounds, lower = math.inf, None, 0, 0, -math.inf
+    if not milp:  # the stabilization centre: the best of the family's cheap guesses
+        for guess in game.start_payoffs():
+            guess = project_efficient(guess, total, nonnegative)
+            found, ex = most_violated_exact(game, guess, cuts, enumeration_limit)
+            calls += 1
+            lp.add(found, game.values(found))
+            pool = np.concatenate([pool, found])
+            if float(ex[0]) < upper:
+                upper, best_x = float(ex[0]), guess
     while True:
         rounds += 1
         res = lp.solve()
         lower = res.epsilon
+        history = [*history[1 - AVERAGED :], res.payoff]
         scale = max(1.0, abs(res.epsilon))
         threshold = res.epsilon + tolerance * scale  # a cut must beat the LP value by this
         # a MILP proof is "nothing above proof"; its dual bound may carry round-off of that level
         proof = res.epsilon + MILP_TOLERANCE * scale + 1e-9 * scale
+        proven = proof + 1e-12 * scale  # the bound HiGHS returns at "proof" may differ from it in the last bit
         left = None if time_limit is None else time_limit - (time.perf_counter() - start)
         rows = np.zeros((0, n), bool)
         if milp:  # the search is cheap; the MILP only proves what it cannot find
-            found, ex = search_cuts(game, res.payoff, recent, rng)
+            support = np.flatnonzero(res.duals > 1e-12)  # columns in the order they were added
+            tight = pool[support[np.argsort(-res.duals[support], kind="stable")][:TIGHT_STARTS]]
+            found, ex = search_cuts(game, res.payoff, recent, rng, tight=tight)
             rows = found[ex > threshold][np.argsort(-ex[ex > threshold], kind="stable")][:cuts]
         if len(rows) == 0:
             if left is not None and left <= 0:
                 break
             calls += 1
             if milp:  # look only for violated coalitions, stop after a few: proof or cuts, fast
-                sep = game.separate(res.payoff, cuts, left, at_least=proof, max_solutions=MILP_SOLUTIONS)
+                # a share of the budget per call: where the MILP can neither find nor prove (large
+                # n), the randomised search gets the next turn instead of one call taking all
+                cap = left if left is None else min(left, max(MILP_CALL_SHARE * time_limit, 1.0))
+                sep = game.separate(res.payoff, cuts, cap, at_least=proof, max_solutions=MILP_SOLUTIONS)
                 found, ex, bound = sep.coalitions, sep.excess, sep.upper_bound
                 if len(found) and not sep.optimal:
                     bound = math.inf  # violated rows, but no bound on the largest excess
+                if len(found) == 0 and not sep.optimal:  # unresolved in its share: search again
+                    bound = max(bound, res.epsilon)
+                    if bound < upper:
+                        upper, best_x = bound, res.payoff
+                    continue
             else:
-                found, ex = most_violated_exact(game, res.payoff, cuts, enumeration_limit)
-                bound = float(ex[0])
+                found, more, bound, point = _separate_with_centre(game, best_x, res, cuts, enumeration_limit, rng)
+                calls += more - 1
+                if bound < upper:
+                    upper, best_x = bound, point
+                values = game.values(found)
+                rows = found[values - found @ res.payoff > threshold]  # cuts violated at the LP payoff
+                if upper <= threshold or len(rows) == 0:
+                    break
+                lp.add(rows, values[values - found @ res.payoff > threshold])
+                pool = np.concatenate([pool, rows])
+                if time_limit is not None and time.perf_counter() - start > time_limit:
+                    break
+                continue
             bound = max(bound, res.epsilon)  # what this payoff provably achieves
             if bound < upper:
                 upper, best_x = bound, res.payoff
             rows = found[ex > threshold]
-            if upper <= (proof if milp else threshold) or len(rows) == 0:
+            if upper <= (proven if milp else threshold) or len(rows) == 0:
                 break
         lp.add(rows, game.values(rows))
+        pool = np.concatenate([pool, rows])
         recent = rows
         if time_limit is not None and time.perf_counter() - start > time_limit:
             break
-    if milp and not math.isfinite(upper) and bound_time_limit > 0:
+    if milp and upper > proven and bound_time_limit > 0:  # not exact: bound the likeliest payoff
         calls += 1
-        sep = game.separate(res.payoff, 1, bound_time_limit)
-        upper, best_x = max(sep.upper_bound, res.epsilon), res.payoff
+        candidate = _likeliest(game, [res.payoff, np.mean(history, axis=0), *game.start_payoffs()], pool, rng)
+        sep = game.separate(candidate, 1, bound_time_limit)
+        if max(sep.upper_bound, res.epsilon) < upper:
+            upper, best_x = max(sep.upper_bound, res.epsilon), candidate
     if best_x is None:  # out of time before any proof: the last payoff, unbounded above
         best_x = res.payoff
-    exact = upper <= (proof if milp else threshold)
+    exact = upper <= (proven if milp else threshold)
     return CuttingPlanes(
         best_x, lower, upper, rounds, calls, lp.num_coalitions, time.perf_counter() - start, bool(exact)
     )

@@ -113,11 +113,15 @@ def has_exact_separation(game: CoalitionGame, enumeration_limit: int) -> bool:
     return game.num_players <= enumeration_limit or game.has_exact_oracle
 
 
-def most_violated_exact(game: CoalitionGame, payoff: np.ndarray, k: int, enumeration_limit: int = 16):
-    """Exact top-k excess coalitions: the game's own oracle when it is cheap (subset-sum), else
-    enumeration up to `enumeration_limit` players, else its mixed-integer program."""
+def most_violated_exact(
+    game: CoalitionGame, payoff: np.ndarray, k: int, enumeration_limit: int = 16, rng: np.random.Generator | None = None
+):
+    """Exact top-k excess coalitions: the game's own oracle when it is cheap (subset-sum; with
+    `rng` it breaks ties at random, so equally violated coalitions vary), else enumeration up to
+    `enumeration_limit` players, else its mixed-integer program. The first row is always a
+    coalition of largest excess."""
     if game.has_exact_oracle and game.cheap_oracle:
-        return game.most_violated(payoff, k)
+        return game.most_violated(payoff, k) if rng is None else game.most_violated(payoff, k, rng=rng)
     if game.num_players <= enumeration_limit:
         return max_excess_enumerated(game, payoff, k)
     if game.has_exact_oracle:
@@ -152,6 +156,11 @@ class IncrementalLeastCoreLP:
         h = highspy.Highs()
         h.setOptionValue("output_flag", False)
         h.setOptionValue("threads", 1)
+        # new columns keep the basis primal feasible: primal simplex resumes from it, where the
+        # default dual simplex first repairs dual infeasibility (measured 2x slower per round);
+        # presolve would discard the warm basis
+        h.setOptionValue("simplex_strategy", 4)
+        h.setOptionValue("presolve", "off")
         n = num_players
         lower = np.full(n + 1, -np.inf if nonnegative else 0.0)
         lower[n] = 1.0
@@ -181,6 +190,15 @@ class IncrementalLeastCoreLP:
             starts, index, np.ones(len(index)),
         )  # fmt: skip
         self.num_coalitions += k
+
+    def delete(self, columns: np.ndarray) -> None:
+        """Remove coalition columns (indices in the order they were added, as in `duals`); the
+        basis survives where they are nonbasic, so the next solve still warm-starts."""
+        idx = np.asarray(columns, np.int32)
+        if len(idx) == 0:
+            return
+        self._highs.deleteCols(len(idx), np.sort(idx) + 1)  # column 0 is z
+        self.num_coalitions -= len(idx)
 
     def solve(self) -> LPResult:
         h = self._highs

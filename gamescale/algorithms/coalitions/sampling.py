@@ -30,6 +30,22 @@ def sample_coalitions(rng: np.random.Generator, num_players: int, size: int) -> 
     return ranks < k[:, None]
 
 
+def perturb(rng: np.random.Generator, coalitions: np.ndarray, most: int = 3) -> np.ndarray:
+    """Each row `[m, n]` with 1..`most` random players' membership flipped (rows that become empty
+    or the grand coalition keep their last flip undone), so a local search leaves its old optimum."""
+    m, n = coalitions.shape
+    kicked = coalitions.copy()
+    flips = rng.integers(1, most + 1, size=m)
+    order = np.argsort(rng.random((m, n)), axis=1)
+    mask = np.zeros((m, n), bool)
+    np.put_along_axis(mask, order, np.arange(n)[None, :] < flips[:, None], axis=1)
+    kicked ^= mask
+    size = kicked.sum(axis=1)
+    bad = (size == 0) | (size == n)
+    kicked[bad] = coalitions[bad]
+    return kicked
+
+
 def search_excess(
     game: CoalitionGame, payoff: np.ndarray, start: np.ndarray, start_values: np.ndarray, rounds: int
 ) -> tuple[np.ndarray, np.ndarray, int]:
@@ -94,9 +110,10 @@ def read_coalitions(batches: list[pa.RecordBatch], num_players: int) -> tuple[np
 
 def sample_shard(game: CoalitionGame, shared: dict[str, Any], task: ShardTask) -> pa.RecordBatch:
     """Sample `shared["samples"]` coalitions split over shards, climb from the best `shared["climbers"]`
-    for `shared["rounds"]` flips at payoff `shared["payoff"]`, and return the `shared["keep"]` rows of
-    largest excess (all of them when keep is None) with their values, plus an `evaluations` count in
-    the schema metadata."""
+    (and from this shard's share of `shared["starts"]`, packed rows such as the last LP's tight
+    coalitions, each with a few players flipped) for `shared["rounds"]` flips at payoff
+    `shared["payoff"]`, and return the `shared["keep"]` rows of largest excess (all of them when
+    keep is None) with their values, plus an `evaluations` count in the schema metadata."""
     rng = task.rng()
     n = game.num_players
     x = np.asarray(shared["payoff"], np.float64)
@@ -107,7 +124,14 @@ def sample_shard(game: CoalitionGame, shared: dict[str, Any], task: ShardTask) -
     climbers = min(int(shared.get("climbers", 0)), len(c))
     if climbers > 0 and shared.get("rounds", 0) > 0:
         top = np.argsort(-(v - c @ x), kind="stable")[:climbers]
-        found, found_v, extra = search_excess(game, x, c[top], v[top], int(shared["rounds"]))
+        start, start_v = c[top], v[top]
+        if shared.get("starts") is not None:  # this shard's share of the given coalitions, perturbed
+            mine = unpack(np.asarray(shared["starts"], np.uint8), n)[task.index :: task.num_shards]
+            kicked = perturb(rng, mine)
+            kicked_v = game.values(kicked)
+            evaluations += len(kicked)
+            start, start_v = np.concatenate([start, kicked]), np.concatenate([start_v, kicked_v])
+        found, found_v, extra = search_excess(game, x, start, start_v, int(shared["rounds"]))
         evaluations += extra
         c, v = np.concatenate([c, found]), np.concatenate([v, found_v])
     keep = shared.get("keep")

@@ -118,6 +118,16 @@ class CoalitionGame:
     def shapley_closed_form(self) -> np.ndarray | None:
         return None
 
+    def start_payoffs(self) -> list[np.ndarray]:
+        """Cheap efficient payoffs a solver may start from (equal split, closed-form Shapley);
+        families add their own guesses."""
+        total = self.grand_value()
+        found = [np.full(self.num_players, total / self.num_players)]
+        shapley = self.shapley_closed_form()
+        if shapley is not None:
+            found.append(np.asarray(shapley, np.float64) + (total - float(np.sum(shapley))) / self.num_players)
+        return found
+
     def most_violated(self, payoff: np.ndarray, k: int = 1) -> tuple[np.ndarray, np.ndarray]:
         raise NotImplementedError(f"{self.name} has no exact separation oracle")
 

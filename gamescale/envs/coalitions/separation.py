@@ -118,6 +118,15 @@ def separate_rules(
     h = highspy.Highs()
     h.setOptionValue("output_flag", False)
     h.setOptionValue("threads", 1)
+    h.passModel(lp)
+    return finish_mip(h, n, x, evaluate, k, time_limit, at_least, max_solutions)
+
+
+def finish_mip(h, n: int, x: np.ndarray, evaluate, k: int, time_limit, at_least, max_solutions) -> Separation:
+    """Run the separation MILP loaded in HiGHS `h` (columns 0..n-1 the binary memberships, its
+    objective the excess) and read off the Separation, as `separate_rules` describes."""
+    import highspy
+
     h.setOptionValue("mip_rel_gap", MIP_REL_GAP)
     h.setOptionValue("mip_abs_gap", MIP_ABS_GAP)
     h.setOptionValue("mip_improving_solution_save", k > 1)
@@ -125,7 +134,6 @@ def separate_rules(
         h.setOptionValue("time_limit", max(float(time_limit), 0.01))
     if max_solutions is not None:
         h.setOptionValue("mip_max_improving_sols", int(max_solutions))
-    h.passModel(lp)
     h.run()
     status = h.getModelStatus()
     info = h.getInfo()

@@ -47,13 +47,24 @@ class WeightedVotingGame(CoalitionGame):
         moved = weight[:, None] + np.where(coalitions, -self.weights, self.weights)
         return (moved >= self._threshold).astype(np.float64)
 
+    def start_payoffs(self) -> list[np.ndarray]:
+        # payoffs proportional to the weights: the classic near-least-core guess for voting games
+        total = self.weights.sum()
+        proportional = [self.weights / total] if total > 0 else []
+        return super().start_payoffs() + proportional
+
     def describe(self) -> dict:
         return {**super().describe(), "quota": self.quota, "total_weight": float(self.weights.sum())}
 
-    def most_violated(self, payoff: np.ndarray, k: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    def most_violated(
+        self, payoff: np.ndarray, k: int = 1, rng: np.random.Generator | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Exact: the proper non-empty coalitions of largest excess v(S) - x(S), one per total weight.
 
         Returns up to `k` coalitions `[k', n]` (distinct weights, best first) and their excess `[k']`.
+        With `rng`, ties between equally cheap coalitions of a weight are broken at random and the
+        k rows are spread over the best weights (several per weight where fewer weights are within
+        round-off of the best): diverse cuts where many coalitions are equally violated.
         """
         if not self.has_exact_oracle:
             raise NotImplementedError("the subset-sum oracle needs small integer weights")
@@ -75,34 +86,70 @@ class WeightedVotingGame(CoalitionGame):
                 row[prefix_w[i]] = min(row[prefix_w[i]], prefix_x[i])  # the whole prefix, without i
             table[i + 1] = row
             prefix_w[i + 1], prefix_x[i + 1] = prefix_w[i] + a, prefix_x[i] + c
-        best = table[n]
-        gain = np.where(np.arange(total + 1) >= self._threshold, 1.0, 0.0) - best
+        gain = np.where(np.arange(total + 1) >= self._threshold, 1.0, 0.0) - table[n]
         order = np.argsort(-gain, kind="stable")
         order = order[np.isfinite(gain[order])][:k]
-        rows = np.array([self._backtrack(table, prefix_w, prefix_x, w, x, int(t)) for t in order], dtype=bool)
-        return rows.reshape(len(order), n), gain[order]
+        if rng is None or len(order) == 0:
+            return _backtrack(table, prefix_w, prefix_x, w, x, order), gain[order]
+        # the deterministic cheapest paths first (row 0's excess is exactly the largest), then k
+        # random paths over the weights tied with the best (within round-off), distinct rows only
+        tied = np.flatnonzero(gain >= gain[order[0]] - 1e-9 * max(1.0, abs(gain[order[0]])))
+        rows = np.concatenate([
+            _backtrack(table, prefix_w, prefix_x, w, x, order),
+            _backtrack(table, prefix_w, prefix_x, w, x, rng.choice(tied, size=k), rng),
+        ])  # fmt: skip
+        _, first = np.unique(np.packbits(rows, axis=1), axis=0, return_index=True)
+        rows = rows[np.sort(first)]
+        ex = self._values(rows) - rows @ x
+        ex[0] = gain[order[0]]  # the DP value, free of the rows' round-off
+        return rows, ex
 
     @staticmethod
     def _backtrack(table, prefix_w, prefix_x, w, x, t: int) -> np.ndarray:
-        n = len(w)
-        members = np.zeros(n, bool)
-        value = table[n, t]
-        for i in range(n - 1, -1, -1):
-            a, c = int(w[i]), float(x[i])
-            if table[i, t] == value:
-                continue
-            if t >= a and table[i, t - a] + c == value:
-                members[i] = True
-                t, value = t - a, table[i, t - a]
-                continue
-            if i > 0 and t == a and c == value:
-                members[i] = True
-                return members
-            if i > 0 and t == prefix_w[i] and prefix_x[i] == value:
-                members[:i] = True
-                return members
+        return _backtrack(table, prefix_w, prefix_x, w, x, np.array([t]))[0]
+
+
+def _backtrack(table, prefix_w, prefix_x, w, x, targets: np.ndarray, rng=None) -> np.ndarray:
+    """Members `[m, n]` of one cheapest coalition per target weight, all paths at once (backwards
+    through the subset-sum table); with `rng`, among the moves that keep the cost within round-off
+    one is picked at random (uniform choices, so different paths for the same weight)."""
+    n, m = len(w), len(targets)
+    members = np.zeros((m, n), bool)
+    t = np.asarray(targets, np.int64).copy()
+    value = table[n, t]
+    alive = np.ones(m, bool)
+    tol = 1e-12 * max(1.0, float(np.nanmax(np.abs(np.where(np.isfinite(table[n]), table[n], 0.0)))))
+    if rng is not None:
+        tol = max(tol, 1e-10)
+    for i in range(n - 1, -1, -1):
+        if not alive.any():
+            break
+        a, c = int(w[i]), float(x[i])
+        idx = np.flatnonzero(alive)
+        ti, vi = t[idx], value[idx]
+        skip = table[i, ti] <= vi + tol
+        take = (ti >= a) & (table[i, np.maximum(ti - a, 0)] + c <= vi + tol)
+        single = (i > 0) & (ti == a) & (c <= vi + tol)
+        prefix = (i > 0) & (ti == prefix_w[i]) & (prefix_x[i] <= vi + tol)
+        options = np.stack([skip, take, single, prefix], axis=1)
+        if not options.any(axis=1).all():
             raise RuntimeError("subset-sum backtracking lost its path")
-        return members
+        if rng is None:  # the first valid move, in the order skip, take, single, prefix
+            move = np.argmax(options, axis=1)
+        else:
+            move = np.argmax(options * rng.random(options.shape), axis=1)
+        took = idx[move == 1]
+        members[took, i] = True
+        value[took] = table[i, t[took] - a]
+        t[took] -= a
+        value[idx[move == 0]] = table[i, t[idx[move == 0]]]
+        ends_single = idx[move == 2]
+        members[ends_single, i] = True
+        ends_prefix = idx[move == 3]
+        members[ends_prefix, :i] = True
+        alive[ends_single] = False
+        alive[ends_prefix] = False
+    return members
 
 
 def random_weighted_voting(

@@ -74,3 +74,51 @@ def test_time_limited_milp_is_a_bracket():
 def test_flip_values_match_full_evaluation(game):
     c = np.random.default_rng(0).random((9, 25)) < 0.4
     np.testing.assert_allclose(game.flip_values(c), CoalitionGame.flip_values(game, c), atol=1e-12)
+
+
+def test_odd_cycle_inequalities_hold_for_every_coalition_and_bound_the_excess():
+    from gamescale.envs.coalitions.cycles import CycleCuts, cycle_bound, edge_columns
+
+    game = random_induced_subgraph(12, seed=1, edge_probability=0.5)
+    x = game.shapley_closed_form()  # the excess is minus half the cut weight: a max-cut problem
+    cuts = CycleCuts()
+    bound = cycle_bound(game.weights, x, cuts)
+    rows = all_coalitions(12)[1:-1]
+    best = float((game.values(rows) - rows @ x).max())
+    assert best - 1e-9 <= bound
+    assert len(cuts.rows) > 0  # the triangles alone left violated cycles
+    # every inequality is valid: at each coalition's cut vector (s, y = s_i xor s_j) it holds
+    ei, ej = edge_columns(game.weights)
+    point = np.concatenate([rows, rows[:, ei] ^ rows[:, ej]], axis=1).astype(float)
+    for cols, coef, lower in cuts.rows:
+        assert np.all(point[:, cols] @ coef >= lower - 1e-12)
+    # and they tighten the plain relaxation (triangles only) at this payoff
+    assert bound < cycle_bound(game.weights, x, CycleCuts(), time_limit=0.0) - 1.0
+
+
+def test_voting_oracle_with_random_ties_returns_distinct_tight_rows():
+    game = random_weighted_voting(12, seed=2)
+    x = game.weights / game.weights.sum()  # proportional: many coalitions share the largest excess
+    rows = all_coalitions(12)[1:-1]
+    best = float((game.values(rows) - rows @ x).max())
+    found, ex = game.most_violated(x, 30, rng=np.random.default_rng(0))
+    assert ex[0] == pytest.approx(best, abs=1e-12)
+    np.testing.assert_allclose(ex[1:], game.values(found[1:]) - found[1:] @ x, atol=1e-12)
+    assert len(np.unique(np.packbits(found, axis=1), axis=0)) == len(found)
+    tied = np.isclose(ex, best, atol=1e-9).sum()
+    assert tied > 1 and tied >= np.isclose(game.most_violated(x, 30)[1], best, atol=1e-9).sum()
+
+
+@pytest.mark.parametrize("limit", [0.0, 0.05, None])
+def test_induced_subgraph_bound_contains_the_largest_excess_at_any_time_limit(limit):
+    game = random_induced_subgraph(14, seed=7, edge_probability=0.4)
+    x = game.shapley_closed_form() + np.random.default_rng(7).normal(size=14)
+    x += (game.grand_value() - x.sum()) / 14
+    rows = all_coalitions(14)[1:-1]
+    best = float((game.values(rows) - rows @ x).max())
+    found = game.separate(x, k=2, time_limit=limit)  # the cycle LP's bound, then the MILP's
+    assert found.upper_bound >= best - 1e-9
+    if len(found.excess):
+        assert found.excess[0] <= best + 1e-9
+    if limit is None:
+        assert found.optimal and found.upper_bound == pytest.approx(best, abs=1e-7)
