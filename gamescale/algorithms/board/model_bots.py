@@ -147,3 +147,16 @@ def _take(state: Any, index: np.ndarray) -> Any:
     from gamescale.envs.board.batch import take
 
     return take(state, index)
+
+
+def values_shard(env: Any, shared: dict[str, Any], task: Any) -> Any:
+    """A shard function: the model's move values of `shared["texts"]` (Connect Four text
+    states) through `shared["client"]`, as a record batch with one `values` list per state.
+    It checks (tests) that a client travels to a rollout worker and reaches the learner."""
+    import pyarrow as pa
+
+    from gamescale.envs.board import connect_four_vec
+    from gamescale.envs.board.text import connect_four_from_texts
+
+    values, _ = move_values(shared["client"], connect_four_vec.game(), connect_four_from_texts(shared["texts"]))
+    return pa.RecordBatch.from_pydict({"values": [list(v) for v in values]})

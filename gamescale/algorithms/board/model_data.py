@@ -6,7 +6,7 @@ A shard plays `games` MCTS self-play games side by side (seeded from the shard s
 (rules), the next state after each legal move (rules) and a value for every legal move
 (the paper's multi-action value): from the exact solver where it finishes within its
 node budget, otherwise the self-play search's root values (`value_source`). Values are
-for the side to move, in [-1, 1]; the solver's are -1 / 0 / +1.
+for the side to move, in [-1, 1] (null for an illegal move); the solver's are -1 / 0 / +1.
 
 Sequences (the byte tokenizer reads them; `A` moves numbered 0..A-1, `-` an illegal one):
 
@@ -205,7 +205,7 @@ def label_shard(env: Any, shared: dict[str, Any], task: ShardTask) -> pa.RecordB
         rows["split"].append("test" if holdout and number % holdout == holdout - 1 else "train")
         rows["state"].append(rec["state"])
         rows["legal"].append(legal_text(rec["mask"]))
-        rows["values"].append([float(v) for v in rec["values"]])
+        rows["values"].append([None if np.isnan(v) else float(v) for v in rec["values"]])  # null: illegal
         rows["value_source"].append(rec["source"])
         rows["next_states"].append(nexts)
         rows["best"].append(rec["best"])
