@@ -56,10 +56,10 @@ class BoardModelShape(BaseModel):
     """Shape of the board model's transformer (the vocabulary is the byte tokenizer's)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    d_model: int = Field(128, ge=8)
-    n_layers: int = Field(3, ge=1)
+    d_model: int = Field(64, ge=8)
+    n_layers: int = Field(2, ge=1)
     n_heads: int = Field(4, ge=1)
-    d_ff: int = Field(256, ge=8)
+    d_ff: int = Field(128, ge=8)
     context_length: int = Field(160, ge=64, description="tokens; a knowledge sequence is about 150")
 
 
@@ -73,7 +73,7 @@ class BoardModelConfig(AlgorithmConfig):
     name: str = "board_model"
     # data (each training iteration, every shard)
     games_per_shard: int = Field(12, ge=1, description="self-play games per shard per training iteration")
-    label_simulations: int = Field(200, ge=1, description="UCT simulations per self-play move (its root values label)")
+    label_simulations: int = Field(100, ge=1, description="UCT simulations per self-play move (its root values label)")
     parallel: int = Field(8, ge=1, description="UCT / PUCT selections per tree per evaluation call")
     random_plies: int = Field(4, ge=0, description="self-play opens with this many random moves")
     solver_min_plies: int = Field(18, ge=0, description="the solver labels positions from this ply on ...")
@@ -84,7 +84,7 @@ class BoardModelConfig(AlgorithmConfig):
     # model and training
     model: BoardModelShape = Field(default_factory=BoardModelShape)
     train_iterations: int = Field(2, ge=1, description="iterations that make data and train; then tournament rounds")
-    train_steps: int = Field(600, ge=1, description="gradient steps per training iteration")
+    train_steps: int = Field(400, ge=1, description="gradient steps per training iteration")
     batch_size: int = Field(32, ge=1)
     learning_rate: float = Field(1e-3, gt=0)
     eval_positions: int = Field(120, ge=1, description="held-out positions for the accuracies")

