@@ -84,7 +84,7 @@ class BoardModelConfig(AlgorithmConfig):
     # model and training
     model: BoardModelShape = Field(default_factory=BoardModelShape)
     train_iterations: int = Field(2, ge=1, description="iterations that make data and train; then tournament rounds")
-    train_steps: int = Field(400, ge=1, description="gradient steps per training iteration")
+    train_steps: int = Field(800, ge=1, description="gradient steps per training iteration")
     batch_size: int = Field(32, ge=1)
     learning_rate: float = Field(1e-3, gt=0)
     eval_positions: int = Field(120, ge=1, description="held-out positions for the accuracies")

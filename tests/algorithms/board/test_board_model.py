@@ -166,7 +166,7 @@ def test_trained_model_search_beats_random_and_knows_the_rules():
     assert metrics["internal_legal_rate"] > 0.8, metrics
     game, client = connect_four_vec.game(), learners["model"].client()
     with torch_threads(1):
-        first = play_games(game, PUCTBot(client, 16, parallel=4), RandomBot(), 10, np.random.default_rng(1))
-        second = play_games(game, RandomBot(), PUCTBot(client, 16, parallel=4), 10, np.random.default_rng(2))
+        first = play_games(game, PUCTBot(client, 32, parallel=4), RandomBot(), 10, np.random.default_rng(1))
+        second = play_games(game, RandomBot(), PUCTBot(client, 32, parallel=4), 10, np.random.default_rng(2))
     wins = int((first == 0).sum() + (second == 1).sum())
     assert wins >= 18, (first, second)
