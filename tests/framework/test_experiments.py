@@ -69,7 +69,7 @@ QUICK = {
         "algorithm.games_per_shard": 2, "algorithm.label_simulations": 8, "algorithm.train_steps": 2,
         "algorithm.eval_positions": 4, "algorithm.holdout_every": 2, "algorithm.train_iterations": 1,
         "algorithm.model": {"d_model": 16, "n_layers": 1, "n_heads": 2, "d_ff": 32},
-        "algorithm.bots": ["random", "policy", "puct4", "internal"], "algorithm.games_per_pair": 2,
+        "algorithm.bots": ["random", "puct4"], "algorithm.games_per_pair": 2,
         "algorithm.max_new_tokens": 12, "runtime.shards": 2,
     },
     "board-chess-gauntlet": {"algorithm.bots": ["stockfish-n1"], "algorithm.opponents": ["stockfish-elo1350"],

@@ -170,3 +170,38 @@ def test_trained_model_search_beats_random_and_knows_the_rules():
         second = play_games(game, RandomBot(), PUCTBot(client, 32, parallel=4), 10, np.random.default_rng(2))
     wins = int((first == 0).sum() + (second == 1).sum())
     assert wins >= 18, (first, second)
+
+
+def test_board_model_algorithm_in_one_process():
+    """Two iterations in one process: data and training, then a round in which the greedy
+    policy and internal search play through the in-process learner's client; the tables
+    agree with the metrics."""
+    import torch
+
+    from gamescale.algorithms.board.model_experiment import ACCURACIES, BoardModelAlgorithm
+    from gamescale.algorithms.learner import TorchLearner
+    from gamescale.algorithms.lm.model import torch_threads
+
+    cfg = BoardModelConfig(**{**DATA, "games_per_shard": 2, "holdout_every": 2, "label_simulations": 4}, model=TINY,
+                           train_steps=2,
+                           eval_positions=4, train_iterations=1, bots=["random", "policy", "internal"],
+                           games_per_pair=2, max_new_tokens=12)
+    env = make_env("connect_four")
+    algo = BoardModelAlgorithm(env, cfg)
+    with torch_threads(1):
+        torch.manual_seed(0)
+        learners = {"model": TorchLearner(algo.learner_specs()["model"])}
+        state = algo.init(0)
+        rows = []
+        for it in range(2):
+            ctx = StepContext(iteration=it, seed=0, shards=LocalShardRunner(env), num_shards=2, learners=learners)
+            state, metrics = algo.step(state, ctx)
+            rows.append(metrics)
+    assert set(ACCURACIES) <= set(rows[0]) and 0 <= rows[0]["legal_precision"] <= 1
+    assert "elo_internal" not in rows[0] and rows[1]["games"] == 6
+    tables = algo.tables(state)
+    assert tables["data"].num_rows == rows[1]["data_positions"]
+    games = tables["games"]
+    assert sorted(games["game"].to_pylist()) == list(range(6))
+    assert sum(games["model_fallbacks"].to_pylist()) == rows[1]["internal_fallbacks"]
+    assert set(tables["elo"]["player"].to_pylist()) == {"random", "policy", "internal"}
