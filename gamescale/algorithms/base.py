@@ -203,6 +203,22 @@ class LearnerHandle(Protocol):
     def set_weights(self, weights: Mapping[str, np.ndarray]) -> None: ...
 
 
+@runtime_checkable
+class ModelClient(Protocol):
+    """Inference on a learner's module from anywhere: `learner.client()` returns one.
+
+    `infer(method, **inputs)` runs `module.<method>(**tensors)` without gradients, in eval
+    mode, on a batch of numpy arrays, and returns numpy (an array, or a dict / tuple of
+    them). A client of a learner actor is picklable: put it in a shard call's `shared`
+    payload and shard functions on rollout workers call the learner actor with it, so
+    leaf evaluations of many searches are batched on the one model. In one process
+    (`TorchLearner.client()`) it calls the module directly. Learners that can serve
+    inference have `infer(method, inputs)` and `client()` besides `LearnerHandle`'s methods.
+    """
+
+    def infer(self, method: str, **inputs: np.ndarray) -> Any: ...
+
+
 @dataclass
 class StepContext:
     """What the framework gives an algorithm each iteration."""

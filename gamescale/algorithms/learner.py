@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -53,6 +54,24 @@ class TorchLearner:
             self.num_updates += 1
         return {**metrics, "loss": float(loss.detach().cpu())}
 
+    @torch.no_grad()
+    def infer(self, method: str, inputs: Mapping[str, np.ndarray]) -> Any:
+        """`module.<method>(**inputs)` on tensors (no gradients, eval mode), as numpy."""
+        fn = getattr(self.module, method, None)
+        if method.startswith("_") or not callable(fn):
+            raise ValueError(f"the learner's module has no inference method {method!r}")
+        was_training = self.module.training
+        self.module.eval()
+        try:
+            out = fn(**{k: torch.as_tensor(np.asarray(v), device=self.device) for k, v in inputs.items()})
+        finally:
+            self.module.train(was_training)
+        return _to_numpy(out)
+
+    def client(self) -> LocalModelClient:
+        """A `ModelClient` calling this learner in this process."""
+        return LocalModelClient(self)
+
     def get_weights(self) -> dict[str, np.ndarray]:
         return {k: v.detach().cpu().numpy() for k, v in self.module.state_dict().items()}
 
@@ -80,3 +99,24 @@ class TorchLearner:
         self.module.load_state_dict(state["module"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.num_updates = int(state["num_updates"])
+
+
+def _to_numpy(out: Any) -> Any:
+    """Tensors (alone, in a dict, tuple or list) as numpy arrays."""
+    if isinstance(out, torch.Tensor):
+        return out.detach().cpu().numpy()
+    if isinstance(out, dict):
+        return {k: _to_numpy(v) for k, v in out.items()}
+    if isinstance(out, (tuple, list)):
+        return type(out)(_to_numpy(v) for v in out)
+    return out
+
+
+class LocalModelClient:
+    """A `ModelClient` on an in-process `TorchLearner` (no Ray): calls its module directly."""
+
+    def __init__(self, learner: TorchLearner):
+        self.learner = learner
+
+    def infer(self, method: str, **inputs: np.ndarray) -> Any:
+        return self.learner.infer(method, inputs)

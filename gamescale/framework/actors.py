@@ -4,7 +4,9 @@
   environment. `map(fn, tasks)` hands shards out dynamically and returns their Arrow
   batches in task order, so where a shard ran never changes the result. A worker whose
   process dies is restarted by Ray and its shard is issued again with the same seed.
-- `RemoteLearner` hosts a `TorchLearner` in an actor, with a GPU when the cluster has one.
+- `RemoteLearner` hosts a `TorchLearner` in an actor, with a GPU when the cluster has one;
+  its `client()` is a picklable `ActorModelClient` that shard functions on rollout workers
+  use for batched inference on the learner's module (`infer`).
 
 This module never imports torch: the driver and every rollout worker import it (a worker
 imports the module of its actor class), and a process that imports torch holds about
@@ -307,6 +309,9 @@ class LearnerActor:
     def get_weights(self, name: str) -> dict[str, np.ndarray]:
         return self.learners[name].get_weights()
 
+    def infer(self, name: str, method: str, inputs: Mapping[str, np.ndarray]) -> Any:
+        return self.learners[name].infer(method, inputs)
+
     def set_weights(self, name: str, weights: Mapping[str, np.ndarray]) -> None:
         self.learners[name].set_weights(weights)
 
@@ -381,6 +386,14 @@ class RemoteLearner:
     def set_weights(self, weights: Mapping[str, np.ndarray]) -> None:
         _call(self.actor.set_weights.remote(self.name, dict(weights)))
 
+    def infer(self, method: str, inputs: Mapping[str, np.ndarray]) -> Any:
+        """`module.<method>(**inputs)` on the learner actor, without gradients (numpy out)."""
+        return _call(self.actor.infer.remote(self.name, method, dict(inputs)))
+
+    def client(self) -> ActorModelClient:
+        """A picklable `ModelClient` of this learner for shard functions on rollout workers."""
+        return ActorModelClient(self.actor, self.name)
+
     def save_bytes(self) -> bytes:
         return _call(self.actor.save_bytes.remote(self.name))
 
@@ -395,6 +408,18 @@ class RemoteLearner:
             ray.kill(self.actor)
         except Exception:  # already gone with its node, or with a learner it shared the actor with
             pass
+
+
+class ActorModelClient:
+    """A `ModelClient` on a learner actor. It holds the actor's handle (picklable), so it
+    travels in a shard call's `shared` payload; every rollout worker that calls it sends
+    its batch to the same model, one call at a time (the actor runs calls in order)."""
+
+    def __init__(self, actor: Any, name: str):
+        self.actor, self.name = actor, name
+
+    def infer(self, method: str, **inputs: np.ndarray) -> Any:
+        return _call(self.actor.infer.remote(self.name, method, inputs))
 
 
 def start_learners(specs: Mapping[str, LearnerSpec], gpus: str | int = "auto") -> dict[str, RemoteLearner]:

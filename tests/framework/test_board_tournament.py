@@ -36,6 +36,10 @@ def test_unknown_bot_and_missing_engine_are_one_line_errors_with_exit_2(tmp_path
     assert bad_bot.returncode == 2
     assert bad_bot.stderr.count("\n") == 1 and "unknown bot name 'alphazero' for hex" in bad_bot.stderr
     assert not out.exists()  # nothing partial left behind
+    out = tmp_path / "bad-model-bot"
+    bad_model_bot = _cli("run", "board-connect4-model", "--set", "algorithm.bots=[random,puct0]", "--out", str(out))
+    assert bad_model_bot.returncode == 2 and not out.exists()
+    assert bad_model_bot.stderr.count("\n") == 1 and "unknown bot name 'puct0'" in bad_model_bot.stderr
     out = tmp_path / "no-engine"
     no_engine = _cli("run", "board-chess-gauntlet", "--set", "algorithm.stockfish_path=/nonexistent/stockfish",
                      "--out", str(out))

@@ -31,6 +31,7 @@ PROMISED = {
     "board-connect4-mcts": "elo_mcts8",
     "board-hex-mcts": "elo_mcts8",
     "board-chess-gauntlet": "elo_stockfish-n1",
+    "board-connect4-model": "elo_puct4",
     "music-cfg-distill": "diversity",
 }
 # Smaller data for the two-iteration runs where an experiment's set-up dominates them.
@@ -66,6 +67,14 @@ QUICK = {
     # two cheap bots per tournament, one game per colour
     "board-hex-mcts": {"env.size": 5, "algorithm.bots": ["random", "mcts8"], "algorithm.games_per_pair": 2,
                        "runtime.shards": 2},
+    # one iteration of data and training (a tiny model, a few steps), one tournament round
+    "board-connect4-model": {
+        "algorithm.games_per_shard": 2, "algorithm.label_simulations": 8, "algorithm.train_steps": 2,
+        "algorithm.eval_positions": 4, "algorithm.holdout_every": 2, "algorithm.train_iterations": 1,
+        "algorithm.model": {"d_model": 16, "n_layers": 1, "n_heads": 2, "d_ff": 32},
+        "algorithm.bots": ["random", "puct4"], "algorithm.games_per_pair": 2,
+        "algorithm.max_new_tokens": 12, "runtime.shards": 2,
+    },
     "board-chess-gauntlet": {"algorithm.bots": ["stockfish-n1"], "algorithm.opponents": ["stockfish-elo1350"],
                              "algorithm.games_per_pair": 2, "algorithm.stockfish_nodes": 200,
                              "algorithm.chess_max_plies": 40, "runtime.shards": 1},

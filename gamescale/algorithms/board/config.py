@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from gamescale.algorithms.registry import AlgorithmConfig
 
@@ -50,3 +50,52 @@ class TournamentConfig(AlgorithmConfig):
     rollout_plies: int = Field(8, ge=0, description="chess MCTS: random plies per rollout, then material decides")
     max_restarts: int = Field(3, ge=0, description="engine restarts per game before the shard fails")
     sample_games: int = Field(6, ge=0, description="final positions drawn (and SVG for chess)")
+
+
+class BoardModelShape(BaseModel):
+    """Shape of the board model's transformer (the vocabulary is the byte tokenizer's)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    d_model: int = Field(64, ge=8)
+    n_layers: int = Field(2, ge=1)
+    n_heads: int = Field(4, ge=1)
+    d_ff: int = Field(128, ge=8)
+    context_length: int = Field(160, ge=64, description="tokens; a knowledge sequence is about 150")
+
+
+class BoardModelConfig(AlgorithmConfig):
+    """Connect Four: generate labelled self-play data on rollout workers, train the board
+    model on the learner, measure its knowledge on held-out positions, then play a
+    round-robin tournament of the model's bots (`policy`, `puct<N>`, `internal`) against
+    MCTS baselines and random with Elo. Iterations before `train_iterations` make data
+    and train; every later iteration is one tournament round with the trained model."""
+
+    name: str = "board_model"
+    # data (each training iteration, every shard)
+    games_per_shard: int = Field(12, ge=1, description="self-play games per shard per training iteration")
+    label_simulations: int = Field(100, ge=1, description="UCT simulations per self-play move (its root values label)")
+    parallel: int = Field(8, ge=1, description="UCT / PUCT selections per tree per evaluation call")
+    random_plies: int = Field(4, ge=0, description="self-play opens with this many random moves")
+    solver_min_plies: int = Field(18, ge=0, description="the solver labels positions from this ply on ...")
+    solver_max_nodes: int = Field(3_000, ge=100, description="... when it finishes within this many nodes")
+    holdout_every: int = Field(10, ge=2, description="every k-th game is held out for the accuracies")
+    candidates: int = Field(3, ge=1, le=7, description="moves in an internal-search tree")
+    line_depth: int = Field(2, ge=0, description="plies of the principal line after the best candidate")
+    # model and training
+    model: BoardModelShape = Field(default_factory=BoardModelShape)
+    train_iterations: int = Field(2, ge=1, description="iterations that make data and train; then tournament rounds")
+    train_steps: int = Field(800, ge=1, description="gradient steps per training iteration")
+    batch_size: int = Field(32, ge=1)
+    learning_rate: float = Field(1e-3, gt=0)
+    eval_positions: int = Field(120, ge=1, description="held-out positions for the accuracies")
+    # the model's bots
+    temperature: float = Field(0.25, gt=0, description="softmax temperature of move values -> PUCT prior")
+    c_puct: float = Field(1.5, gt=0)
+    max_new_tokens: int = Field(48, ge=8, description="internal search: longest written tree")
+    # tournament
+    bots: list[str] = Field(default_factory=lambda: ["random", "mcts32", "mcts128", "policy", "puct32", "internal"],
+                            min_length=2)
+    games_per_pair: int = Field(4, ge=2, description="games per pairing per round (even: both colours)")
+    reference: str = "random"
+    reference_elo: float = 0.0
+    virtual_draws: float = Field(1.0, ge=0.0)

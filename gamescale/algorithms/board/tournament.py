@@ -34,7 +34,9 @@ from gamescale.envs.board.batch import BatchGame, take, where
 CHESS = ("chess", "chess960")
 _MCTS = re.compile(r"mcts(\d+)")
 _STOCKFISH = re.compile(r"stockfish(?:-elo(\d+))?(?:-skill(\d+))?(?:-n(\d+))?(?:-d(\d+))?")
+_PUCT = re.compile(r"puct(\d+)")
 KNOWN_BOTS = "random, mcts<N>, solver (connect_four), stockfish[-elo<E>][-skill<S>][-n<nodes>][-d<depth>] (chess)"
+MODEL_BOTS = "policy, puct<N>, internal (connect_four, with a trained board model: board-connect4-model)"
 
 
 class UnknownBotError(ValueError):
@@ -82,8 +84,20 @@ def batch_game(spec: dict[str, Any], cfg: dict[str, Any], fen: str | None = None
     )
 
 
-def check_bot_name(name: str, kind: str) -> None:
-    """UnknownBotError (one line) unless `name` is a bot of game `kind`."""
+def is_model_bot(name: str) -> bool:
+    """Whether `name` is a bot that plays with the board model (policy, puct<N>, internal)."""
+    match = _PUCT.fullmatch(name)
+    return name in ("policy", "internal") or match is not None and int(match.group(1)) >= 1
+
+
+def check_bot_name(name: str, kind: str, with_model: bool = False) -> None:
+    """UnknownBotError (one line) unless `name` is a bot of game `kind`; model bots need
+    `with_model` (a run that trains the board model) and Connect Four."""
+    if is_model_bot(name):
+        if with_model and kind == "connect_four":
+            return
+        raise UnknownBotError(f"bot {name!r} plays with a trained board model: it needs connect_four and the "
+                              f"algorithm board_model (experiment board-connect4-model); known here: {KNOWN_BOTS}")
     ok = (
         name == "random"
         or _MCTS.fullmatch(name) is not None and int(_MCTS.fullmatch(name).group(1)) >= 1
@@ -94,9 +108,21 @@ def check_bot_name(name: str, kind: str) -> None:
         raise UnknownBotError(f"unknown bot name {name!r} for {kind}; known: {KNOWN_BOTS}")
 
 
-def make_bot(name: str, kind: str, cfg: dict[str, Any]) -> Any:
-    """The bot called `name` (see `KNOWN_BOTS`); Stockfish bots own an engine process."""
-    check_bot_name(name, kind)
+def make_bot(name: str, kind: str, cfg: dict[str, Any], model: dict[str, Any] | None = None) -> Any:
+    """The bot called `name` (see `KNOWN_BOTS`); Stockfish bots own an engine process.
+    `model` (model bots): {"client": a ModelClient, "temperature", "c_puct", "parallel",
+    "max_new_tokens"}."""
+    check_bot_name(name, kind, model is not None)
+    if is_model_bot(name):
+        from gamescale.algorithms.board import model_bots
+
+        client = model["client"]
+        if name == "policy":
+            return model_bots.PolicyBot(client)
+        if name == "internal":
+            return model_bots.InternalSearchBot(client, max_new_tokens=model["max_new_tokens"])
+        return model_bots.PUCTBot(client, int(_PUCT.fullmatch(name).group(1)), parallel=model["parallel"],
+                                  c_puct=model["c_puct"], temperature=model["temperature"])
     if name == "random":
         return RandomBot()
     if match := _MCTS.fullmatch(name):
@@ -214,6 +240,7 @@ _COLUMNS = {
     "iteration": pa.int32(), "game": pa.int32(), "shard": pa.int32(), "first": pa.int32(), "second": pa.int32(),
     "winner": pa.int8(), "score_first": pa.float64(), "plies": pa.int32(), "engine_restarts": pa.int32(),
     "start": pa.string(), "moves": pa.string(), "final": pa.string(), "termination": pa.string(),
+    "model_fallbacks": pa.int32(),
 }
 
 
@@ -246,7 +273,7 @@ def play_shard(env: Any, shared: dict[str, Any], task: ShardTask) -> pa.RecordBa
     bots: dict[str, Any] = {}
     try:
         for name in names:
-            bots[name] = make_bot(name, kind, cfg)
+            bots[name] = make_bot(name, kind, cfg, shared.get("model"))
         groups: dict[tuple, list[int]] = {}
         for k, (number, first, second) in enumerate(games):
             key = (int(first), int(second), starts[k]) if kind not in CHESS else (int(number),)
@@ -260,10 +287,14 @@ def play_shard(env: Any, shared: dict[str, Any], task: ShardTask) -> pa.RecordBa
                 played, restarts = _play_chess_game(
                     game, bots, players[first], players[second], seed, (shared["iteration"], number),
                     cfg["max_restarts"])
+                fallbacks = 0
             else:
+                before = sum(getattr(b, "fallbacks", 0) for b in bots.values())
                 played = play_recorded(game, bots[players[first]], bots[players[second]], len(members),
                                        np.random.default_rng(seed))
                 restarts = 0
+                # internal search's illegal writes in this batch of games (on its first row)
+                fallbacks = sum(getattr(b, "fallbacks", 0) for b in bots.values()) - before
             moves, finals, ends = _describe(spec, played)
             for j, k in enumerate(members):
                 w = int(played.winners[j])
@@ -280,6 +311,7 @@ def play_shard(env: Any, shared: dict[str, Any], task: ShardTask) -> pa.RecordBa
                 rows["moves"].append(moves[j])
                 rows["final"].append(finals[j])
                 rows["termination"].append(ends[j])
+                rows["model_fallbacks"].append(fallbacks if j == 0 else 0)
     finally:
         for bot in bots.values():
             if hasattr(bot, "close"):
@@ -333,7 +365,7 @@ class Tournament:
 
     uses_rollout_workers = True
 
-    def __init__(self, env: Any, config: Any):
+    def __init__(self, env: Any, config: Any, with_model: bool = False):
         self.config = config
         self.spec = game_spec(env)
         kind = self.spec["kind"]
@@ -341,7 +373,7 @@ class Tournament:
             raise ValueError("a gauntlet needs `opponents` for the bots to play")
         self.players = players_of(list(config.bots), config.schedule, list(config.opponents))
         for name in self.players:
-            check_bot_name(name, kind)
+            check_bot_name(name, kind, with_model)
         if len(self.players) < 2:
             raise ValueError(f"a tournament needs two bots, got {self.players}")
         if config.reference not in self.players:
@@ -379,13 +411,19 @@ class Tournament:
         return [chess960_board(int(per_pair[k // g])).fen() for k in range(len(schedule))]
 
     def step(self, state: dict[str, Any], ctx: StepContext) -> tuple[dict[str, Any], dict[str, float]]:
+        return self.play_round(state, ctx)
+
+    def play_round(self, state: dict[str, Any], ctx: StepContext,
+                   model: dict[str, Any] | None = None) -> tuple[dict[str, Any], dict[str, float]]:
+        """One round; `model` (see `make_bot`) lets model bots play (board_model runs)."""
         cfg = self.config
         schedule = round_games(self.pairs, cfg.games_per_pair)
         starts = self._starts(ctx, schedule)
         # contiguous blocks: a pairing's games (same colour) stay together, as one batch
         blocks = np.array_split(np.arange(len(schedule)), ctx.num_shards)
         payloads = [{"games": schedule[b].tolist(), "starts": [starts[k] for k in b]} for b in blocks]
-        shared = {"game": self.spec, "config": cfg.model_dump(), "players": self.players, "iteration": ctx.iteration}
+        shared = {"game": self.spec, "config": cfg.model_dump(), "players": self.players, "iteration": ctx.iteration,
+                  "model": model}
         batches = ctx.shards.map(play_shard, ctx.shard_tasks(payloads), shared=shared)
         table = pa.Table.from_batches(batches, schema=batches[0].schema).sort_by("game")
         played = table["game"].to_numpy()

@@ -1,0 +1,177 @@
+"""Batch-first PUCT: Monte Carlo tree search guided by a policy and a value function.
+
+The search never owns a model: `evaluate(game, states) -> (priors [k, A], values [k])` is
+passed in (mctx's recurrent-function idea), and every leaf of every tree of one wave goes
+to it in ONE call, so a model behind an actor (`ModelClient`) sees batches of `B * W`
+positions, not single ones. `priors` are probabilities over the legal moves of each
+position; `values` are in [-1, 1] for the player to move there.
+
+Trees are flat arrays like `mcts.uct_search`'s: `[B, M]` per node (M = simulations + 1),
+`[B, M, A]` for children, priors and legal masks, and the game state of every node. A
+node's `value_sum` is from the point of view of the player who moved into it. Selection
+maximises `Q + c_puct * P * sqrt(N_parent) / (1 + N_child)` (AlphaZero's rule), with
+`Q = fpu` for an unvisited child. `parallel = W` makes W selections per tree per wave,
+kept apart by a virtual loss. Terminal positions get their exact value; with `solve`
+proven wins and losses are propagated as in `mcts.uct_search` (MCTS-Solver), so a won
+position is played at once and a lost reply avoided whatever the model says.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import fields, replace
+from typing import Any
+
+import numpy as np
+
+from gamescale.algorithms.board.mcts import SearchOutput
+from gamescale.envs.board.batch import BatchGame
+
+Evaluator = Callable[[BatchGame, Any], tuple[np.ndarray, np.ndarray]]
+"""(game, batch state of k positions) -> (priors float [k, A], values float [k] for the mover)."""
+
+
+def uniform_evaluator(game: BatchGame, states: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Equal priors over the legal moves and value 0: PUCT then searches like plain UCT
+    without rollouts (a fixed, non-learned evaluator for tests and baselines)."""
+    mask = game.legal_mask(states).astype(np.float64)
+    return mask / np.maximum(mask.sum(axis=1, keepdims=True), 1.0), np.zeros(mask.shape[0])
+
+
+def _value_for(mover: np.ndarray, winner: np.ndarray) -> np.ndarray:
+    return np.where(winner < 0, 0.0, np.where(winner == mover, 1.0, -1.0))
+
+
+def puct_search(
+    game: BatchGame,
+    root: Any,
+    num_simulations: int,
+    evaluate: Evaluator,
+    rng: np.random.Generator,
+    c_puct: float = 1.5,
+    fpu: float = 0.0,
+    parallel: int = 1,
+    solve: bool = True,
+) -> SearchOutput:
+    """`num_simulations` PUCT simulations in each of the `B` trees rooted at `root`."""
+    if num_simulations < 1:
+        raise ValueError(f"num_simulations must be >= 1, got {num_simulations}")
+    if parallel < 1:
+        raise ValueError(f"parallel must be >= 1, got {parallel}")
+    batch = game.done(root).shape[0]
+    size, actions = num_simulations + 1, game.num_actions
+    rows = np.arange(batch)
+    store = {f.name: np.zeros((batch, size) + getattr(root, f.name).shape[1:], getattr(root, f.name).dtype)
+             for f in fields(root)}
+    for name in store:
+        store[name][:, 0] = getattr(root, name)
+    children = np.full((batch, size, actions), -1, np.int32)
+    prior = np.zeros((batch, size, actions))
+    legal = np.zeros((batch, size, actions), bool)
+    visits, value_sum = np.zeros((batch, size)), np.zeros((batch, size))
+    terminal = np.zeros((batch, size), bool)
+    winner = np.full((batch, size), -1, np.int8)
+    mover = np.zeros((batch, size), np.int8)
+    proven = np.zeros((batch, size), np.int8)  # +1 / -1: proven win / loss for the node's mover
+    leaf_value = np.zeros((batch, size))  # value of a node when it was a leaf, for its mover
+    pending = np.zeros((batch, size), bool)  # allocated this wave, evaluation not back yet
+    legal[:, 0], terminal[:, 0], winner[:, 0] = game.legal_mask(root), game.done(root), game.winner(root)
+    mover[:, 0] = 1 - game.to_play(root)
+    live = np.flatnonzero(~terminal[:, 0])
+    if len(live):
+        p, _ = evaluate(game, replace(root, **{n: a[live, 0] for n, a in store.items()}))
+        prior[live, 0] = np.where(legal[live, 0], p, 0.0)
+    used = np.ones(batch, np.int64)
+
+    def descend() -> tuple[list, np.ndarray, np.ndarray]:
+        """One selection per tree, down to a new node (allocated here) or a terminal one."""
+        node = np.zeros(batch, np.int64)
+        path = [(rows, node.copy())]
+        going = ~terminal[:, 0]
+        new_leaf = np.zeros(batch, bool)
+        while going.any():
+            r, n = rows[going], node[going]
+            kids = children[r, n]
+            kid_visits = np.where(kids >= 0, visits[r[:, None], kids], 0.0)
+            q = np.where(kid_visits > 0, value_sum[r[:, None], kids] / np.maximum(kid_visits, 1.0), fpu)
+            u = c_puct * prior[r, n] * np.sqrt(np.maximum(visits[r, n], 1.0))[:, None] / (1.0 + kid_visits)
+            score = q + u + 1e-9 * rng.random(kids.shape)
+            if solve:
+                proof = np.where(kids >= 0, proven[r[:, None], kids], 0)
+                score = np.where(proof == 1, 1e12, np.where(proof == -1, -1e12 + score, score))
+            a = np.argmax(np.where(legal[r, n], score, -np.inf), axis=1)
+            child = kids[np.arange(len(r)), a].astype(np.int64)
+            new = child < 0
+            if new.any():
+                re, ne, ae = r[new], n[new], a[new]
+                idx = used[re]
+                used[re] += 1
+                parent = replace(root, **{name: array[re, ne] for name, array in store.items()})
+                state = game.step(parent, ae)
+                for name, array in store.items():
+                    array[re, idx] = getattr(state, name)
+                children[re, ne, ae] = idx
+                legal[re, idx], terminal[re, idx], winner[re, idx] = (
+                    game.legal_mask(state), game.done(state), game.winner(state))
+                mover[re, idx] = game.to_play(parent)
+                leaf_value[re, idx] = np.where(terminal[re, idx], _value_for(mover[re, idx], winner[re, idx]), 0.0)
+                pending[re, idx] = ~terminal[re, idx]
+                if solve:
+                    proven[re, idx] = np.where(terminal[re, idx], leaf_value[re, idx], 0).astype(np.int8)
+                child[new] = idx
+                new_leaf[re] = True
+            node[r] = child
+            path.append((r, child))
+            # stop at a new node, a terminal one, or one allocated this wave and not yet evaluated
+            stop = new | terminal[r, child] | pending[r, child]
+            going[r[stop]] = False
+        return path, node, new_leaf
+
+    done_simulations = 0
+    while done_simulations < num_simulations:
+        waves = min(parallel, num_simulations - done_simulations)
+        done_simulations += waves
+        descents = []
+        for _ in range(waves):
+            path, node, new_leaf = descend()
+            for r, n in path:
+                visits[r, n] += 1.0
+                value_sum[r, n] -= 1.0  # virtual loss, replaced by the result below
+            descents.append((path, node, new_leaf))
+        # one evaluation call for every new non-terminal leaf of the wave
+        leaf_rows = np.concatenate([rows[new_leaf] for _, _, new_leaf in descents])
+        leaf_nodes = np.concatenate([node[new_leaf] for _, node, new_leaf in descents])
+        fresh = ~terminal[leaf_rows, leaf_nodes]
+        leaf_rows, leaf_nodes = leaf_rows[fresh], leaf_nodes[fresh]
+        if len(leaf_rows):
+            p, v = evaluate(game, replace(root, **{n: a[leaf_rows, leaf_nodes] for n, a in store.items()}))
+            prior[leaf_rows, leaf_nodes] = np.where(legal[leaf_rows, leaf_nodes], p, 0.0)
+            leaf_value[leaf_rows, leaf_nodes] = -np.asarray(v, np.float64)  # for the mover into the leaf
+            pending[leaf_rows, leaf_nodes] = False
+        for path, node, _ in descents:
+            result = leaf_value[rows, node]  # for the mover into each tree's leaf
+            leaf_mover = mover[rows, node]
+            for r, n in path:
+                sign = np.where(mover[r, n] == leaf_mover[r], 1.0, -1.0)
+                value_sum[r, n] += 1.0 + sign * result[r]
+            if solve:
+                for r, n in reversed(path[:-1]):
+                    kids = children[r, n]
+                    proof = np.where(kids >= 0, proven[r[:, None], kids], 0)
+                    replier_wins = (proof == 1).any(axis=1)
+                    replier_loses = ((proof == -1) | ~legal[r, n]).all(axis=1) & legal[r, n].any(axis=1)
+                    proven[r, n] = np.where(replier_wins, -1, np.where(replier_loses, 1, proven[r, n]))
+
+    kids = children[:, 0]
+    root_visits = np.where(kids >= 0, visits[rows[:, None], kids], 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        root_values = np.where(root_visits > 0, value_sum[rows[:, None], kids] / root_visits, np.nan)
+    rank = root_visits + 1e-3 * np.nan_to_num(root_values, nan=-2.0) + 1e-6 * prior[:, 0]
+    if solve:
+        proof = np.where(kids >= 0, proven[rows[:, None], kids], 0)
+        rank = np.where(proof == 1, 1e12 + rank, np.where(proof == -1, rank - 1e12, rank))
+    action = np.where(terminal[:, 0], 0, np.argmax(np.where(legal[:, 0], rank, -np.inf), axis=1))
+    return SearchOutput(action.astype(np.int64), root_visits, root_values)
+
+
+__all__ = ["Evaluator", "puct_search", "uniform_evaluator"]
