@@ -30,8 +30,6 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import dijkstra
 
 CYCLE_VIOLATION = 1e-6  # an inequality is added when violated by more than this
 MAX_CYCLE_ROUNDS = 30  # LP rounds of cycle separation per call before branch and bound
@@ -65,6 +63,9 @@ def edge_columns(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def separate_cycles(y_root: np.ndarray, y_edge: np.ndarray, ei: np.ndarray, ej: np.ndarray, most: int = 400):
     """Violated odd-cycle inequalities at the LP point (`y_root` `[n]` = s, `y_edge` `[m]`), as
     rows (columns, coefficients, lower bound) over [s, y]; at most `most`, most violated first."""
+    from scipy.sparse import coo_matrix  # here, not at import: every run's processes import this family
+    from scipy.sparse.csgraph import dijkstra
+
     n, m = len(y_root), len(ei)
     root = n
     # the augmented edge list: graph edges (columns n + k), then root edges (columns i)
