@@ -90,6 +90,43 @@ class ConnectFourSolverBot:
         return actions
 
 
+@dataclass(frozen=True)
+class PlayedGames:
+    """`B` finished games of one pairing.
+
+    winners: int8 [B]          0 / 1 (the first / second player), -1 a draw
+    moves:   int64 [B, L]      actions in order, -1 after the end (L = the game's max plies)
+    plies:   int64 [B]         moves played
+    final:   batch state       the final positions
+    """
+
+    winners: np.ndarray
+    moves: np.ndarray
+    plies: np.ndarray
+    final: Any
+
+
+def play_recorded(game: BatchGame, first: Any, second: Any, num_games: int, rng: np.random.Generator) -> PlayedGames:
+    """`num_games` games side by side, `first` moving first, keeping every move."""
+    state = game.init(num_games)
+    moves = np.full((num_games, game.max_plies), -1, np.int64)
+    plies = np.zeros(num_games, np.int64)
+    for ply in range(game.max_plies):
+        live = ~game.done(state)
+        if not live.any():
+            break
+        player = game.to_play(state)
+        actions = np.zeros(num_games, np.int64)
+        for p, bot in enumerate((first, second)):
+            idx = np.flatnonzero(live & (player == p))
+            if len(idx):
+                actions[idx] = bot.act(game, take(state, idx), rng)
+        moves[live, ply] = actions[live]
+        plies += live
+        state = where(live, game.step(state, actions), state)
+    return PlayedGames(game.winner(state).astype(np.int8), moves, plies, state)
+
+
 def play_games(
     game: BatchGame, first: Bot, second: Bot, num_games: int, rng: np.random.Generator
 ) -> np.ndarray:
@@ -97,17 +134,4 @@ def play_games(
 
     Returns the winners, int8 [num_games]: 0, 1, or -1 for a draw.
     """
-    state = game.init(num_games)
-    bots = (first, second)
-    for _ in range(game.max_plies):
-        live = ~game.done(state)
-        if not live.any():
-            break
-        player = game.to_play(state)
-        actions = np.zeros(num_games, np.int64)
-        for p, bot in enumerate(bots):
-            idx = np.flatnonzero(live & (player == p))
-            if len(idx):
-                actions[idx] = bot.act(game, take(state, idx), rng)
-        state = where(live, game.step(state, actions), state)
-    return game.winner(state).astype(np.int8)
+    return play_recorded(game, first, second, num_games, rng).winners

@@ -19,17 +19,16 @@ of sample final positions under `positions/`.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
 from gamescale.algorithms.base import ShardTask, StepContext
-from gamescale.algorithms.board.bots import ConnectFourSolverBot, MCTSBot, RandomBot
+from gamescale.algorithms.board.bots import ConnectFourSolverBot, MCTSBot, PlayedGames, RandomBot, play_recorded
 from gamescale.algorithms.board.elo import EloFit, fit_elo
 from gamescale.algorithms.tables import annotate
-from gamescale.envs.board.batch import BatchGame, take, where
+from gamescale.envs.board.batch import BatchGame
 
 CHESS = ("chess", "chess960")
 _MCTS = re.compile(r"mcts(\d+)")
@@ -166,43 +165,6 @@ def round_games(pairs: list[tuple[int, int]], games_per_pair: int) -> np.ndarray
 
 
 # ---------------------------------------------------------------- playing
-
-
-@dataclass(frozen=True)
-class PlayedGames:
-    """`B` finished games of one pairing.
-
-    winners: int8 [B]          0 / 1 (the first / second player), -1 a draw
-    moves:   int64 [B, L]      actions in order, -1 after the end (L = the game's max plies)
-    plies:   int64 [B]         moves played
-    final:   batch state       the final positions
-    """
-
-    winners: np.ndarray
-    moves: np.ndarray
-    plies: np.ndarray
-    final: Any
-
-
-def play_recorded(game: BatchGame, first: Any, second: Any, num_games: int, rng: np.random.Generator) -> PlayedGames:
-    """`num_games` games side by side, `first` moving first, keeping every move."""
-    state = game.init(num_games)
-    moves = np.full((num_games, game.max_plies), -1, np.int64)
-    plies = np.zeros(num_games, np.int64)
-    for ply in range(game.max_plies):
-        live = ~game.done(state)
-        if not live.any():
-            break
-        player = game.to_play(state)
-        actions = np.zeros(num_games, np.int64)
-        for p, bot in enumerate((first, second)):
-            idx = np.flatnonzero(live & (player == p))
-            if len(idx):
-                actions[idx] = bot.act(game, take(state, idx), rng)
-        moves[live, ply] = actions[live]
-        plies += live
-        state = where(live, game.step(state, actions), state)
-    return PlayedGames(game.winner(state).astype(np.int8), moves, plies, state)
 
 
 def _describe(spec: dict[str, Any], played: PlayedGames) -> tuple[list[str], list[str], list[str]]:
