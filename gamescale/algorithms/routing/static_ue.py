@@ -123,13 +123,15 @@ class ShortestPathTrees:
     """Dijkstra trees of origin rows `lo:hi` at given link costs.
 
     dist `[R, G]`, pred `[R, G]` (graph nodes, negative for none); pair_link `[E]`: the link
-    each graph edge (tail, head) pair stands for at these costs (the cheapest of parallel links).
+    each graph edge (tail, head) pair stands for at these costs (the cheapest of parallel links);
+    min_cost: the cheapest edge cost (0: unknown).
     """
 
     lo: int
     dist: np.ndarray
     pred: np.ndarray
     pair_link: np.ndarray
+    min_cost: float = 0.0
 
     def in_links(self, graph: ShortestPathGraph) -> np.ndarray:
         """Tree link into every node `[R, G]` (int64; -1 at the sources and unreached nodes)."""
@@ -160,7 +162,7 @@ def shortest_trees(
     out_ptr = np.searchsorted(graph.pair_tail, np.arange(g + 1))
     matrix = csr_matrix((c[best], graph.pair_head, out_ptr), shape=(g, g))
     dist, pred = dijkstra(matrix, indices=graph.sources[lo:hi], return_predecessors=True)
-    return ShortestPathTrees(lo, dist, pred, best)
+    return ShortestPathTrees(lo, dist, pred, best, float(c[best].min()) if len(best) else 0.0)
 
 
 def shortest_paths(graph: ShortestPathGraph, costs: np.ndarray) -> tuple[np.ndarray, np.ndarray, ShortestPathTrees]:
@@ -216,10 +218,9 @@ def load_origins(graph: ShortestPathGraph, trees: ShortestPathTrees, num_links: 
     """All-or-nothing load of the demand of the origin rows of `trees` on their trees.
 
     Returns (link flows `[L]`, sum of demand x shortest-path cost). The flow on the tree link
-    into a node is the demand of the node's subtree; subtree sums come by pointer doubling,
-    for all trees at once: with `anc` the 2^k-th ancestor of every node and `s` the demand
-    of the descendants less than 2^k hops down, s += (s pushed up to anc), anc = anc[anc];
-    about log2(tree depth) numpy passes, no Python per node or OD pair, no sorting.
+    into a node is the demand of the node's subtree (`subtree_sums`); the subtree sums of all
+    trees are then summed per (node, tree link into it) and mapped to links once
+    (`_tree_link_flows`): no Python per node or OD pair.
     """
     lo, r, g = trees.lo, trees.dist.shape[0], graph.num_graph_nodes
     k0, k1 = int(graph.od_ptr[lo]), int(graph.od_ptr[lo + r])
@@ -227,25 +228,96 @@ def load_origins(graph: ShortestPathGraph, trees: ShortestPathTrees, num_links: 
     sp = trees.dist[rows, dests]
     if not np.all(np.isfinite(sp)):
         raise ValueError("an OD pair has no path at these link costs")
+    s = subtree_sums(trees, np.bincount(rows * g + dests, weights=flow, minlength=r * g))
+    s[np.arange(r) * g + graph.sources[lo : lo + r]] = 0.0  # a source has no tree link into it
+    return _tree_link_flows(graph, trees, s, num_links), float(np.dot(flow, sp))
+
+
+_MAX_BUCKETS = 4096  # distance buckets for the reverse topological order; more: pointer doubling
+
+
+def subtree_sums(trees: ShortestPathTrees, demand: np.ndarray) -> np.ndarray:
+    """Demand of every node's subtree `[R * G]` (row-major (tree, node)), from the demand
+    ending at each node `[R * G]` (overwritten).
+
+    Children are settled by Dijkstra after their parent and at least the cheapest edge cost
+    `c_min` further away, so floor(dist / (0.99 c_min)) is a topological order with few
+    levels (a few hundred on a street grid): one radix sort of the (tree, node) entries by
+    that key, then one vectorised push to the parents per level, from the farthest level in.
+    Where the levels would be too many (zero-cost links), pointer doubling instead."""
+    dist, pred = trees.dist, trees.pred
+    if trees.min_cost > 0:
+        dmax = float(dist.max())
+        finite = np.isfinite(dmax)
+        if not finite:
+            dmax = float(np.max(dist, where=np.isfinite(dist), initial=0.0))
+        inv = 1.0 / (0.99 * trees.min_cost)
+        levels = int(dmax * inv) + 1
+        if levels <= _MAX_BUCKETS:
+            return _subtree_sums_by_level(dist, pred, demand, inv, levels, finite)
+    return _subtree_sums_by_doubling(pred, demand)
+
+
+def _subtree_sums_by_level(
+    dist: np.ndarray, pred: np.ndarray, s: np.ndarray, inv: float, levels: int, finite: bool
+) -> np.ndarray:
+    r, g = pred.shape
+    scaled = dist * inv
+    if not finite:  # unreached nodes: level 0 (with the sources), they push nothing
+        scaled[~np.isfinite(scaled)] = 0.0
+    key = scaled.astype(np.int16).ravel()
+    order = np.argsort(key, kind="stable")  # radix sort: one pass per key byte
+    ends = np.cumsum(np.bincount(key, minlength=levels)).tolist()
+    index = np.int32 if r * g < 2**31 else np.int64
+    parent = (pred.astype(index, copy=False) + (np.arange(r, dtype=index) * g)[:, None]).ravel()
+    for b in range(levels - 1, 0, -1):
+        a, e = ends[b - 1], ends[b]
+        if e > a:
+            at = order[a:e]
+            np.add.at(s, parent[at], s[at])  # several children of one parent in a level
+    return s
+
+
+def _subtree_sums_by_doubling(pred: np.ndarray, demand: np.ndarray) -> np.ndarray:
+    """Subtree sums by pointer doubling, for all trees at once: with `anc` the 2^k-th
+    ancestor of every node and `s` the demand of the descendants less than 2^k hops down,
+    s += (s pushed up to anc), anc = anc[anc]; about log2(tree depth) numpy passes."""
+    r, g = pred.shape
     width = g + 1  # column g of each row: where sources and unreached nodes point (a sink)
     index = np.int32 if r * width < 2**31 else np.int64
     base = (np.arange(r, dtype=index) * width)[:, None]
     sink = base[:, 0] + g
     anc = np.empty((r, width), index)
-    anc[:, :g] = np.where(trees.pred >= 0, trees.pred, g) + base
+    anc[:, :g] = np.where(pred >= 0, pred, g) + base
     anc[:, g] = sink
     anc = anc.ravel()
-    s = np.bincount(rows * width + dests, weights=flow, minlength=r * width)
+    s = np.zeros((r, width))
+    s[:, :g] = demand.reshape(r, g)
+    s = s.ravel()
     while True:
         s += np.bincount(anc, weights=s, minlength=r * width)
         s[sink] = 0.0
         anc = anc[anc]
         if np.array_equal(anc[::width], sink) and np.all(anc.reshape(r, width) == sink[:, None]):
             break
-    in_link = trees.in_links(graph)
+    return s.reshape(r, width)[:, :g].ravel()
+
+
+def _tree_link_flows(graph: ShortestPathGraph, trees: ShortestPathTrees, s: np.ndarray, num_links: int) -> np.ndarray:
+    """Link flows `[L]` of subtree sums `s` `[R * G]` (zero at the sources): each entry's
+    flow goes to the tree link into its node. With the in-neighbour table, the entries are
+    summed per table slot (node, predecessor mod in_mod) and the slots mapped to links once."""
+    g, m = graph.num_graph_nodes, graph.in_mod
+    if m and g * m < 2**31:
+        slot = trees.pred % np.int32(m)  # garbage where there is no predecessor: s is 0 there
+        slot += np.arange(g, dtype=slot.dtype) * slot.dtype.type(m)
+        per_slot = np.bincount(slot.ravel(), weights=s, minlength=g * m)
+        pair = graph.in_table
+        ok = pair >= 0
+        return np.bincount(trees.pair_link[pair[ok]], weights=per_slot[ok], minlength=num_links)
+    in_link = trees.in_links(graph).ravel()
     used = in_link >= 0
-    flows = np.bincount(in_link[used], weights=s.reshape(r, width)[:, :g][used], minlength=num_links)
-    return flows, float(np.dot(flow, sp))
+    return np.bincount(in_link[used], weights=s[used], minlength=num_links)
 
 
 _BLOCK_ENTRIES = 1_500_000  # (origin, node) entries per Dijkstra call when loading: the arrays stay in cache

@@ -4,6 +4,7 @@ the target gap, demand conservation, and identical results however origins are s
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ import pytest
 
 from gamescale.algorithms.base import LocalShardRunner, StepContext, Stop
 from gamescale.algorithms.registry import algorithm_config, build_algorithm
+from gamescale.algorithms.routing import static_ue
 from gamescale.algorithms.routing.static_ue import (
     AUTO_PATH_MAX_OD,
     all_or_nothing,
@@ -147,20 +149,32 @@ def _tree_loads_by_paths(graph, trees, num_links):
     return np.bincount(links, weights=np.repeat(graph.od_flow, np.diff(ptr)), minlength=num_links)
 
 
-@pytest.mark.parametrize("net_name", ["sioux_falls", "grid"])
-def test_tree_loading_matches_path_tracing(net_name):
-    """The all-or-nothing load by subtree sums (pointer doubling, blocks of origins) equals
-    the flows of every traced shortest path, on congested costs; Sioux Falls has zones that
-    may not be crossed, the grid parallel-free 4-neighbour streets."""
+@pytest.mark.parametrize("net_name", ["sioux_falls", "grid", "grid_zones"])
+@pytest.mark.parametrize("loader", ["levels", "doubling", "no_table"])
+def test_tree_loading_matches_path_tracing(net_name, loader, monkeypatch):
+    """The all-or-nothing load by subtree sums (distance levels, or pointer doubling where
+    the levels would be too many; tree links by the in-neighbour table or without one, in
+    blocks of origins) equals the flows of every traced shortest path, on congested costs.
+    Sioux Falls; the grid (parallel-free 4-neighbour streets); the grid whose first 30 nodes
+    are zones that may not be crossed (copy nodes, unreached from other origins)."""
     net = (
         load_network("sioux_falls")
         if net_name == "sioux_falls"
         else grid_network(GridConfig(rows=20, cols=20, zones=40, seed=4))
     )
+    if net_name == "grid_zones":
+        net = dataclasses.replace(net, first_thru_node=30)
     graph = shortest_path_graph(net)
+    if loader == "doubling":
+        monkeypatch.setattr(static_ue, "_MAX_BUCKETS", 0)
+    if loader == "no_table":
+        graph = dataclasses.replace(graph, in_mod=0, in_table=np.zeros(0, np.int64))
     costs = link_cost(net, 0.8 * net.capacity)
+    monkeypatch.setattr(static_ue, "_BLOCK_ENTRIES", 7 * graph.num_graph_nodes)  # several blocks
     flows, sptt = all_or_nothing(graph, costs)
     trees = shortest_trees(graph, costs)
+    if net_name == "grid_zones":
+        assert graph.num_graph_nodes > net.num_nodes and np.isinf(trees.dist).any()
     np.testing.assert_allclose(flows, _tree_loads_by_paths(graph, trees, net.num_links), rtol=1e-12, atol=1e-9)
     assert sptt == pytest.approx(float(np.dot(graph.od_flow, trees.dist[graph.od_row, graph.od_dest])), rel=1e-12)
     assert node_imbalance(net, flows) < 1e-12
