@@ -25,7 +25,7 @@ from scipy.sparse.csgraph import dijkstra
 
 from gamescale.algorithms.base import LearnerSpec, LocalShardRunner, State, StepContext, Stop, make_shard_tasks
 from gamescale.algorithms.tables import annotate
-from gamescale.envs.routing.network import Network, link_cost, link_cost_derivative
+from gamescale.envs.routing.network import Network, link_cost
 
 _MIN_COST = 1e-12  # dijkstra needs strictly positive weights; zero-cost links get this
 _NEW_PATH_TOL = 1e-12  # a shortest path joins a path set only if cheaper than all its paths by this (relative)
@@ -341,20 +341,72 @@ def all_or_nothing(
     return flows, sptt
 
 
-def beckmann_line_search(net: Network, x: np.ndarray, d: np.ndarray, iters: int = 40) -> float:
-    """Step in [0, 1] minimising the Beckmann objective along x + s d (bisection on its slope)."""
-    lo, hi = 0.0, 1.0
-    if np.dot(link_cost(net, x), d) >= 0:  # not a descent direction
+@dataclass(frozen=True)
+class BprCosts:
+    """BPR link costs t(x) = fft + coef x^p and slopes t'(x) = p coef x^(p-1), with
+    coef = congestion_time / capacity^p; where every link has the same integer power
+    p >= 1 (4 in most cities) x^p is p - 1 multiplications instead of a `pow` per link."""
+
+    fft: np.ndarray
+    coef: np.ndarray
+    power: np.ndarray
+    int_power: int  # 0: mixed or fractional powers
+
+    @staticmethod
+    def of(net: Network) -> BprCosts:
+        p = np.asarray(net.power, np.float64)
+        uniform = len(p) > 0 and np.all(p == p[0]) and float(p[0]).is_integer() and 1 <= p[0] <= 8
+        coef = net.congestion_time / net.capacity**p
+        return BprCosts(net.free_flow_time, coef, p, int(p[0]) if uniform else 0)
+
+    def _pow(self, x: np.ndarray, k: int) -> np.ndarray:
+        out = x.copy() if k >= 1 else np.ones_like(x)
+        for _ in range(k - 1):
+            out *= x
+        return out
+
+    def cost(self, flow: np.ndarray) -> np.ndarray:
+        x = np.maximum(flow, 0.0)
+        if self.int_power:
+            return self.fft + self.coef * self._pow(x, self.int_power)
+        return self.fft + self.coef * x**self.power
+
+    def cost_and_slope(self, flow: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        x = np.maximum(flow, 0.0)
+        if self.int_power:
+            low = self._pow(x, self.int_power - 1)
+            return self.fft + self.coef * low * x, (self.int_power * self.coef) * low
+        with np.errstate(divide="ignore", invalid="ignore"):
+            low = x ** (self.power - 1.0)
+            slope = np.nan_to_num(self.power * self.coef * low, nan=0.0, posinf=0.0)
+        return self.fft + self.coef * x**self.power, slope
+
+
+def beckmann_line_search(net: Network | BprCosts, x: np.ndarray, d: np.ndarray, iters: int = 40) -> float:
+    """Step in [0, 1] minimising the Beckmann objective along x + s d: safeguarded Newton
+    on its slope t(x + s d) . d (convex: the slope rises), bisecting where Newton would
+    leave the bracket; stops when the step moves by less than 1e-13."""
+    bpr = net if isinstance(net, BprCosts) else BprCosts.of(net)
+    g0 = float(np.dot(bpr.cost(x), d))
+    if g0 >= 0:  # not a descent direction
         return 0.0
-    if np.dot(link_cost(net, x + d), d) <= 0:
+    if float(np.dot(bpr.cost(x + d), d)) <= 0:
         return 1.0
+    lo, hi, a = 0.0, 1.0, 0.5
     for _ in range(iters):
-        mid = 0.5 * (lo + hi)
-        if np.dot(link_cost(net, x + mid * d), d) > 0:
-            hi = mid
+        t, slope = bpr.cost_and_slope(x + a * d)
+        g, h = float(np.dot(t, d)), float(np.dot(slope * d, d))
+        if g > 0:
+            hi = a
         else:
-            lo = mid
-    return 0.5 * (lo + hi)
+            lo = a
+        nxt = a - g / h if h > 0 else 0.5 * (lo + hi)
+        if not lo < nxt < hi:
+            nxt = 0.5 * (lo + hi)
+        if abs(nxt - a) < 1e-13 or hi - lo < 1e-13:
+            return nxt
+        a = nxt
+    return a
 
 
 def gap_and_tstt(net: Network, x: np.ndarray, sptt: float) -> tuple[float, float]:
@@ -550,6 +602,7 @@ class StaticUserEquilibrium(_StaticUEBase):
             raise ValueError(f"unknown Frank-Wolfe mode {self.mode!r}")
         self.target_gap = target_gap
         self.graph = shortest_path_graph(network)
+        self.bpr = BprCosts.of(network)
 
     def init(self, seed: int) -> State:
         zeros = np.zeros(self.network.num_links)
@@ -573,12 +626,11 @@ class StaticUserEquilibrium(_StaticUEBase):
         """The search target s (the step goes from x toward s): bi-conjugate, else conjugate,
         else the all-or-nothing load y, whichever comes first that is a descent direction
         (t(x) . (s - x) < 0; y always is unless x is an equilibrium)."""
-        net, it = self.network, int(state["iteration"])
+        it = int(state["iteration"])
         x, y, s1, s2, tau = state["flows"], state["aon"], state["s1"], state["s2"], float(state["last_step"])
         if self.mode == "frank_wolfe" or it <= 1 or not 0.0 < tau < 1.0 - 1e-9:
             return y  # after a zero or full step x sits on s1: no conjugate information, restart from FW
-        h = link_cost_derivative(net, x)
-        t = link_cost(net, x)
+        t, h = self.bpr.cost_and_slope(x)
         descent = np.dot(t, y - x)
         if self.mode == "biconjugate" and it > 2:
             d1 = s1 - x  # the last direction
@@ -609,10 +661,12 @@ class StaticUserEquilibrium(_StaticUEBase):
             target, step = x, 1.0
         else:
             target = self._direction(state)
-            step = beckmann_line_search(net, state["flows"], target - state["flows"])
+            step = beckmann_line_search(self.bpr, state["flows"], target - state["flows"])
             x = state["flows"] + step * (target - state["flows"])
-        y, sptt = self._aon(ctx, link_cost(net, x))
-        gap, tstt = gap_and_tstt(net, x, sptt)
+        t = self.bpr.cost(x)
+        y, sptt = self._aon(ctx, t)
+        tstt = float(np.dot(x, t))
+        gap = 1.0 - sptt / tstt if tstt > 0 else 0.0
         state = {
             "flows": x, "aon": y, "s1": target, "s2": state["s1"], "last_step": step,
             "relative_gap": gap, "tstt": tstt, "iteration": int(state["iteration"]) + 1,

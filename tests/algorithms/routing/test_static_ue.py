@@ -27,7 +27,7 @@ from gamescale.algorithms.routing.static_ue import (
 )
 from gamescale.envs.registry import make_env
 from gamescale.envs.routing.grid import GridConfig, grid_network
-from gamescale.envs.routing.network import link_cost, load_network
+from gamescale.envs.routing.network import link_cost, link_cost_derivative, load_network
 
 # Best-known Sioux Falls UE (TransportationNetworks SiouxFalls_flow.tntp, gap ~1e-14):
 # TSTT = 7,480,225 (vehicle-hours x 100, or vehicle-minutes read as minutes)
@@ -384,3 +384,25 @@ def test_experiment_stops_at_target_with_tables_skims_and_map(tmp_path):
     od = pq.read_table(run.dir / "od_costs.parquet")
     assert od.column_names == ["origin", "destination", "demand", "cost"] and od.num_rows == 528
     assert (run.dir / "plots" / "voc_map.png").stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("powers", ["uniform", "mixed"])
+def test_bpr_costs_and_exact_line_search(powers):
+    """BprCosts (integer-power fast path, and mixed powers incl. 0 and fractional) equals
+    link_cost / link_cost_derivative; the Newton line search lands where the slope of the
+    Beckmann objective changes sign."""
+    net = load_network("sioux_falls")
+    if powers == "mixed":
+        net = dataclasses.replace(net, power=np.resize([0.0, 1.0, 2.5, 4.0], net.num_links))
+    bpr = static_ue.BprCosts.of(net)
+    assert (bpr.int_power == 4) == (powers == "uniform")
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 2, net.num_links) * net.capacity
+    t, slope = bpr.cost_and_slope(x)
+    np.testing.assert_allclose(bpr.cost(x), link_cost(net, x), rtol=1e-13)
+    np.testing.assert_allclose(t, link_cost(net, x), rtol=1e-13)
+    np.testing.assert_allclose(slope, link_cost_derivative(net, x), rtol=1e-12)
+    d = all_or_nothing(shortest_path_graph(net), t)[0] - x  # toward the all-or-nothing load: descent
+    a = static_ue.beckmann_line_search(net, x, d)
+    assert 0 < a < 1
+    assert np.dot(link_cost(net, x + (a - 1e-9) * d), d) <= 0 <= np.dot(link_cost(net, x + (a + 1e-9) * d), d)
