@@ -674,6 +674,100 @@ class StaticUserEquilibrium(_StaticUEBase):
         return state, {"relative_gap": gap, "tstt": tstt, "step": step}
 
 
+class SimplicialDecomposition(StaticUserEquilibrium):
+    """Restricted simplicial decomposition (Hearn, Lawphongpanich & Ventura 1987) for the
+    static UE: the flows are a convex combination of stored all-or-nothing loads (the
+    columns, at most `max_columns`); each iteration adds the newest load as a column, then
+    re-balances the weights on the stored columns (the master problem) before the next
+    all-or-nothing load. The master is solved like a path-based step with the columns as
+    paths: all columns move weight toward the cheapest one at once, (g_j - g_best) /
+    ((y_best - y_j)' diag(t') (y_best - y_j)) of it (Newton, clipped to the weight held),
+    scaled by an exact Beckmann line search; at most `master_moves` moves, fewer once the
+    excess cost sum_j w_j (g_j - g_best) is below `master_tolerance` x the last gap x TSTT.
+    A full column store drops its oldest unused column, else restarts from the current
+    flows as one column. Same shards and all-or-nothing loads as the Frank-Wolfe family
+    (one per iteration), so identical for 1 and N workers.
+
+    State: flows `[L]`, aon `[L]` (all-or-nothing load at their costs: the next column),
+    columns `[k, L]`, weights `[k]`, relative_gap, tstt, iteration.
+    """
+
+    max_columns = 30
+    master_moves = 30
+    master_tolerance = 0.05
+
+    def __init__(self, network: Network, max_iterations: int = 200, target_gap: float = 0.0):
+        super().__init__(network, max_iterations=max_iterations, target_gap=target_gap, mode="frank_wolfe")
+
+    def init(self, seed: int) -> State:
+        zeros = np.zeros(self.network.num_links)
+        return {
+            "flows": zeros, "aon": zeros, "columns": np.zeros((0, len(zeros))), "weights": np.zeros(0),
+            "relative_gap": 1.0, "tstt": 0.0, "iteration": 0,
+        }  # fmt: skip
+
+    def _add_column(self, cols: np.ndarray, w: np.ndarray, y: np.ndarray, x: np.ndarray):
+        if len(cols) >= self.max_columns:
+            unused = np.flatnonzero(w <= 0)
+            if len(unused):
+                keep = np.ones(len(w), bool)
+                keep[unused[0]] = False
+                cols, w = cols[keep], w[keep]
+            else:  # every column carries weight: restart from the flows as one column
+                cols, w = x[None, :], np.ones(1)
+        return np.vstack([cols, y[None, :]]), np.append(w, 0.0)
+
+    def _master(self, cols: np.ndarray, w: np.ndarray, last_gap: float) -> tuple[np.ndarray, np.ndarray]:
+        """Re-balance the column weights (see the class docstring); returns (weights, flows)."""
+        bpr = self.bpr
+        w = w / w.sum()
+        x = w @ cols
+        for _ in range(self.master_moves):
+            t, slope = bpr.cost_and_slope(x)
+            g = cols @ t
+            best = int(np.argmin(g))
+            excess = float(np.dot(w, g) - g[best])
+            if excess <= self.master_tolerance * last_gap * float(np.dot(x, t)):
+                break
+            act = np.flatnonzero(w > 0)
+            act = act[act != best]
+            if not len(act):
+                break
+            diff = cols[best] - cols[act]  # [a, L]
+            curv = (diff * diff) @ slope
+            with np.errstate(divide="ignore", invalid="ignore"):
+                shift = np.where(curv > 0, np.minimum(w[act], (g[act] - g[best]) / curv), w[act])
+            dw = np.zeros(len(w))
+            dw[act] = -shift
+            dw[best] = shift.sum()
+            d = dw @ cols
+            step = beckmann_line_search(bpr, x, d)
+            if step <= 0:
+                break
+            w = np.maximum(w + step * dw, 0.0)
+            x = x + step * d
+        return w, x
+
+    def step(self, state: State, ctx: StepContext | None = None) -> tuple[State, dict[str, float]]:
+        if self._finished(state):
+            return state, {"relative_gap": state["relative_gap"], "tstt": state["tstt"]}
+        if int(state["iteration"]) == 0:  # all demand on the free-flow shortest paths
+            x, _ = self._aon(ctx, self.network.free_flow_time)
+            cols, w = x[None, :], np.ones(1)
+        else:
+            cols, w = self._add_column(state["columns"], state["weights"], state["aon"], state["flows"])
+            w, x = self._master(cols, w, float(state["relative_gap"]))
+        t = self.bpr.cost(x)
+        y, sptt = self._aon(ctx, t)
+        tstt = float(np.dot(x, t))
+        gap = 1.0 - sptt / tstt if tstt > 0 else 0.0
+        state = {
+            "flows": x, "aon": y, "columns": cols, "weights": w,
+            "relative_gap": gap, "tstt": tstt, "iteration": int(state["iteration"]) + 1,
+        }  # fmt: skip
+        return state, {"relative_gap": gap, "tstt": tstt, "columns": float(len(w))}
+
+
 @dataclass(frozen=True)
 class _OriginPaths:
     """The multi-path OD pairs of one origin, fixed for one step.
@@ -950,7 +1044,10 @@ class PathGradientProjection(_StaticUEBase):
         return state, {"relative_gap": gap, "tstt": tstt, "paths": float(len(od)), "sweeps": float(sweeps)}
 
 
-METHODS = ("auto", "gradient_projection", "biconjugate_frank_wolfe", "conjugate_frank_wolfe", "frank_wolfe")
+METHODS = (
+    "auto", "gradient_projection", "simplicial_decomposition", "biconjugate_frank_wolfe", "conjugate_frank_wolfe",
+    "frank_wolfe",
+)  # fmt: skip
 AUTO_PATH_MAX_OD = 250_000  # `auto`: path sets for at most this many OD pairs, bi-conjugate FW above
 
 
@@ -975,6 +1072,8 @@ def make_solver(
         method = auto_method(network)
     if method == "gradient_projection":
         return PathGradientProjection(network, max_iterations, target_gap, inner_iterations, inner_tolerance)
+    if method == "simplicial_decomposition":
+        return SimplicialDecomposition(network, max_iterations=max_iterations, target_gap=target_gap)
     modes = {
         "biconjugate_frank_wolfe": "biconjugate",
         "conjugate_frank_wolfe": "conjugate",
