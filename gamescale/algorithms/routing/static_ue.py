@@ -148,21 +148,46 @@ class ShortestPathTrees:
         return out
 
 
-def shortest_trees(
-    graph: ShortestPathGraph, costs: np.ndarray, lo: int = 0, hi: int | None = None
-) -> ShortestPathTrees:
-    """Dijkstra from the sources of origin rows `lo:hi` at link `costs` `[L]`."""
-    hi = len(graph.sources) if hi is None else hi
+@dataclass(frozen=True)
+class CostGraph:
+    """The graph at given link costs, ready for Dijkstra: matrix (CSR `[G, G]`), best `[E]`
+    (the link of each edge pair: the cheapest of parallel links), min_cost (cheapest edge)."""
+
+    matrix: csr_matrix
+    best: np.ndarray
+    min_cost: float
+
+
+def cost_graph(graph: ShortestPathGraph, costs: np.ndarray) -> CostGraph:
+    """`CostGraph` at link `costs` `[L]` (built once per cost vector, shared by the blocks)."""
     g = graph.num_graph_nodes
     c = np.maximum(costs, _MIN_COST)
-    order = np.lexsort((c, graph.pair_of_link))
-    first = np.ones(len(order), bool)
-    first[1:] = graph.pair_of_link[order][1:] != graph.pair_of_link[order][:-1]
-    best = order[first]  # the cheapest link of each pair, in pair order (= CSR order)
+    if len(graph.pair_tail) == len(c):  # no parallel links: pair k is link order[k]
+        best = np.empty(len(c), np.int64)
+        best[graph.pair_of_link] = np.arange(len(c))
+    else:
+        order = np.lexsort((c, graph.pair_of_link))
+        first = np.ones(len(order), bool)
+        first[1:] = graph.pair_of_link[order][1:] != graph.pair_of_link[order][:-1]
+        best = order[first]  # the cheapest link of each pair, in pair order (= CSR order)
     out_ptr = np.searchsorted(graph.pair_tail, np.arange(g + 1))
     matrix = csr_matrix((c[best], graph.pair_head, out_ptr), shape=(g, g))
-    dist, pred = dijkstra(matrix, indices=graph.sources[lo:hi], return_predecessors=True)
-    return ShortestPathTrees(lo, dist, pred, best, float(c[best].min()) if len(best) else 0.0)
+    return CostGraph(matrix, best, float(c[best].min()) if len(best) else 0.0)
+
+
+def shortest_trees(
+    graph: ShortestPathGraph,
+    costs: np.ndarray,
+    lo: int = 0,
+    hi: int | None = None,
+    at: CostGraph | None = None,
+) -> ShortestPathTrees:
+    """Dijkstra from the sources of origin rows `lo:hi` at link `costs` `[L]` (`at`: the
+    `cost_graph` of these costs, if already built)."""
+    hi = len(graph.sources) if hi is None else hi
+    at = at or cost_graph(graph, costs)
+    dist, pred = dijkstra(at.matrix, indices=graph.sources[lo:hi], return_predecessors=True)
+    return ShortestPathTrees(lo, dist, pred, at.best, at.min_cost)
 
 
 def shortest_paths(graph: ShortestPathGraph, costs: np.ndarray) -> tuple[np.ndarray, np.ndarray, ShortestPathTrees]:
@@ -334,8 +359,11 @@ def all_or_nothing(
     hi = len(graph.sources) if hi is None else hi
     step = max(1, _BLOCK_ENTRIES // graph.num_graph_nodes)
     flows, sptt = np.zeros(len(costs)), 0.0
+    at = cost_graph(graph, costs)
     for a in range(lo, hi, step):
-        block_flows, block_sptt = load_origins(graph, shortest_trees(graph, costs, a, min(a + step, hi)), len(costs))
+        block_flows, block_sptt = load_origins(
+            graph, shortest_trees(graph, costs, a, min(a + step, hi), at), len(costs)
+        )
         flows += block_flows
         sptt += block_sptt
     return flows, sptt
