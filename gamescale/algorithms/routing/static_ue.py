@@ -512,6 +512,17 @@ def _column(batches: list[pa.RecordBatch], name: str) -> pa.Array:
 
 # ----------------------------------------------------------------------------- solvers
 
+_BLAS: list[Any] = []  # the threadpoolctl controller, made on first use (it scans the loaded libraries)
+
+
+def _one_blas_thread() -> Any:
+    """Context manager: BLAS limited to one thread inside it."""
+    if not _BLAS:
+        from threadpoolctl import ThreadpoolController
+
+        _BLAS.append(ThreadpoolController())
+    return _BLAS[0].limit(limits=1, user_api="blas")
+
 
 class _StaticUEBase:
     """What every static UE solver shares: stopping, summary, output tables."""
@@ -523,6 +534,16 @@ class _StaticUEBase:
 
     def learner_specs(self) -> dict[str, LearnerSpec]:
         return {}
+
+    def step(self, state: State, ctx: StepContext | None = None) -> tuple[State, dict[str, float]]:
+        """One solver iteration (`_step`), with BLAS on one thread: its dot and matrix-vector
+        products are a few hundred thousand numbers, and OpenBLAS threads that spin-wait
+        for a busy core made them 7x slower on a shared 2-core machine."""
+        with _one_blas_thread():
+            return self._step(state, ctx)
+
+    def _step(self, state: State, ctx: StepContext | None = None) -> tuple[State, dict[str, float]]:
+        raise NotImplementedError
 
     def _finished(self, state: State) -> bool:
         return state["iteration"] >= self.max_iterations or (
@@ -680,7 +701,7 @@ class StaticUserEquilibrium(_StaticUEBase):
         s = alpha * s1 + (1.0 - alpha) * y
         return s if np.dot(t, s - x) < 0 or descent >= 0 else y
 
-    def step(self, state: State, ctx: StepContext | None = None) -> tuple[State, dict[str, float]]:
+    def _step(self, state: State, ctx: StepContext | None = None) -> tuple[State, dict[str, float]]:
         net = self.network
         if self._finished(state):
             return state, {"relative_gap": state["relative_gap"], "tstt": state["tstt"]}
@@ -750,6 +771,7 @@ class SimplicialDecomposition(StaticUserEquilibrium):
         bpr = self.bpr
         w = w / w.sum()
         x = w @ cols
+        squares = cols * cols  # (y_b - y_j)^2 . t' = y_b^2 . t' - 2 y_j . (y_b t') + y_j^2 . t'
         for _ in range(self.master_moves):
             t, slope = bpr.cost_and_slope(x)
             g = cols @ t
@@ -761,8 +783,8 @@ class SimplicialDecomposition(StaticUserEquilibrium):
             act = act[act != best]
             if not len(act):
                 break
-            diff = cols[best] - cols[act]  # [a, L]
-            curv = (diff * diff) @ slope
+            sq = squares @ slope
+            curv = (sq[act] + sq[best]) - 2.0 * (cols @ (cols[best] * slope))[act]
             with np.errstate(divide="ignore", invalid="ignore"):
                 shift = np.where(curv > 0, np.minimum(w[act], (g[act] - g[best]) / curv), w[act])
             dw = np.zeros(len(w))
@@ -776,7 +798,7 @@ class SimplicialDecomposition(StaticUserEquilibrium):
             x = x + step * d
         return w, x
 
-    def step(self, state: State, ctx: StepContext | None = None) -> tuple[State, dict[str, float]]:
+    def _step(self, state: State, ctx: StepContext | None = None) -> tuple[State, dict[str, float]]:
         if self._finished(state):
             return state, {"relative_gap": state["relative_gap"], "tstt": state["tstt"]}
         if int(state["iteration"]) == 0:  # all demand on the free-flow shortest paths
@@ -1019,7 +1041,7 @@ class PathGradientProjection(_StaticUEBase):
             sweeps += 1
         return f, sweeps
 
-    def step(self, state: State, ctx: StepContext | None = None) -> tuple[State, dict[str, float]]:
+    def _step(self, state: State, ctx: StepContext | None = None) -> tuple[State, dict[str, float]]:
         net, graph = self.network, self.graph
         if self._finished(state):
             return state, {"relative_gap": state["relative_gap"], "tstt": state["tstt"]}
