@@ -13,7 +13,7 @@ class StaticUEConfig(AlgorithmConfig):
     """Static user equilibrium; one step = one solver iteration (no-op once done).
 
     method: auto (default: gradient_projection for at most 250,000 OD pairs with demand,
-      biconjugate_frank_wolfe above, see `static_ue.auto_method`), gradient_projection
+      simplicial_decomposition above, see `static_ue.auto_method`), gradient_projection
       (path-based), simplicial_decomposition (restricted, on stored all-or-nothing loads),
       biconjugate_frank_wolfe, conjugate_frank_wolfe, frank_wolfe.
     target_gap: the run stops at the first iteration whose relative gap is at or below it

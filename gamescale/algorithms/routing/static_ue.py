@@ -1098,15 +1098,15 @@ METHODS = (
     "auto", "gradient_projection", "simplicial_decomposition", "biconjugate_frank_wolfe", "conjugate_frank_wolfe",
     "frank_wolfe",
 )  # fmt: skip
-AUTO_PATH_MAX_OD = 250_000  # `auto`: path sets for at most this many OD pairs, bi-conjugate FW above
+AUTO_PATH_MAX_OD = 250_000  # `auto`: path sets for at most this many OD pairs, simplicial decomposition above
 
 
 def auto_method(network: Network) -> str:
     """`auto`'s choice: gradient_projection (few iterations, path sets in memory) for at most
-    AUTO_PATH_MAX_OD OD pairs with demand, biconjugate_frank_wolfe (work per origin, not per
+    AUTO_PATH_MAX_OD OD pairs with demand, simplicial_decomposition (work per origin, not per
     OD pair and path) for denser demand."""
     num_od = int(np.count_nonzero(network.demand.flow > 0))
-    return "gradient_projection" if num_od <= AUTO_PATH_MAX_OD else "biconjugate_frank_wolfe"
+    return "gradient_projection" if num_od <= AUTO_PATH_MAX_OD else "simplicial_decomposition"
 
 
 def make_solver(

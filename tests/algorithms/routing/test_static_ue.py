@@ -188,7 +188,7 @@ def test_tree_loading_matches_path_tracing(net_name, loader, monkeypatch):
 def test_auto_picks_paths_for_sparse_demand_and_biconjugate_fw_for_dense():
     assert auto_method(load_network("sioux_falls")) == "gradient_projection"
     dense = grid_network(GridConfig(rows=114, cols=114, zones=865, trips_per_zone=500.0))
-    assert dense.demand.num_od > AUTO_PATH_MAX_OD and auto_method(dense) == "biconjugate_frank_wolfe"
+    assert dense.demand.num_od > AUTO_PATH_MAX_OD and auto_method(dense) == "simplicial_decomposition"
 
 
 # ----------------------------------------------------------------------------- stopping
@@ -325,9 +325,9 @@ def test_grid_of_10000_nodes_reaches_1e_4_identically_with_1_and_2_workers(ray_c
 
 
 @pytest.mark.slow
-def test_dense_grid_runs_biconjugate_fw_to_1e_4_identically_with_1_and_2_workers(ray_cluster):
+def test_dense_grid_runs_simplicial_decomposition_to_1e_4_identically_with_1_and_2_workers(ray_cluster):
     """A grid city with dense demand (60 x 60, 600 zones, 359,400 OD pairs): `auto` picks
-    bi-conjugate FW, whose all-or-nothing shards give the same flows through 2 Ray actors
+    simplicial decomposition, whose all-or-nothing shards give the same flows through 2 Ray actors
     as in process, bit for bit; it reaches 1e-4 (checked independently) with demand
     conserved, and agrees with gradient projection's TSTT."""
     from gamescale.framework.actors import RolloutPool
@@ -336,7 +336,7 @@ def test_dense_grid_runs_biconjugate_fw_to_1e_4_identically_with_1_and_2_workers
     net = make_env("routing_network", net="grid", grid=grid)
     assert net.demand.num_od > AUTO_PATH_MAX_OD
     solver = make_solver(net, "auto", max_iterations=400, target_gap=1e-4)
-    assert solver.mode == "biconjugate"
+    assert isinstance(solver, static_ue.SimplicialDecomposition)
     pool = RolloutPool({"name": "routing_network", "net": "grid", "grid": grid}, 2)
     try:
         local, remote = solver.init(0), solver.init(0)
