@@ -89,7 +89,7 @@ def peak_rss_mb() -> float:
 
 
 def gamescale_static_ue(case: str, workers: int, max_seconds: float) -> dict:
-    """Default solver (`auto`: gradient projection, or bi-conjugate FW for dense demand) from solver set-up until each gap in GAPS is
+    """Default solver (`auto`: gradient projection, or simplicial decomposition for dense demand) from solver set-up until each gap in GAPS is
     first reached: seconds, iterations, TSTT; `workers` > 1 sends the shortest-path shards
     to Ray rollout actors (actors started and warmed before the clock starts)."""
     from gamescale.algorithms.base import LocalShardRunner, StepContext

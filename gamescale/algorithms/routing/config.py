@@ -13,8 +13,9 @@ class StaticUEConfig(AlgorithmConfig):
     """Static user equilibrium; one step = one solver iteration (no-op once done).
 
     method: auto (default: gradient_projection for at most 250,000 OD pairs with demand,
-      biconjugate_frank_wolfe above, see `static_ue.auto_method`), gradient_projection
-      (path-based), biconjugate_frank_wolfe, conjugate_frank_wolfe, frank_wolfe.
+      simplicial_decomposition above, see `static_ue.auto_method`), gradient_projection
+      (path-based), simplicial_decomposition (restricted, on stored all-or-nothing loads),
+      biconjugate_frank_wolfe, conjugate_frank_wolfe, frank_wolfe.
     target_gap: the run stops at the first iteration whose relative gap is at or below it
       (0: never); max_iterations: it stops after this many iterations in any case.
     inner_iterations, inner_tolerance (gradient_projection): at most this many sweeps over
@@ -25,7 +26,12 @@ class StaticUEConfig(AlgorithmConfig):
     name: str = "static_user_equilibrium"
     max_iterations: int = Field(default=200, ge=0)
     method: Literal[
-        "auto", "gradient_projection", "biconjugate_frank_wolfe", "conjugate_frank_wolfe", "frank_wolfe"
+        "auto",
+        "gradient_projection",
+        "simplicial_decomposition",
+        "biconjugate_frank_wolfe",
+        "conjugate_frank_wolfe",
+        "frank_wolfe",
     ] = "auto"
     target_gap: float = Field(default=0.0, ge=0)
     inner_iterations: int = Field(default=10, ge=1)

@@ -25,7 +25,7 @@ from scipy.sparse.csgraph import dijkstra
 
 from gamescale.algorithms.base import LearnerSpec, LocalShardRunner, State, StepContext, Stop, make_shard_tasks
 from gamescale.algorithms.tables import annotate
-from gamescale.envs.routing.network import Network, link_cost, link_cost_derivative
+from gamescale.envs.routing.network import Network, link_cost
 
 _MIN_COST = 1e-12  # dijkstra needs strictly positive weights; zero-cost links get this
 _NEW_PATH_TOL = 1e-12  # a shortest path joins a path set only if cheaper than all its paths by this (relative)
@@ -123,13 +123,15 @@ class ShortestPathTrees:
     """Dijkstra trees of origin rows `lo:hi` at given link costs.
 
     dist `[R, G]`, pred `[R, G]` (graph nodes, negative for none); pair_link `[E]`: the link
-    each graph edge (tail, head) pair stands for at these costs (the cheapest of parallel links).
+    each graph edge (tail, head) pair stands for at these costs (the cheapest of parallel links);
+    min_cost: the cheapest edge cost (0: unknown).
     """
 
     lo: int
     dist: np.ndarray
     pred: np.ndarray
     pair_link: np.ndarray
+    min_cost: float = 0.0
 
     def in_links(self, graph: ShortestPathGraph) -> np.ndarray:
         """Tree link into every node `[R, G]` (int64; -1 at the sources and unreached nodes)."""
@@ -146,21 +148,46 @@ class ShortestPathTrees:
         return out
 
 
-def shortest_trees(
-    graph: ShortestPathGraph, costs: np.ndarray, lo: int = 0, hi: int | None = None
-) -> ShortestPathTrees:
-    """Dijkstra from the sources of origin rows `lo:hi` at link `costs` `[L]`."""
-    hi = len(graph.sources) if hi is None else hi
+@dataclass(frozen=True)
+class CostGraph:
+    """The graph at given link costs, ready for Dijkstra: matrix (CSR `[G, G]`), best `[E]`
+    (the link of each edge pair: the cheapest of parallel links), min_cost (cheapest edge)."""
+
+    matrix: csr_matrix
+    best: np.ndarray
+    min_cost: float
+
+
+def cost_graph(graph: ShortestPathGraph, costs: np.ndarray) -> CostGraph:
+    """`CostGraph` at link `costs` `[L]` (built once per cost vector, shared by the blocks)."""
     g = graph.num_graph_nodes
     c = np.maximum(costs, _MIN_COST)
-    order = np.lexsort((c, graph.pair_of_link))
-    first = np.ones(len(order), bool)
-    first[1:] = graph.pair_of_link[order][1:] != graph.pair_of_link[order][:-1]
-    best = order[first]  # the cheapest link of each pair, in pair order (= CSR order)
+    if len(graph.pair_tail) == len(c):  # no parallel links: pair k is link order[k]
+        best = np.empty(len(c), np.int64)
+        best[graph.pair_of_link] = np.arange(len(c))
+    else:
+        order = np.lexsort((c, graph.pair_of_link))
+        first = np.ones(len(order), bool)
+        first[1:] = graph.pair_of_link[order][1:] != graph.pair_of_link[order][:-1]
+        best = order[first]  # the cheapest link of each pair, in pair order (= CSR order)
     out_ptr = np.searchsorted(graph.pair_tail, np.arange(g + 1))
     matrix = csr_matrix((c[best], graph.pair_head, out_ptr), shape=(g, g))
-    dist, pred = dijkstra(matrix, indices=graph.sources[lo:hi], return_predecessors=True)
-    return ShortestPathTrees(lo, dist, pred, best)
+    return CostGraph(matrix, best, float(c[best].min()) if len(best) else 0.0)
+
+
+def shortest_trees(
+    graph: ShortestPathGraph,
+    costs: np.ndarray,
+    lo: int = 0,
+    hi: int | None = None,
+    at: CostGraph | None = None,
+) -> ShortestPathTrees:
+    """Dijkstra from the sources of origin rows `lo:hi` at link `costs` `[L]` (`at`: the
+    `cost_graph` of these costs, if already built)."""
+    hi = len(graph.sources) if hi is None else hi
+    at = at or cost_graph(graph, costs)
+    dist, pred = dijkstra(at.matrix, indices=graph.sources[lo:hi], return_predecessors=True)
+    return ShortestPathTrees(lo, dist, pred, at.best, at.min_cost)
 
 
 def shortest_paths(graph: ShortestPathGraph, costs: np.ndarray) -> tuple[np.ndarray, np.ndarray, ShortestPathTrees]:
@@ -216,10 +243,9 @@ def load_origins(graph: ShortestPathGraph, trees: ShortestPathTrees, num_links: 
     """All-or-nothing load of the demand of the origin rows of `trees` on their trees.
 
     Returns (link flows `[L]`, sum of demand x shortest-path cost). The flow on the tree link
-    into a node is the demand of the node's subtree; subtree sums come by pointer doubling,
-    for all trees at once: with `anc` the 2^k-th ancestor of every node and `s` the demand
-    of the descendants less than 2^k hops down, s += (s pushed up to anc), anc = anc[anc];
-    about log2(tree depth) numpy passes, no Python per node or OD pair, no sorting.
+    into a node is the demand of the node's subtree (`subtree_sums`); the subtree sums of all
+    trees are then summed per (node, tree link into it) and mapped to links once
+    (`_tree_link_flows`): no Python per node or OD pair.
     """
     lo, r, g = trees.lo, trees.dist.shape[0], graph.num_graph_nodes
     k0, k1 = int(graph.od_ptr[lo]), int(graph.od_ptr[lo + r])
@@ -227,25 +253,96 @@ def load_origins(graph: ShortestPathGraph, trees: ShortestPathTrees, num_links: 
     sp = trees.dist[rows, dests]
     if not np.all(np.isfinite(sp)):
         raise ValueError("an OD pair has no path at these link costs")
+    s = subtree_sums(trees, np.bincount(rows * g + dests, weights=flow, minlength=r * g))
+    s[np.arange(r) * g + graph.sources[lo : lo + r]] = 0.0  # a source has no tree link into it
+    return _tree_link_flows(graph, trees, s, num_links), float(np.dot(flow, sp))
+
+
+_MAX_BUCKETS = 4096  # distance buckets for the reverse topological order; more: pointer doubling
+
+
+def subtree_sums(trees: ShortestPathTrees, demand: np.ndarray) -> np.ndarray:
+    """Demand of every node's subtree `[R * G]` (row-major (tree, node)), from the demand
+    ending at each node `[R * G]` (overwritten).
+
+    Children are settled by Dijkstra after their parent and at least the cheapest edge cost
+    `c_min` further away, so floor(dist / (0.99 c_min)) is a topological order with few
+    levels (a few hundred on a street grid): one radix sort of the (tree, node) entries by
+    that key, then one vectorised push to the parents per level, from the farthest level in.
+    Where the levels would be too many (zero-cost links), pointer doubling instead."""
+    dist, pred = trees.dist, trees.pred
+    if trees.min_cost > 0:
+        dmax = float(dist.max())
+        finite = np.isfinite(dmax)
+        if not finite:
+            dmax = float(np.max(dist, where=np.isfinite(dist), initial=0.0))
+        inv = 1.0 / (0.99 * trees.min_cost)
+        levels = int(dmax * inv) + 1
+        if levels <= _MAX_BUCKETS:
+            return _subtree_sums_by_level(dist, pred, demand, inv, levels, finite)
+    return _subtree_sums_by_doubling(pred, demand)
+
+
+def _subtree_sums_by_level(
+    dist: np.ndarray, pred: np.ndarray, s: np.ndarray, inv: float, levels: int, finite: bool
+) -> np.ndarray:
+    r, g = pred.shape
+    scaled = dist * inv
+    if not finite:  # unreached nodes: level 0 (with the sources), they push nothing
+        scaled[~np.isfinite(scaled)] = 0.0
+    key = scaled.astype(np.int16).ravel()
+    order = np.argsort(key, kind="stable")  # radix sort: one pass per key byte
+    ends = np.cumsum(np.bincount(key, minlength=levels)).tolist()
+    index = np.int32 if r * g < 2**31 else np.int64
+    parent = (pred.astype(index, copy=False) + (np.arange(r, dtype=index) * g)[:, None]).ravel()
+    for b in range(levels - 1, 0, -1):
+        a, e = ends[b - 1], ends[b]
+        if e > a:
+            at = order[a:e]
+            np.add.at(s, parent[at], s[at])  # several children of one parent in a level
+    return s
+
+
+def _subtree_sums_by_doubling(pred: np.ndarray, demand: np.ndarray) -> np.ndarray:
+    """Subtree sums by pointer doubling, for all trees at once: with `anc` the 2^k-th
+    ancestor of every node and `s` the demand of the descendants less than 2^k hops down,
+    s += (s pushed up to anc), anc = anc[anc]; about log2(tree depth) numpy passes."""
+    r, g = pred.shape
     width = g + 1  # column g of each row: where sources and unreached nodes point (a sink)
     index = np.int32 if r * width < 2**31 else np.int64
     base = (np.arange(r, dtype=index) * width)[:, None]
     sink = base[:, 0] + g
     anc = np.empty((r, width), index)
-    anc[:, :g] = np.where(trees.pred >= 0, trees.pred, g) + base
+    anc[:, :g] = np.where(pred >= 0, pred, g) + base
     anc[:, g] = sink
     anc = anc.ravel()
-    s = np.bincount(rows * width + dests, weights=flow, minlength=r * width)
+    s = np.zeros((r, width))
+    s[:, :g] = demand.reshape(r, g)
+    s = s.ravel()
     while True:
         s += np.bincount(anc, weights=s, minlength=r * width)
         s[sink] = 0.0
         anc = anc[anc]
         if np.array_equal(anc[::width], sink) and np.all(anc.reshape(r, width) == sink[:, None]):
             break
-    in_link = trees.in_links(graph)
+    return s.reshape(r, width)[:, :g].ravel()
+
+
+def _tree_link_flows(graph: ShortestPathGraph, trees: ShortestPathTrees, s: np.ndarray, num_links: int) -> np.ndarray:
+    """Link flows `[L]` of subtree sums `s` `[R * G]` (zero at the sources): each entry's
+    flow goes to the tree link into its node. With the in-neighbour table, the entries are
+    summed per table slot (node, predecessor mod in_mod) and the slots mapped to links once."""
+    g, m = graph.num_graph_nodes, graph.in_mod
+    if m and g * m < 2**31:
+        slot = trees.pred % np.int32(m)  # garbage where there is no predecessor: s is 0 there
+        slot += np.arange(g, dtype=slot.dtype) * slot.dtype.type(m)
+        per_slot = np.bincount(slot.ravel(), weights=s, minlength=g * m)
+        pair = graph.in_table
+        ok = pair >= 0
+        return np.bincount(trees.pair_link[pair[ok]], weights=per_slot[ok], minlength=num_links)
+    in_link = trees.in_links(graph).ravel()
     used = in_link >= 0
-    flows = np.bincount(in_link[used], weights=s.reshape(r, width)[:, :g][used], minlength=num_links)
-    return flows, float(np.dot(flow, sp))
+    return np.bincount(in_link[used], weights=s[used], minlength=num_links)
 
 
 _BLOCK_ENTRIES = 1_500_000  # (origin, node) entries per Dijkstra call when loading: the arrays stay in cache
@@ -262,27 +359,82 @@ def all_or_nothing(
     hi = len(graph.sources) if hi is None else hi
     step = max(1, _BLOCK_ENTRIES // graph.num_graph_nodes)
     flows, sptt = np.zeros(len(costs)), 0.0
+    at = cost_graph(graph, costs)
     for a in range(lo, hi, step):
-        block_flows, block_sptt = load_origins(graph, shortest_trees(graph, costs, a, min(a + step, hi)), len(costs))
+        block_flows, block_sptt = load_origins(
+            graph, shortest_trees(graph, costs, a, min(a + step, hi), at), len(costs)
+        )
         flows += block_flows
         sptt += block_sptt
     return flows, sptt
 
 
-def beckmann_line_search(net: Network, x: np.ndarray, d: np.ndarray, iters: int = 40) -> float:
-    """Step in [0, 1] minimising the Beckmann objective along x + s d (bisection on its slope)."""
-    lo, hi = 0.0, 1.0
-    if np.dot(link_cost(net, x), d) >= 0:  # not a descent direction
+@dataclass(frozen=True)
+class BprCosts:
+    """BPR link costs t(x) = fft + coef x^p and slopes t'(x) = p coef x^(p-1), with
+    coef = congestion_time / capacity^p; where every link has the same integer power
+    p >= 1 (4 in most cities) x^p is p - 1 multiplications instead of a `pow` per link."""
+
+    fft: np.ndarray
+    coef: np.ndarray
+    power: np.ndarray
+    int_power: int  # 0: mixed or fractional powers
+
+    @staticmethod
+    def of(net: Network) -> BprCosts:
+        p = np.asarray(net.power, np.float64)
+        uniform = len(p) > 0 and np.all(p == p[0]) and float(p[0]).is_integer() and 1 <= p[0] <= 8
+        coef = net.congestion_time / net.capacity**p
+        return BprCosts(net.free_flow_time, coef, p, int(p[0]) if uniform else 0)
+
+    def _pow(self, x: np.ndarray, k: int) -> np.ndarray:
+        out = x.copy() if k >= 1 else np.ones_like(x)
+        for _ in range(k - 1):
+            out *= x
+        return out
+
+    def cost(self, flow: np.ndarray) -> np.ndarray:
+        x = np.maximum(flow, 0.0)
+        if self.int_power:
+            return self.fft + self.coef * self._pow(x, self.int_power)
+        return self.fft + self.coef * x**self.power
+
+    def cost_and_slope(self, flow: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        x = np.maximum(flow, 0.0)
+        if self.int_power:
+            low = self._pow(x, self.int_power - 1)
+            return self.fft + self.coef * low * x, (self.int_power * self.coef) * low
+        with np.errstate(divide="ignore", invalid="ignore"):
+            low = x ** (self.power - 1.0)
+            slope = np.nan_to_num(self.power * self.coef * low, nan=0.0, posinf=0.0)
+        return self.fft + self.coef * x**self.power, slope
+
+
+def beckmann_line_search(net: Network | BprCosts, x: np.ndarray, d: np.ndarray, iters: int = 40) -> float:
+    """Step in [0, 1] minimising the Beckmann objective along x + s d: safeguarded Newton
+    on its slope t(x + s d) . d (convex: the slope rises), bisecting where Newton would
+    leave the bracket; stops when the step moves by less than 1e-13."""
+    bpr = net if isinstance(net, BprCosts) else BprCosts.of(net)
+    g0 = float(np.dot(bpr.cost(x), d))
+    if g0 >= 0:  # not a descent direction
         return 0.0
-    if np.dot(link_cost(net, x + d), d) <= 0:
+    if float(np.dot(bpr.cost(x + d), d)) <= 0:
         return 1.0
+    lo, hi, a = 0.0, 1.0, 0.5
     for _ in range(iters):
-        mid = 0.5 * (lo + hi)
-        if np.dot(link_cost(net, x + mid * d), d) > 0:
-            hi = mid
+        t, slope = bpr.cost_and_slope(x + a * d)
+        g, h = float(np.dot(t, d)), float(np.dot(slope * d, d))
+        if g > 0:
+            hi = a
         else:
-            lo = mid
-    return 0.5 * (lo + hi)
+            lo = a
+        nxt = a - g / h if h > 0 else 0.5 * (lo + hi)
+        if not lo < nxt < hi:
+            nxt = 0.5 * (lo + hi)
+        if abs(nxt - a) < 1e-13 or hi - lo < 1e-13:
+            return nxt
+        a = nxt
+    return a
 
 
 def gap_and_tstt(net: Network, x: np.ndarray, sptt: float) -> tuple[float, float]:
@@ -360,6 +512,17 @@ def _column(batches: list[pa.RecordBatch], name: str) -> pa.Array:
 
 # ----------------------------------------------------------------------------- solvers
 
+_BLAS: list[Any] = []  # the threadpoolctl controller, made on first use (it scans the loaded libraries)
+
+
+def _one_blas_thread() -> Any:
+    """Context manager: BLAS limited to one thread inside it."""
+    if not _BLAS:
+        from threadpoolctl import ThreadpoolController
+
+        _BLAS.append(ThreadpoolController())
+    return _BLAS[0].limit(limits=1, user_api="blas")
+
 
 class _StaticUEBase:
     """What every static UE solver shares: stopping, summary, output tables."""
@@ -371,6 +534,16 @@ class _StaticUEBase:
 
     def learner_specs(self) -> dict[str, LearnerSpec]:
         return {}
+
+    def step(self, state: State, ctx: StepContext | None = None) -> tuple[State, dict[str, float]]:
+        """One solver iteration (`_step`), with BLAS on one thread: its dot and matrix-vector
+        products are a few hundred thousand numbers, and OpenBLAS threads that spin-wait
+        for a busy core made them 7x slower on a shared 2-core machine."""
+        with _one_blas_thread():
+            return self._step(state, ctx)
+
+    def _step(self, state: State, ctx: StepContext | None = None) -> tuple[State, dict[str, float]]:
+        raise NotImplementedError
 
     def _finished(self, state: State) -> bool:
         return state["iteration"] >= self.max_iterations or (
@@ -478,6 +651,7 @@ class StaticUserEquilibrium(_StaticUEBase):
             raise ValueError(f"unknown Frank-Wolfe mode {self.mode!r}")
         self.target_gap = target_gap
         self.graph = shortest_path_graph(network)
+        self.bpr = BprCosts.of(network)
 
     def init(self, seed: int) -> State:
         zeros = np.zeros(self.network.num_links)
@@ -501,12 +675,11 @@ class StaticUserEquilibrium(_StaticUEBase):
         """The search target s (the step goes from x toward s): bi-conjugate, else conjugate,
         else the all-or-nothing load y, whichever comes first that is a descent direction
         (t(x) . (s - x) < 0; y always is unless x is an equilibrium)."""
-        net, it = self.network, int(state["iteration"])
+        it = int(state["iteration"])
         x, y, s1, s2, tau = state["flows"], state["aon"], state["s1"], state["s2"], float(state["last_step"])
         if self.mode == "frank_wolfe" or it <= 1 or not 0.0 < tau < 1.0 - 1e-9:
             return y  # after a zero or full step x sits on s1: no conjugate information, restart from FW
-        h = link_cost_derivative(net, x)
-        t = link_cost(net, x)
+        t, h = self.bpr.cost_and_slope(x)
         descent = np.dot(t, y - x)
         if self.mode == "biconjugate" and it > 2:
             d1 = s1 - x  # the last direction
@@ -528,7 +701,7 @@ class StaticUserEquilibrium(_StaticUEBase):
         s = alpha * s1 + (1.0 - alpha) * y
         return s if np.dot(t, s - x) < 0 or descent >= 0 else y
 
-    def step(self, state: State, ctx: StepContext | None = None) -> tuple[State, dict[str, float]]:
+    def _step(self, state: State, ctx: StepContext | None = None) -> tuple[State, dict[str, float]]:
         net = self.network
         if self._finished(state):
             return state, {"relative_gap": state["relative_gap"], "tstt": state["tstt"]}
@@ -537,15 +710,112 @@ class StaticUserEquilibrium(_StaticUEBase):
             target, step = x, 1.0
         else:
             target = self._direction(state)
-            step = beckmann_line_search(net, state["flows"], target - state["flows"])
+            step = beckmann_line_search(self.bpr, state["flows"], target - state["flows"])
             x = state["flows"] + step * (target - state["flows"])
-        y, sptt = self._aon(ctx, link_cost(net, x))
-        gap, tstt = gap_and_tstt(net, x, sptt)
+        t = self.bpr.cost(x)
+        y, sptt = self._aon(ctx, t)
+        tstt = float(np.dot(x, t))
+        gap = 1.0 - sptt / tstt if tstt > 0 else 0.0
         state = {
             "flows": x, "aon": y, "s1": target, "s2": state["s1"], "last_step": step,
             "relative_gap": gap, "tstt": tstt, "iteration": int(state["iteration"]) + 1,
         }  # fmt: skip
         return state, {"relative_gap": gap, "tstt": tstt, "step": step}
+
+
+class SimplicialDecomposition(StaticUserEquilibrium):
+    """Restricted simplicial decomposition (Hearn, Lawphongpanich & Ventura 1987) for the
+    static UE: the flows are a convex combination of stored all-or-nothing loads (the
+    columns, at most `max_columns`); each iteration adds the newest load as a column, then
+    re-balances the weights on the stored columns (the master problem) before the next
+    all-or-nothing load. The master is solved like a path-based step with the columns as
+    paths: all columns move weight toward the cheapest one at once, (g_j - g_best) /
+    ((y_best - y_j)' diag(t') (y_best - y_j)) of it (Newton, clipped to the weight held),
+    scaled by an exact Beckmann line search; at most `master_moves` moves, fewer once the
+    excess cost sum_j w_j (g_j - g_best) is below `master_tolerance` x the last gap x TSTT.
+    A full column store drops its oldest unused column, else restarts from the current
+    flows as one column. Same shards and all-or-nothing loads as the Frank-Wolfe family
+    (one per iteration), so identical for 1 and N workers.
+
+    State: flows `[L]`, aon `[L]` (all-or-nothing load at their costs: the next column),
+    columns `[k, L]`, weights `[k]`, relative_gap, tstt, iteration.
+    """
+
+    max_columns = 30
+    master_moves = 30
+    master_tolerance = 0.05
+
+    def __init__(self, network: Network, max_iterations: int = 200, target_gap: float = 0.0):
+        super().__init__(network, max_iterations=max_iterations, target_gap=target_gap, mode="frank_wolfe")
+
+    def init(self, seed: int) -> State:
+        zeros = np.zeros(self.network.num_links)
+        return {
+            "flows": zeros, "aon": zeros, "columns": np.zeros((0, len(zeros))), "weights": np.zeros(0),
+            "relative_gap": 1.0, "tstt": 0.0, "iteration": 0,
+        }  # fmt: skip
+
+    def _add_column(self, cols: np.ndarray, w: np.ndarray, y: np.ndarray, x: np.ndarray):
+        if len(cols) >= self.max_columns:
+            unused = np.flatnonzero(w <= 0)
+            if len(unused):
+                keep = np.ones(len(w), bool)
+                keep[unused[0]] = False
+                cols, w = cols[keep], w[keep]
+            else:  # every column carries weight: restart from the flows as one column
+                cols, w = x[None, :], np.ones(1)
+        return np.vstack([cols, y[None, :]]), np.append(w, 0.0)
+
+    def _master(self, cols: np.ndarray, w: np.ndarray, last_gap: float) -> tuple[np.ndarray, np.ndarray]:
+        """Re-balance the column weights (see the class docstring); returns (weights, flows)."""
+        bpr = self.bpr
+        w = w / w.sum()
+        x = w @ cols
+        squares = cols * cols  # (y_b - y_j)^2 . t' = y_b^2 . t' - 2 y_j . (y_b t') + y_j^2 . t'
+        for _ in range(self.master_moves):
+            t, slope = bpr.cost_and_slope(x)
+            g = cols @ t
+            best = int(np.argmin(g))
+            excess = float(np.dot(w, g) - g[best])
+            if excess <= self.master_tolerance * last_gap * float(np.dot(x, t)):
+                break
+            act = np.flatnonzero(w > 0)
+            act = act[act != best]
+            if not len(act):
+                break
+            sq = squares @ slope
+            curv = (sq[act] + sq[best]) - 2.0 * (cols @ (cols[best] * slope))[act]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                shift = np.where(curv > 0, np.minimum(w[act], (g[act] - g[best]) / curv), w[act])
+            dw = np.zeros(len(w))
+            dw[act] = -shift
+            dw[best] = shift.sum()
+            d = dw @ cols
+            step = beckmann_line_search(bpr, x, d)
+            if step <= 0:
+                break
+            w = np.maximum(w + step * dw, 0.0)
+            x = x + step * d
+        return w, x
+
+    def _step(self, state: State, ctx: StepContext | None = None) -> tuple[State, dict[str, float]]:
+        if self._finished(state):
+            return state, {"relative_gap": state["relative_gap"], "tstt": state["tstt"]}
+        if int(state["iteration"]) == 0:  # all demand on the free-flow shortest paths
+            x, _ = self._aon(ctx, self.network.free_flow_time)
+            cols, w = x[None, :], np.ones(1)
+        else:
+            cols, w = self._add_column(state["columns"], state["weights"], state["aon"], state["flows"])
+            w, x = self._master(cols, w, float(state["relative_gap"]))
+        t = self.bpr.cost(x)
+        y, sptt = self._aon(ctx, t)
+        tstt = float(np.dot(x, t))
+        gap = 1.0 - sptt / tstt if tstt > 0 else 0.0
+        state = {
+            "flows": x, "aon": y, "columns": cols, "weights": w,
+            "relative_gap": gap, "tstt": tstt, "iteration": int(state["iteration"]) + 1,
+        }  # fmt: skip
+        return state, {"relative_gap": gap, "tstt": tstt, "columns": float(len(w))}
 
 
 @dataclass(frozen=True)
@@ -771,7 +1041,7 @@ class PathGradientProjection(_StaticUEBase):
             sweeps += 1
         return f, sweeps
 
-    def step(self, state: State, ctx: StepContext | None = None) -> tuple[State, dict[str, float]]:
+    def _step(self, state: State, ctx: StepContext | None = None) -> tuple[State, dict[str, float]]:
         net, graph = self.network, self.graph
         if self._finished(state):
             return state, {"relative_gap": state["relative_gap"], "tstt": state["tstt"]}
@@ -824,16 +1094,19 @@ class PathGradientProjection(_StaticUEBase):
         return state, {"relative_gap": gap, "tstt": tstt, "paths": float(len(od)), "sweeps": float(sweeps)}
 
 
-METHODS = ("auto", "gradient_projection", "biconjugate_frank_wolfe", "conjugate_frank_wolfe", "frank_wolfe")
-AUTO_PATH_MAX_OD = 250_000  # `auto`: path sets for at most this many OD pairs, bi-conjugate FW above
+METHODS = (
+    "auto", "gradient_projection", "simplicial_decomposition", "biconjugate_frank_wolfe", "conjugate_frank_wolfe",
+    "frank_wolfe",
+)  # fmt: skip
+AUTO_PATH_MAX_OD = 250_000  # `auto`: path sets for at most this many OD pairs, simplicial decomposition above
 
 
 def auto_method(network: Network) -> str:
     """`auto`'s choice: gradient_projection (few iterations, path sets in memory) for at most
-    AUTO_PATH_MAX_OD OD pairs with demand, biconjugate_frank_wolfe (work per origin, not per
+    AUTO_PATH_MAX_OD OD pairs with demand, simplicial_decomposition (work per origin, not per
     OD pair and path) for denser demand."""
     num_od = int(np.count_nonzero(network.demand.flow > 0))
-    return "gradient_projection" if num_od <= AUTO_PATH_MAX_OD else "biconjugate_frank_wolfe"
+    return "gradient_projection" if num_od <= AUTO_PATH_MAX_OD else "simplicial_decomposition"
 
 
 def make_solver(
@@ -849,6 +1122,8 @@ def make_solver(
         method = auto_method(network)
     if method == "gradient_projection":
         return PathGradientProjection(network, max_iterations, target_gap, inner_iterations, inner_tolerance)
+    if method == "simplicial_decomposition":
+        return SimplicialDecomposition(network, max_iterations=max_iterations, target_gap=target_gap)
     modes = {
         "biconjugate_frank_wolfe": "biconjugate",
         "conjugate_frank_wolfe": "conjugate",
