@@ -21,9 +21,9 @@ is the last one logged within it, or the first iteration's where even that took 
 (marked with its iteration count). Peak memory is summed over each side's process tree
 (PSS, `benchmarks/footprint.py`).
 
-    python benchmarks/mfg_deep.py [--budget 300] [--only crowd-momd,four-rooms-afp,...]
+    python benchmarks/mfg_deep.py [--budget 300] [--only crowd-momd,four-rooms-afp,...] [--results NAME]
 
-Prints the table and writes benchmarks/results/mfg_deep.json.
+Prints the table and writes benchmarks/results/mfg_deep.json (or NAME.json).
 """
 
 from __future__ import annotations
@@ -235,6 +235,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budget", type=float, default=300.0, help="seconds of run time per side")
     parser.add_argument("--only", default=",".join(CASES), help="comma-separated cases: " + ", ".join(CASES))
+    parser.add_argument("--results", default="mfg_deep", help="results file name (benchmarks/results/NAME.json)")
     parser.add_argument("--openspiel-worker", nargs=4, metavar=("GAME", "METHOD", "BUDGET", "LOG"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -254,7 +255,7 @@ def main() -> None:
             rows.append(run_case(name, args.budget, Path(tmp)))
             print_table(rows[-1:], args.budget)
     print_table(rows, args.budget)
-    path = write_results("mfg_deep", {"budget_s": args.budget, "cases": rows})
+    path = write_results(args.results, {"budget_s": args.budget, "cases": rows})
     print(f"\nwrote {path}")
 
 
