@@ -158,24 +158,49 @@ def uct_search(
             result = results[w * batch : (w + 1) * batch]
             for r, n in path:  # the visit is already counted; replace the virtual loss by the result
                 value_sum[r, n] += 1.0 + _value_for(mover[r, n], result[r])
-            if solve:  # propagate proofs from the deepest node of each path to the root
-                for r, n in reversed(path[:-1]):
-                    kids = children[r, n]
-                    kid_proof = np.where(kids >= 0, proven[r[:, None], kids], 0)
-                    replier_wins = (kid_proof == 1).any(axis=1)
-                    replier_loses = ((kid_proof == -1) | ~legal[r, n]).all(axis=1) & legal[r, n].any(axis=1)
-                    proven[r, n] = np.where(replier_wins, -1, np.where(replier_loses, 1, proven[r, n]))
+            if solve:
+                propagate_proofs(path, children, proven, legal)
 
+    return root_choice(children, visits, value_sum, legal, terminal, proven if solve else None)
+
+
+def propagate_proofs(path: list, children: np.ndarray, proven: np.ndarray, legal: np.ndarray) -> None:
+    """MCTS-Solver backup along one selection `path` ([(rows, nodes)] from the root down),
+    from its deepest node to the root, in place: a node whose mover's opponent has a
+    winning reply is a proven loss (-1), one whose every legal reply is a proven loss for
+    the replier a proven win (+1)."""
+    for r, n in reversed(path[:-1]):
+        kids = children[r, n]
+        kid_proof = np.where(kids >= 0, proven[r[:, None], kids], 0)
+        replier_wins = (kid_proof == 1).any(axis=1)
+        replier_loses = ((kid_proof == -1) | ~legal[r, n]).all(axis=1) & legal[r, n].any(axis=1)
+        proven[r, n] = np.where(replier_wins, -1, np.where(replier_loses, 1, proven[r, n]))
+
+
+def root_choice(
+    children: np.ndarray,
+    visits: np.ndarray,
+    value_sum: np.ndarray,
+    legal: np.ndarray,
+    terminal: np.ndarray,
+    proven: np.ndarray | None,
+    tiebreak: np.ndarray | None = None,
+) -> SearchOutput:
+    """The move of every tree: most visits, then best mean value (then `tiebreak` [B, A],
+    e.g. a prior); a proven win first and a proven loss last when `proven` is given."""
+    rows = np.arange(children.shape[0])
     kids = children[:, 0]
     root_visits = np.where(kids >= 0, visits[rows[:, None], kids], 0.0)
     with np.errstate(invalid="ignore", divide="ignore"):
         root_values = np.where(root_visits > 0, value_sum[rows[:, None], kids] / root_visits, np.nan)
-    rank = root_visits + 1e-3 * np.nan_to_num(root_values, nan=-2.0)  # most visits, then best value
-    if solve:  # a proven win first, a proven loss last
+    rank = root_visits + 1e-3 * np.nan_to_num(root_values, nan=-2.0)
+    if tiebreak is not None:
+        rank = rank + 1e-6 * tiebreak
+    if proven is not None:
         root_proof = np.where(kids >= 0, proven[rows[:, None], kids], 0)
         rank = np.where(root_proof == 1, 1e12 + rank, np.where(root_proof == -1, rank - 1e12, rank))
     action = np.where(terminal[:, 0], 0, np.argmax(np.where(legal[:, 0], rank, -np.inf), axis=1))
     return SearchOutput(action.astype(np.int64), root_visits, root_values)
 
 
-__all__ = ["SearchOutput", "random_legal", "uct_search"]
+__all__ = ["SearchOutput", "propagate_proofs", "random_legal", "root_choice", "uct_search"]

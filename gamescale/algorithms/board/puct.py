@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from gamescale.algorithms.board.mcts import SearchOutput
+from gamescale.algorithms.board.mcts import SearchOutput, propagate_proofs, root_choice
 from gamescale.envs.board.batch import BatchGame
 
 Evaluator = Callable[[BatchGame, Any], tuple[np.ndarray, np.ndarray]]
@@ -155,23 +155,9 @@ def puct_search(
                 sign = np.where(mover[r, n] == leaf_mover[r], 1.0, -1.0)
                 value_sum[r, n] += 1.0 + sign * result[r]
             if solve:
-                for r, n in reversed(path[:-1]):
-                    kids = children[r, n]
-                    proof = np.where(kids >= 0, proven[r[:, None], kids], 0)
-                    replier_wins = (proof == 1).any(axis=1)
-                    replier_loses = ((proof == -1) | ~legal[r, n]).all(axis=1) & legal[r, n].any(axis=1)
-                    proven[r, n] = np.where(replier_wins, -1, np.where(replier_loses, 1, proven[r, n]))
+                propagate_proofs(path, children, proven, legal)
 
-    kids = children[:, 0]
-    root_visits = np.where(kids >= 0, visits[rows[:, None], kids], 0.0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        root_values = np.where(root_visits > 0, value_sum[rows[:, None], kids] / root_visits, np.nan)
-    rank = root_visits + 1e-3 * np.nan_to_num(root_values, nan=-2.0) + 1e-6 * prior[:, 0]
-    if solve:
-        proof = np.where(kids >= 0, proven[rows[:, None], kids], 0)
-        rank = np.where(proof == 1, 1e12 + rank, np.where(proof == -1, rank - 1e12, rank))
-    action = np.where(terminal[:, 0], 0, np.argmax(np.where(legal[:, 0], rank, -np.inf), axis=1))
-    return SearchOutput(action.astype(np.int64), root_visits, root_values)
+    return root_choice(children, visits, value_sum, legal, terminal, proven if solve else None, tiebreak=prior[:, 0])
 
 
 __all__ = ["Evaluator", "puct_search", "uniform_evaluator"]
