@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from gamescale.algorithms.lm.shapes import ModelShape
 from gamescale.algorithms.registry import AlgorithmConfig
 
 
@@ -52,14 +53,10 @@ class TournamentConfig(AlgorithmConfig):
     sample_games: int = Field(6, ge=0, description="final positions drawn (and SVG for chess)")
 
 
-class BoardModelShape(BaseModel):
-    """Shape of the board model's transformer (the vocabulary is the byte tokenizer's)."""
+class BoardModelShape(ModelShape):
+    """Shape of the board model's transformer: the lm family's `ModelShape` plus its context
+    (the vocabulary is the byte tokenizer's)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    d_model: int = Field(64, ge=8)
-    n_layers: int = Field(2, ge=1)
-    n_heads: int = Field(4, ge=1)
-    d_ff: int = Field(128, ge=8)
     context_length: int = Field(160, ge=64, description="tokens; a knowledge sequence is about 150")
 
 
