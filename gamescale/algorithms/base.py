@@ -181,6 +181,13 @@ class LearnerSpec:
 
     Both callables must be module-level functions (or functools.partial of them, or a
     `Deferred`) so the spec can travel to a learner actor.
+
+    `gradient_slices` K > 1 computes each minibatch's gradient as the row-weighted sum of
+    the gradients of K contiguous slices, summed in slice order (so `loss_fn` should be a
+    mean over rows, as the minibatch mean is the row-weighted mean of the slice means).
+    Data-parallel learner replicas (`runtime.learner_replicas`) split the K slices between
+    them and gather the slice gradients, so an update is bit-identical with 1 replica and
+    with any R dividing K: K is part of the numerical recipe, R only of the speed.
     """
 
     module_factory: Callable[[], Any]
@@ -188,6 +195,11 @@ class LearnerSpec:
     learning_rate: float = 1e-3
     optimizer: str = "adam"  # "adam" or "sgd"
     seed: int = 0
+    gradient_slices: int = 1
+
+    def __post_init__(self) -> None:
+        if int(self.gradient_slices) != self.gradient_slices or self.gradient_slices < 1:
+            raise ValueError(f"gradient_slices must be a positive integer, got {self.gradient_slices!r}")
 
 
 @runtime_checkable

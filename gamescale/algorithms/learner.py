@@ -1,14 +1,16 @@
 """A torch learner: one module, one optimizer, updates from Arrow batches.
 
-This is the in-process learner; `gamescale.framework.learner` hosts the same class in a
-Ray actor (on a GPU when the cluster has one). Weights travel as numpy arrays and are
-checkpointed as tensors only, so a checkpoint is data, never code.
+This is the in-process learner; `gamescale.framework.actors` hosts the same class in a
+Ray actor (on a GPU when the cluster has one), and data-parallel replicas of it in several
+actors joined by a `torch.distributed` process group. Weights travel as numpy arrays and
+are checkpointed as tensors only, so a checkpoint is data, never code.
 """
 
 from __future__ import annotations
 
 import io
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -18,12 +20,49 @@ import torch
 from gamescale.algorithms.base import LearnerSpec, Metrics
 
 
-class TorchLearner:
-    """Owns `spec.module_factory()` and its optimizer on `device`."""
+@dataclass(frozen=True)
+class ReplicaGroup:
+    """This process's place among `size` data-parallel replicas of a learner (a joined
+    default `torch.distributed` process group when size > 1)."""
 
-    def __init__(self, spec: LearnerSpec, device: str = "cpu"):
+    rank: int = 0
+    size: int = 1
+
+    def slices(self, num_slices: int) -> range:
+        """The contiguous block of gradient slices this replica computes."""
+        if num_slices % self.size:
+            raise ValueError(f"{self.size} learner replicas cannot split {num_slices} gradient slices evenly")
+        per = num_slices // self.size
+        return range(self.rank * per, (self.rank + 1) * per)
+
+    def gather(self, mine: torch.Tensor) -> torch.Tensor:
+        """Every replica's `mine` `[k, D]`, stacked in rank order `[size * k, D]`."""
+        if self.size == 1:
+            return mine
+        import torch.distributed as dist
+
+        here = mine.detach().cpu().contiguous()  # the group is gloo: it gathers host tensors
+        parts = [torch.empty_like(here) for _ in range(self.size)]
+        dist.all_gather(parts, here)
+        return torch.cat(parts).to(mine.device)
+
+
+def slice_bounds(num_rows: int, num_slices: int) -> np.ndarray:
+    """Row offsets `[K + 1]` of K contiguous slices of sizes differing by at most one."""
+    if num_rows < num_slices:
+        raise ValueError(f"a minibatch of {num_rows} rows cannot make {num_slices} gradient slices")
+    return np.linspace(0, num_rows, num_slices + 1).round().astype(np.int64)
+
+
+class TorchLearner:
+    """Owns `spec.module_factory()` and its optimizer on `device`; `group` places it among
+    data-parallel replicas (every replica holds the same weights after every step)."""
+
+    def __init__(self, spec: LearnerSpec, device: str = "cpu", group: ReplicaGroup | None = None):
         torch.manual_seed(spec.seed)
         self.spec = spec
+        self.group = group or ReplicaGroup()
+        self.group.slices(spec.gradient_slices)  # fail fast on an uneven split
         self.device = torch.device(device)
         self.module = spec.module_factory().to(self.device)
         if spec.optimizer == "adam":
@@ -41,18 +80,60 @@ class TorchLearner:
         rng = np.random.default_rng(seed)
         metrics: Metrics = {}
         self.module.train()
-        for _ in range(num_steps):
+        for step in range(num_steps):
             if batch_size is not None and batch_size < batch.num_rows:
                 rows = rng.choice(batch.num_rows, size=batch_size, replace=False)
                 minibatch = batch.take(pa.array(rows))
             else:
                 minibatch = batch
-            loss, metrics = self.spec.loss_fn(self.module, minibatch)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            if self.spec.gradient_slices == 1 and self.group.size == 1:
+                loss, metrics = self.spec.loss_fn(self.module, minibatch)
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                metrics = {**metrics, "loss": float(loss.detach().cpu())}
+            else:
+                metrics = self._sliced_gradient(minibatch, (seed, step))
             self.optimizer.step()
             self.num_updates += 1
-        return {**metrics, "loss": float(loss.detach().cpu())}
+        return metrics
+
+    def _seed_torch(self, seed: int) -> None:
+        # not torch.manual_seed: it queues a CUDA seeding with a captured stack trace on every
+        # call (about 1 ms), more than a small model's whole slice
+        torch.default_generator.manual_seed(seed)
+        if self.device.type == "cuda":
+            torch.cuda.manual_seed(seed)
+
+    def _sliced_gradient(self, minibatch: pa.RecordBatch, stream: tuple[int, int]) -> Metrics:
+        """Sets every parameter's `.grad` to the row-weighted sum of the slice gradients (in
+        slice order, whichever replica computed them); returns the row-weighted metrics."""
+        params = [p for p in self.module.parameters() if p.requires_grad]
+        num_slices = self.spec.gradient_slices
+        bounds = slice_bounds(minibatch.num_rows, num_slices)
+        names: list[str] | None = None
+        rows = []
+        for k in self.group.slices(num_slices):
+            # torch randomness (dropout) of slice k is the same on whichever replica runs it
+            self._seed_torch(int(np.random.SeedSequence([*stream, k]).generate_state(1)[0]))
+            part = minibatch.slice(int(bounds[k]), int(bounds[k + 1] - bounds[k]))
+            loss, metrics = self.spec.loss_fn(self.module, part)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            names = sorted(metrics)
+            flat = [p.grad.reshape(-1) if p.grad is not None else torch.zeros_like(p).reshape(-1) for p in params]
+            values = torch.tensor([float(loss.detach()), *(float(metrics[n]) for n in names)], device=flat[0].device)
+            weight = (bounds[k + 1] - bounds[k]) / minibatch.num_rows
+            rows.append(torch.cat([*flat, values.to(flat[0].dtype)]) * weight)
+        gathered = self.group.gather(torch.stack(rows))
+        total = gathered[0]
+        for row in gathered[1:]:  # a left fold in slice order: the same sum for any replica count
+            total = total + row
+        offset = 0
+        for p in params:
+            p.grad = total[offset : offset + p.numel()].view_as(p).clone()
+            offset += p.numel()
+        summary = total[offset:].tolist()
+        return {**dict(zip(names or [], summary[1:], strict=True)), "loss": summary[0]}
 
     @torch.no_grad()
     def infer(self, method: str, inputs: Mapping[str, np.ndarray]) -> Any:

@@ -298,10 +298,45 @@ class LearnerActor:
     torch imported, only in this actor's process.
     """
 
-    def __init__(self, specs: Mapping[str, LearnerSpec], device: str):
-        from gamescale.algorithms.learner import TorchLearner
+    def __init__(self, specs: Mapping[str, LearnerSpec], device: str, rank: int = 0, replicas: int = 1):
+        self.specs, self.device, self.rank, self.replicas = dict(specs), device, rank, replicas
+        self.learners: dict[str, Any] = {}
+        if replicas == 1:
+            self._build()
 
-        self.learners = {name: TorchLearner(spec, device) for name, spec in specs.items()}
+    def _build(self) -> None:
+        from gamescale.algorithms.learner import ReplicaGroup, TorchLearner
+
+        group = ReplicaGroup(self.rank, self.replicas)
+        self.learners = {name: TorchLearner(spec, self.device, group) for name, spec in self.specs.items()}
+
+    def rendezvous(self) -> tuple[str, int]:
+        """Rank 0: this node's address and a free port for the replicas' process group."""
+        import socket
+
+        host = ray.util.get_node_ip_address()
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.bind((host, 0))
+            return host, int(probe.getsockname()[1])
+
+    def join(self, host: str, port: int, timeout_s: float) -> None:
+        """Join the replicas' gloo process group (rank 0 serves its store at host:port), then
+        build the learners: every replica seeds its modules alike, so all start equal."""
+        import datetime
+
+        import torch.distributed as dist
+
+        interface = _interface_of(ray.util.get_node_ip_address())
+        if interface is not None:  # gloo talks over the interface Ray uses (loopback for local runs)
+            os.environ["GLOO_SOCKET_IFNAME"] = interface
+        dist.init_process_group(
+            "gloo",
+            init_method=f"tcp://{host}:{port}",
+            rank=self.rank,
+            world_size=self.replicas,
+            timeout=datetime.timedelta(seconds=timeout_s),
+        )
+        self._build()
 
     def update(self, name: str, batch: pa.RecordBatch, num_steps: int, batch_size: int | None, seed: int) -> Metrics:
         return self.learners[name].update(batch, num_steps, batch_size, seed)
@@ -331,6 +366,26 @@ class LearnerActor:
         return os.getpid()
 
 
+def _interface_of(address: str) -> str | None:
+    """The network interface that holds `address` (None if no interface does)."""
+    import psutil
+
+    for name, addresses in psutil.net_if_addrs().items():
+        if any(entry.address == address for entry in addresses):
+            return name
+    return None
+
+
+def _call_all(refs: Sequence[ray.ObjectRef]) -> list[Any]:
+    """`_call` on several refs, raising as soon as any fails: replicas of a learner wait for
+    each other inside a step, so the first lost one must not leave the caller blocked."""
+    pending = list(refs)
+    while pending:
+        ready, pending = ray.wait(pending, num_returns=1)
+        _call(ready[0])
+    return [_call(ref) for ref in refs]
+
+
 def _call(ref: ray.ObjectRef) -> Any:
     try:
         return ray.get(ref)
@@ -348,14 +403,14 @@ def _wanted_gpus(gpus: str | int) -> int:
     return wanted
 
 
-def _start_actor(specs: Mapping[str, LearnerSpec], wanted: int) -> Any:
+def _start_actor(specs: Mapping[str, LearnerSpec], wanted: int, rank: int = 0, replicas: int = 1) -> Any:
     options: dict[str, Any] = {"num_gpus": wanted, "num_cpus": 0}
     if wanted == 0 and get_current_placement_group() is None:
         here = ray.get_runtime_context().get_node_id()
         options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(node_id=here, soft=True)
     # No CPU reservation: the learner mostly waits on the rollout workers' batches,
     # and reserving a core would leave one fewer for them on small machines.
-    return LearnerActor.options(**options).remote(dict(specs), "cuda" if wanted > 0 else "cpu")
+    return LearnerActor.options(**options).remote(dict(specs), "cuda" if wanted > 0 else "cpu", rank, replicas)
 
 
 class RemoteLearner:
@@ -410,6 +465,40 @@ class RemoteLearner:
             pass
 
 
+class ReplicatedLearner(RemoteLearner):
+    """A `LearnerHandle` on data-parallel replicas of a learner, one per actor, joined by a
+    gloo process group. Every update goes to all replicas (the batch is put in the object
+    store once); they split its gradient slices (`LearnerSpec.gradient_slices`), gather the
+    slice gradients and take the same optimizer step, so they hold equal weights and rank 0
+    answers reads (weights, inference, checkpoints). Losing any replica loses the learner."""
+
+    def __init__(self, actors: Sequence[Any], name: str):
+        super().__init__(None, _hosted=(actors[0], name))  # type: ignore[arg-type]
+        self.replicas = list(actors)
+
+    def update(
+        self, batch: pa.RecordBatch, num_steps: int = 1, batch_size: int | None = None, seed: int = 0
+    ) -> Metrics:
+        ref = ray.put(batch)
+        refs = [actor.update.remote(self.name, ref, num_steps, batch_size, seed) for actor in self.replicas]
+        return _call_all(refs)[0]
+
+    def set_weights(self, weights: Mapping[str, np.ndarray]) -> None:
+        ref = ray.put(dict(weights))
+        _call_all([actor.set_weights.remote(self.name, ref) for actor in self.replicas])
+
+    def load_bytes(self, data: bytes) -> None:
+        ref = ray.put(data)
+        _call_all([actor.load_bytes.remote(self.name, ref) for actor in self.replicas])
+
+    def shutdown(self) -> None:
+        for actor in self.replicas:
+            try:
+                ray.kill(actor)
+            except Exception:  # already gone (its node, or a sibling learner's shutdown)
+                pass
+
+
 class ActorModelClient:
     """A `ModelClient` on a learner actor. It holds the actor's handle (picklable), so it
     travels in a shard call's `shared` payload; every rollout worker that calls it sends
@@ -422,13 +511,30 @@ class ActorModelClient:
         return _call(self.actor.infer.remote(self.name, method, inputs))
 
 
-def start_learners(specs: Mapping[str, LearnerSpec], gpus: str | int = "auto") -> dict[str, RemoteLearner]:
+def start_learners(
+    specs: Mapping[str, LearnerSpec], gpus: str | int = "auto", replicas: int = 1, join_timeout_s: float = 120.0
+) -> dict[str, RemoteLearner]:
     """The run's learners. With GPUs each learner gets an actor (and a GPU) of its own. On
     CPU they share ONE actor process: each process that imports torch holds ~130 MiB of
     its own (relocated library pages, allocator state), CPU learners reserve no CPU, and
     an algorithm calls its learners one after another, so a second process buys nothing.
-    Losing that process loses every learner; the loop rebuilds them all in any case."""
+    Losing that process loses every learner; the loop rebuilds them all in any case.
+
+    With `replicas` R > 1 there are R actors (each with `gpus` GPUs), each holding every
+    learner, joined by one gloo process group: data-parallel replicas (`ReplicatedLearner`)."""
     wanted = _wanted_gpus(gpus)
+    if replicas > 1:
+        for name, spec in specs.items():
+            if spec.gradient_slices % replicas:
+                raise ClusterError(
+                    f"{replicas} learner replicas cannot split learner {name!r}'s {spec.gradient_slices} gradient slices"
+                )
+        if wanted > 0 and wanted * replicas > cluster_gpus():
+            raise ClusterError(f"{replicas} learner replicas with {wanted} GPU(s) each need more than the cluster's {cluster_gpus()}")
+        actors = [_start_actor(specs, wanted, rank, replicas) for rank in range(replicas)]
+        host, port = _call(actors[0].rendezvous.remote())
+        _call_all([actor.join.remote(host, port, join_timeout_s) for actor in actors])
+        return {name: ReplicatedLearner(actors, name) for name in specs}
     if wanted > 0 or len(specs) < 2:
         return {name: RemoteLearner(spec, gpus) for name, spec in specs.items()}
     actor = _start_actor(specs, 0)

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, SerializeAsAny, ValidationError
 
 from gamescale.algorithms.registry import AlgorithmConfig, algorithm_config
 from gamescale.envs.registry import EnvConfig, UnknownNameError, env_config
@@ -38,6 +38,12 @@ class RuntimeConfig(_Section):
     workers: int = Field(1, ge=1, description="rollout-worker actors")
     shards: int = Field(4, ge=1, description="sampling shards per call; fixes the random streams")
     gpus: Literal["auto"] | int = Field("auto", description="GPUs per learner; auto = 1 if the cluster has one")
+    learner_replicas: Literal["auto"] | PositiveInt = Field(
+        "auto",
+        description="data-parallel replicas of the learners; each must divide every learner's gradient_slices. "
+        "auto = the largest such divisor up to the rollout workers (CPU learners) or the cluster's GPUs "
+        "(GPU learners); results do not depend on it",
+    )
     address: str | None = Field(None, description="Ray cluster to join; null starts an embedded local Ray")
     num_cpus: int | None = Field(None, ge=1, description="CPUs of the embedded local Ray (default: all)")
     placement: Literal["spread", "pack"] = Field(

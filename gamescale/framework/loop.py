@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import math
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -114,7 +115,19 @@ def _build(config: ExperimentConfig) -> tuple[Any, Any]:
         algorithm = build_algorithm(config.algorithm, env)
     except (ValueError, KeyError) as exc:
         raise ConfigError(f"{config.name}: {exc}") from None
+    specs = algorithm.learner_specs()
+    asked = config.runtime.learner_replicas
+    if specs and asked != "auto" and _gradient_slices(specs) % asked:
+        raise ConfigError(
+            f"{config.name}: runtime.learner_replicas={asked} does not divide the learners' "
+            f"gradient slices ({_gradient_slices(specs)})"
+        )
     return env, algorithm
+
+
+def _gradient_slices(specs: dict[str, Any]) -> int:
+    """The gradient slices every learner can split: the gcd of the specs' `gradient_slices`."""
+    return math.gcd(*(int(spec.gradient_slices) for spec in specs.values()))
 
 
 def _connect_if_asked(config: ExperimentConfig) -> None:
@@ -372,7 +385,21 @@ def _start_learners(config: ExperimentConfig, specs: dict[str, Any]) -> dict[str
     _connect_for_actors(config)
     from gamescale.framework.actors import start_learners
 
-    return start_learners(specs, config.runtime.gpus)
+    return start_learners(specs, config.runtime.gpus, _learner_replicas(config, specs))
+
+
+def _learner_replicas(config: ExperimentConfig, specs: dict[str, Any]) -> int:
+    """`runtime.learner_replicas` resolved: a common divisor of the learners' gradient slices."""
+    from gamescale.framework.actors import cluster_gpus
+
+    slices = _gradient_slices(specs)
+    asked = config.runtime.learner_replicas
+    if asked != "auto":
+        return int(asked)  # a divisor of `slices`: `_build` checked it
+    gpus = config.runtime.gpus
+    per_replica = (1 if cluster_gpus() > 0 else 0) if gpus == "auto" else int(gpus)
+    room = cluster_gpus() // per_replica if per_replica > 0 else config.runtime.workers
+    return max(d for d in range(1, slices + 1) if slices % d == 0 and d <= max(room, 1))
 
 
 def _restore(

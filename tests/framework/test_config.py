@@ -77,6 +77,8 @@ def test_unknown_experiment_and_missing_file():
         ["run", "mfg-crowd-sampled-fp", "--set", "novalue"],
         ["run", "does/not/exist.yaml"],
         ["run", "mfg-crowd-sampled-fp", "--address", "127.0.0.1:1"],
+        ["run", "mfg-crowd-sampled-fp", "--set", "runtime.learner_replicas=0"],
+        ["run", "mfg-deep-afp-four-rooms", "--set", "algorithm.gradient_slices=2", "--set", "runtime.learner_replicas=3"],
     ],
 )
 def test_cli_errors_exit_2_with_one_line_and_no_run_dir(tmp_path, args):

@@ -64,6 +64,12 @@ class _DeepConfig(AlgorithmConfig):
     q_rounds: int = Field(10, ge=1, description="target-network refreshes per iteration")
     q_steps_per_round: int = Field(40, ge=1, description="gradient steps between refreshes")
     batch_size: int = Field(256, ge=1)
+    gradient_slices: int = Field(
+        1,
+        ge=1,
+        description="each minibatch gradient is summed over this many slices; data-parallel learner replicas "
+        "(runtime.learner_replicas) split them, with the same result for any replica count",
+    )
 
 
 class DeepAFPConfig(_DeepConfig):

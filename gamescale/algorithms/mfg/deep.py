@@ -220,7 +220,12 @@ class DeepAverageFictitiousPlay(_DeepShell):
         cfg = self.config
         return {
             "q": LearnerSpec(
-                self.factory, Deferred(f"{NETWORKS}:regression_loss"), cfg.q_learning_rate, "adam", seed=1
+                self.factory,
+                Deferred(f"{NETWORKS}:regression_loss"),
+                cfg.q_learning_rate,
+                "adam",
+                seed=1,
+                gradient_slices=cfg.gradient_slices,
             ),
             "policy": LearnerSpec(
                 self.uniform_factory,
@@ -228,6 +233,7 @@ class DeepAverageFictitiousPlay(_DeepShell):
                 cfg.policy_learning_rate,
                 "adam",
                 seed=2,
+                gradient_slices=cfg.gradient_slices,
             ),
         }
 
@@ -319,6 +325,7 @@ class DeepMunchausenMirrorDescent(_DeepShell):
                 self.config.q_learning_rate,
                 "adam",
                 seed=1,
+                gradient_slices=self.config.gradient_slices,
             )
         }
 
