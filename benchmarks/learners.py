@@ -7,7 +7,8 @@ Adam steps per second of the deep mean-field `(t, s)` network on a real embedded
 small network (the four-rooms Q network: 128 x 128, minibatch 1024, the per-step overhead
 dominates) and a large one (1024 x 1024, minibatch 4096, the arithmetic dominates), with
 K = 1 on one actor (the plain learner) and K = 2 on 1 and 2 replicas, and checks that the
-weights after the timed steps are bit-identical for 1 and 2 replicas.
+weights after the timed steps are bit-identical for 1 and 2 replicas. Settings alternate
+over `--repeats` rounds and the table gives the median.
 
     python benchmarks/learners.py [--json benchmarks/results/learners.json] [--quick]
 
@@ -89,7 +90,8 @@ def measure(hidden: tuple[int, ...], rows: int, steps: int, slices: int, replica
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", default=str(HERE / "results" / "learners.json"))
-    parser.add_argument("--quick", action="store_true", help="fewer timed steps")
+    parser.add_argument("--quick", action="store_true", help="fewer timed steps, one repeat")
+    parser.add_argument("--repeats", type=int, default=3, help="alternating repeats; the table gives the median")
     args = parser.parse_args()
     from machine import describe_machine  # benchmarks/machine.py
 
@@ -98,9 +100,16 @@ def main() -> None:
     batch = regression_batch()
     rows_out = []
     for model, (hidden, rows, steps, quick_steps) in MODELS.items():
-        results = {}
-        for slices, replicas in SETTINGS:
-            results[(slices, replicas)] = measure(hidden, rows, quick_steps if args.quick else steps, slices, replicas, batch)
+        runs: dict[tuple[int, int], list[dict]] = {setting: [] for setting in SETTINGS}
+        for _ in range(1 if args.quick else args.repeats):  # settings alternate, so drift hits all alike
+            for slices, replicas in SETTINGS:
+                timed = quick_steps if args.quick else steps
+                runs[(slices, replicas)].append(measure(hidden, rows, timed, slices, replicas, batch))
+        results = {
+            setting: {**done[0], "steps_per_s": float(np.median([r["steps_per_s"] for r in done])),
+                      "all_steps_per_s": [r["steps_per_s"] for r in done]}
+            for setting, done in runs.items()
+        }
         one, two = results[(2, 1)]["weights"], results[(2, 2)]["weights"]
         identical = all(np.array_equal(one[k], two[k]) for k in one)
         for (slices, replicas), r in results.items():
@@ -111,6 +120,7 @@ def main() -> None:
                     "replicas": replicas,
                     "steps": r["steps"],
                     "steps_per_s": r["steps_per_s"],
+                    "steps_per_s_each_repeat": r["all_steps_per_s"],
                     "rows_per_s": r["steps_per_s"] * rows,
                     "speedup_vs_plain": r["steps_per_s"] / results[(1, 1)]["steps_per_s"],
                     "identical_to_one_replica": identical if slices == 2 else None,
