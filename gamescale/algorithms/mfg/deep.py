@@ -192,6 +192,17 @@ class _DeepShell:
             loss = float(metrics["q_loss"])
         return self.evaluate_network(learner.get_weights()), loss
 
+    def _spec(self, factory: Any, loss: str, learning_rate: float, seed: int) -> LearnerSpec:
+        """An Adam learner of a `(t, s)` network with a loss of `deep_networks`."""
+        return LearnerSpec(
+            factory,
+            Deferred(f"{NETWORKS}:{loss}"),
+            learning_rate,
+            "adam",
+            seed=seed,
+            gradient_slices=self.config.gradient_slices,
+        )
+
     def _br_regret(self, q: np.ndarray, mu: np.ndarray) -> float:
         """How far the greedy policy of the learned Q is from the exact best response to mu."""
         _, best = best_response(self.game, mu)
@@ -219,22 +230,8 @@ class DeepAverageFictitiousPlay(_DeepShell):
     def learner_specs(self) -> dict[str, LearnerSpec]:
         cfg = self.config
         return {
-            "q": LearnerSpec(
-                self.factory,
-                Deferred(f"{NETWORKS}:regression_loss"),
-                cfg.q_learning_rate,
-                "adam",
-                seed=1,
-                gradient_slices=cfg.gradient_slices,
-            ),
-            "policy": LearnerSpec(
-                self.uniform_factory,
-                Deferred(f"{NETWORKS}:cross_entropy_loss"),
-                cfg.policy_learning_rate,
-                "adam",
-                seed=2,
-                gradient_slices=cfg.gradient_slices,
-            ),
+            "q": self._spec(self.factory, "regression_loss", cfg.q_learning_rate, seed=1),
+            "policy": self._spec(self.uniform_factory, "cross_entropy_loss", cfg.policy_learning_rate, seed=2),
         }
 
     def init(self, seed: int) -> State:
@@ -318,16 +315,7 @@ class DeepMunchausenMirrorDescent(_DeepShell):
     config: DeepMOMDConfig
 
     def learner_specs(self) -> dict[str, LearnerSpec]:
-        return {
-            "q": LearnerSpec(
-                self.uniform_factory,
-                Deferred(f"{NETWORKS}:regression_loss"),
-                self.config.q_learning_rate,
-                "adam",
-                seed=1,
-                gradient_slices=self.config.gradient_slices,
-            )
-        }
+        return {"q": self._spec(self.uniform_factory, "regression_loss", self.config.q_learning_rate, seed=1)}
 
     def init(self, seed: int) -> State:
         del seed
