@@ -23,6 +23,7 @@ simulations instead of being averaged away by random rollouts.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
@@ -59,6 +60,114 @@ def _value_for(mover: np.ndarray, winner: np.ndarray) -> np.ndarray:
     return np.where(winner < 0, 0.0, np.where(winner == mover, 1.0, -1.0))
 
 
+Score = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+"""(rows [k], nodes [k], children [k, A], child visits [k, A]) -> selection score [k, A]."""
+
+
+@dataclass
+class Forest:
+    """`B` search trees of at most `M` nodes each, as flat arrays; node 0 is each tree's root.
+
+    store: the game state of every node, `[B, M, ...]` per field of the batch state
+    children int32 [B, M, A] (-1: not expanded), legal bool [B, M, A],
+    visits / value_sum float [B, M] (value from the view of the player who moved into the node),
+    terminal bool, winner int8 (-1 none or draw), mover int8 (who moved into the node),
+    proven int8 [B, M] (+1 / -1: a proven win / loss for the mover), used int64 [B] (nodes allocated).
+    """
+
+    template: Any
+    store: dict[str, np.ndarray]
+    children: np.ndarray
+    legal: np.ndarray
+    visits: np.ndarray
+    value_sum: np.ndarray
+    terminal: np.ndarray
+    winner: np.ndarray
+    mover: np.ndarray
+    proven: np.ndarray
+    used: np.ndarray
+
+    @classmethod
+    def plant(cls, game: BatchGame, root: Any, size: int) -> Forest:
+        """Trees of `size` nodes rooted at the `B` positions of the batch state `root`."""
+        batch, actions = game.done(root).shape[0], game.num_actions
+        store = {f.name: np.zeros((batch, size) + getattr(root, f.name).shape[1:], getattr(root, f.name).dtype)
+                 for f in fields(root)}
+        _scatter(store, root, np.arange(batch), np.zeros(batch, np.int64))
+        forest = cls(
+            root, store,
+            children=np.full((batch, size, actions), -1, np.int32),
+            legal=np.zeros((batch, size, actions), bool),
+            visits=np.zeros((batch, size)),
+            value_sum=np.zeros((batch, size)),
+            terminal=np.zeros((batch, size), bool),
+            winner=np.full((batch, size), -1, np.int8),
+            mover=np.zeros((batch, size), np.int8),
+            proven=np.zeros((batch, size), np.int8),
+            used=np.ones(batch, np.int64),
+        )
+        forest.legal[:, 0], forest.terminal[:, 0], forest.winner[:, 0] = (
+            game.legal_mask(root), game.done(root), game.winner(root))
+        forest.mover[:, 0] = 1 - game.to_play(root)
+        return forest
+
+    @property
+    def rows(self) -> np.ndarray:
+        return np.arange(self.children.shape[0])
+
+    def states(self, rows: np.ndarray, nodes: np.ndarray) -> Any:
+        """The batch state of the given nodes."""
+        return _gather(self.store, self.template, rows, nodes)
+
+    def expand(self, game: BatchGame, rows: np.ndarray, nodes: np.ndarray, actions: np.ndarray, solve: bool) -> np.ndarray:
+        """A new node in each tree of `rows` (distinct), reached by `actions` from `nodes`; returns them.
+        With `solve` a won or lost terminal node is proven (draws stay open)."""
+        new = self.used[rows]
+        self.used[rows] += 1
+        parent = self.states(rows, nodes)
+        state = game.step(parent, actions)
+        _scatter(self.store, state, rows, new)
+        self.children[rows, nodes, actions] = new
+        self.legal[rows, new], self.terminal[rows, new], self.winner[rows, new] = (
+            game.legal_mask(state), game.done(state), game.winner(state))
+        self.mover[rows, new] = game.to_play(parent)
+        if solve:
+            self.proven[rows, new] = np.where(self.terminal[rows, new], _value_for(self.mover[rows, new], self.winner[rows, new]), 0)
+        return new
+
+    def descend(
+        self, game: BatchGame, score: Score, solve: bool, halt: np.ndarray | None = None
+    ) -> tuple[list, np.ndarray, np.ndarray]:
+        """One selection from every root, by `score` over the legal children, down to a new
+        node (expanded here), a terminal one, or one where `halt` [B, M] is set.
+
+        Returns (path [(rows, nodes)] from the roots down, the last node of every tree [B],
+        whether a tree expanded a node [B]).
+        """
+        rows = self.rows
+        node = np.zeros(len(rows), np.int64)
+        path = [(rows, node.copy())]
+        going = ~self.terminal[:, 0]
+        expanded = np.zeros(len(rows), bool)
+        while going.any():
+            r, n = rows[going], node[going]
+            kids = self.children[r, n]  # [k, A]
+            kid_visits = np.where(kids >= 0, self.visits[r[:, None], kids], 0.0)
+            a = np.argmax(np.where(self.legal[r, n], score(r, n, kids, kid_visits), -np.inf), axis=1)
+            child = kids[np.arange(len(r)), a].astype(np.int64)
+            new = child < 0
+            if new.any():  # expand one node in each tree that reached an unexpanded child
+                child[new] = self.expand(game, r[new], n[new], a[new], solve)
+                expanded[r[new]] = True
+            node[r] = child
+            path.append((r, child))
+            stop = new | self.terminal[r, child]
+            if halt is not None:
+                stop |= halt[r, child]
+            going[r[stop]] = False
+        return path, node, expanded
+
+
 def uct_search(
     game: BatchGame,
     root: Any,
@@ -79,61 +188,22 @@ def uct_search(
     if parallel < 1:
         raise ValueError(f"parallel must be >= 1, got {parallel}")
     batch = game.done(root).shape[0]
-    size, actions = num_simulations + 1, game.num_actions
-    rows = np.arange(batch)
-    store = {f.name: np.zeros((batch, size) + getattr(root, f.name).shape[1:], getattr(root, f.name).dtype)
-             for f in fields(root)}
-    _scatter(store, root, rows, np.zeros(batch, np.int64))
-    children = np.full((batch, size, actions), -1, np.int32)
-    legal = np.zeros((batch, size, actions), bool)
-    visits = np.zeros((batch, size))
-    value_sum = np.zeros((batch, size))
-    terminal = np.zeros((batch, size), bool)
-    winner = np.full((batch, size), -1, np.int8)
-    mover = np.zeros((batch, size), np.int8)
-    proven = np.zeros((batch, size), np.int8)  # +1 / -1: proven win / loss for the node's mover
-    legal[:, 0], terminal[:, 0], winner[:, 0] = game.legal_mask(root), game.done(root), game.winner(root)
-    mover[:, 0] = 1 - game.to_play(root)
-    used = np.ones(batch, np.int64)
+    forest = Forest.plant(game, root, num_simulations + 1)
+    rows, children, legal, proven = forest.rows, forest.children, forest.legal, forest.proven
+    visits, value_sum, terminal, winner, mover = (
+        forest.visits, forest.value_sum, forest.terminal, forest.winner, forest.mover)
+
+    def uct_score(r: np.ndarray, n: np.ndarray, kids: np.ndarray, kid_visits: np.ndarray) -> np.ndarray:
+        q = np.where(kid_visits > 0, value_sum[r[:, None], kids] / np.maximum(kid_visits, 1.0), 0.0)
+        explore = exploration * np.sqrt(np.log(np.maximum(visits[r, n], 1.0))[:, None] / np.maximum(kid_visits, 1.0))
+        score = np.where(kid_visits > 0, q + explore, 1e9) + 1e-6 * rng.random(kids.shape)
+        if solve:
+            kid_proof = np.where(kids >= 0, proven[r[:, None], kids], 0)
+            score = np.where(kid_proof == 1, 1e12, np.where(kid_proof == -1, -1e12, score))
+        return score
 
     def descend() -> tuple[list, np.ndarray, np.ndarray]:
-        """One selection from every root down to a new node (expanded here) or a terminal one."""
-        node = np.zeros(batch, np.int64)
-        path = [(rows, node.copy())]
-        going = ~terminal[:, 0]
-        expanded = np.zeros(batch, bool)
-        while going.any():
-            r, n = rows[going], node[going]
-            kids = children[r, n]  # [k, A]
-            kid_visits = np.where(kids >= 0, visits[r[:, None], kids], 0.0)
-            q = np.where(kid_visits > 0, value_sum[r[:, None], kids] / np.maximum(kid_visits, 1.0), 0.0)
-            explore = exploration * np.sqrt(np.log(np.maximum(visits[r, n], 1.0))[:, None] / np.maximum(kid_visits, 1.0))
-            score = np.where(kid_visits > 0, q + explore, 1e9) + 1e-6 * rng.random(kids.shape)
-            if solve:
-                kid_proof = np.where(kids >= 0, proven[r[:, None], kids], 0)
-                score = np.where(kid_proof == 1, 1e12, np.where(kid_proof == -1, -1e12, score))
-            a = np.argmax(np.where(legal[r, n], score, -np.inf), axis=1)
-            child = kids[np.arange(len(r)), a].astype(np.int64)
-            new = child < 0
-            if new.any():  # expand one node in each tree that reached an unexpanded child
-                re, ne, ae = r[new], n[new], a[new]
-                idx = used[re]
-                used[re] += 1
-                parent = _gather(store, root, re, ne)
-                state = game.step(parent, ae)
-                _scatter(store, state, re, idx)
-                children[re, ne, ae] = idx
-                legal[re, idx], terminal[re, idx], winner[re, idx] = (
-                    game.legal_mask(state), game.done(state), game.winner(state))
-                mover[re, idx] = game.to_play(parent)
-                if solve:  # a won or lost terminal position is proven (draws stay open)
-                    proven[re, idx] = np.where(terminal[re, idx], _value_for(mover[re, idx], winner[re, idx]), 0)
-                child[new] = idx
-                expanded[re] = True
-            node[r] = child
-            path.append((r, child))
-            going[r[new | terminal[r, child]]] = False
-        return path, node, expanded
+        return forest.descend(game, uct_score, solve)
 
     done_simulations = 0
     while done_simulations < num_simulations:
@@ -153,7 +223,7 @@ def uct_search(
         results = winner[leaf_rows, leaf_nodes].copy()
         roll = np.concatenate([expanded for _, _, expanded in descents]) & ~terminal[leaf_rows, leaf_nodes]
         if roll.any():
-            results[roll] = game.random_winners(_gather(store, root, leaf_rows[roll], leaf_nodes[roll]), rng)
+            results[roll] = game.random_winners(forest.states(leaf_rows[roll], leaf_nodes[roll]), rng)
         for w, (path, _, _) in enumerate(descents):
             result = results[w * batch : (w + 1) * batch]
             for r, n in path:  # the visit is already counted; replace the virtual loss by the result
@@ -203,4 +273,4 @@ def root_choice(
     return SearchOutput(action.astype(np.int64), root_visits, root_values)
 
 
-__all__ = ["SearchOutput", "propagate_proofs", "random_legal", "root_choice", "uct_search"]
+__all__ = ["Forest", "SearchOutput", "propagate_proofs", "random_legal", "root_choice", "uct_search"]

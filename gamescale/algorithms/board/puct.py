@@ -19,12 +19,11 @@ position is played at once and a lost reply avoided whatever the model says.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import fields, replace
 from typing import Any
 
 import numpy as np
 
-from gamescale.algorithms.board.mcts import SearchOutput, propagate_proofs, root_choice
+from gamescale.algorithms.board.mcts import Forest, SearchOutput, _value_for, propagate_proofs, root_choice
 from gamescale.envs.board.batch import BatchGame
 
 Evaluator = Callable[[BatchGame, Any], tuple[np.ndarray, np.ndarray]]
@@ -36,10 +35,6 @@ def uniform_evaluator(game: BatchGame, states: Any) -> tuple[np.ndarray, np.ndar
     without rollouts (a fixed, non-learned evaluator for tests and baselines)."""
     mask = game.legal_mask(states).astype(np.float64)
     return mask / np.maximum(mask.sum(axis=1, keepdims=True), 1.0), np.zeros(mask.shape[0])
-
-
-def _value_for(mover: np.ndarray, winner: np.ndarray) -> np.ndarray:
-    return np.where(winner < 0, 0.0, np.where(winner == mover, 1.0, -1.0))
 
 
 def puct_search(
@@ -58,73 +53,34 @@ def puct_search(
         raise ValueError(f"num_simulations must be >= 1, got {num_simulations}")
     if parallel < 1:
         raise ValueError(f"parallel must be >= 1, got {parallel}")
-    batch = game.done(root).shape[0]
-    size, actions = num_simulations + 1, game.num_actions
-    rows = np.arange(batch)
-    store = {f.name: np.zeros((batch, size) + getattr(root, f.name).shape[1:], getattr(root, f.name).dtype)
-             for f in fields(root)}
-    for name in store:
-        store[name][:, 0] = getattr(root, name)
-    children = np.full((batch, size, actions), -1, np.int32)
-    prior = np.zeros((batch, size, actions))
-    legal = np.zeros((batch, size, actions), bool)
-    visits, value_sum = np.zeros((batch, size)), np.zeros((batch, size))
-    terminal = np.zeros((batch, size), bool)
-    winner = np.full((batch, size), -1, np.int8)
-    mover = np.zeros((batch, size), np.int8)
-    proven = np.zeros((batch, size), np.int8)  # +1 / -1: proven win / loss for the node's mover
-    leaf_value = np.zeros((batch, size))  # value of a node when it was a leaf, for its mover
-    pending = np.zeros((batch, size), bool)  # allocated this wave, evaluation not back yet
-    legal[:, 0], terminal[:, 0], winner[:, 0] = game.legal_mask(root), game.done(root), game.winner(root)
-    mover[:, 0] = 1 - game.to_play(root)
+    forest = Forest.plant(game, root, num_simulations + 1)
+    rows, children, legal, proven = forest.rows, forest.children, forest.legal, forest.proven
+    visits, value_sum, terminal, winner, mover = (
+        forest.visits, forest.value_sum, forest.terminal, forest.winner, forest.mover)
+    prior = np.zeros(legal.shape)
+    leaf_value = np.zeros(visits.shape)  # value of a node when it was a leaf, for its mover
+    evaluated = np.zeros(visits.shape, bool)  # the model has given the node's priors
     live = np.flatnonzero(~terminal[:, 0])
     if len(live):
-        p, _ = evaluate(game, replace(root, **{n: a[live, 0] for n, a in store.items()}))
+        p, _ = evaluate(game, forest.states(live, np.zeros(len(live), np.int64)))
         prior[live, 0] = np.where(legal[live, 0], p, 0.0)
-    used = np.ones(batch, np.int64)
+        evaluated[live, 0] = True
+
+    def puct_score(r: np.ndarray, n: np.ndarray, kids: np.ndarray, kid_visits: np.ndarray) -> np.ndarray:
+        q = np.where(kid_visits > 0, value_sum[r[:, None], kids] / np.maximum(kid_visits, 1.0), fpu)
+        u = c_puct * prior[r, n] * np.sqrt(np.maximum(visits[r, n], 1.0))[:, None] / (1.0 + kid_visits)
+        score = q + u + 1e-9 * rng.random(kids.shape)
+        if solve:
+            proof = np.where(kids >= 0, proven[r[:, None], kids], 0)
+            score = np.where(proof == 1, 1e12, np.where(proof == -1, -1e12 + score, score))
+        return score
 
     def descend() -> tuple[list, np.ndarray, np.ndarray]:
-        """One selection per tree, down to a new node (allocated here) or a terminal one."""
-        node = np.zeros(batch, np.int64)
-        path = [(rows, node.copy())]
-        going = ~terminal[:, 0]
-        new_leaf = np.zeros(batch, bool)
-        while going.any():
-            r, n = rows[going], node[going]
-            kids = children[r, n]
-            kid_visits = np.where(kids >= 0, visits[r[:, None], kids], 0.0)
-            q = np.where(kid_visits > 0, value_sum[r[:, None], kids] / np.maximum(kid_visits, 1.0), fpu)
-            u = c_puct * prior[r, n] * np.sqrt(np.maximum(visits[r, n], 1.0))[:, None] / (1.0 + kid_visits)
-            score = q + u + 1e-9 * rng.random(kids.shape)
-            if solve:
-                proof = np.where(kids >= 0, proven[r[:, None], kids], 0)
-                score = np.where(proof == 1, 1e12, np.where(proof == -1, -1e12 + score, score))
-            a = np.argmax(np.where(legal[r, n], score, -np.inf), axis=1)
-            child = kids[np.arange(len(r)), a].astype(np.int64)
-            new = child < 0
-            if new.any():
-                re, ne, ae = r[new], n[new], a[new]
-                idx = used[re]
-                used[re] += 1
-                parent = replace(root, **{name: array[re, ne] for name, array in store.items()})
-                state = game.step(parent, ae)
-                for name, array in store.items():
-                    array[re, idx] = getattr(state, name)
-                children[re, ne, ae] = idx
-                legal[re, idx], terminal[re, idx], winner[re, idx] = (
-                    game.legal_mask(state), game.done(state), game.winner(state))
-                mover[re, idx] = game.to_play(parent)
-                leaf_value[re, idx] = np.where(terminal[re, idx], _value_for(mover[re, idx], winner[re, idx]), 0.0)
-                pending[re, idx] = ~terminal[re, idx]
-                if solve:
-                    proven[re, idx] = np.where(terminal[re, idx], leaf_value[re, idx], 0).astype(np.int8)
-                child[new] = idx
-                new_leaf[re] = True
-            node[r] = child
-            path.append((r, child))
-            # stop at a new node, a terminal one, or one allocated this wave and not yet evaluated
-            stop = new | terminal[r, child] | pending[r, child]
-            going[r[stop]] = False
+        """One selection per tree, down to a new node, a terminal one, or one allocated this
+        wave whose evaluation is not back yet."""
+        path, node, new_leaf = forest.descend(game, puct_score, solve, halt=~evaluated & ~terminal)
+        ends = terminal[rows, node]
+        leaf_value[rows[ends], node[ends]] = _value_for(mover[rows[ends], node[ends]], winner[rows[ends], node[ends]])
         return path, node, new_leaf
 
     done_simulations = 0
@@ -144,10 +100,10 @@ def puct_search(
         fresh = ~terminal[leaf_rows, leaf_nodes]
         leaf_rows, leaf_nodes = leaf_rows[fresh], leaf_nodes[fresh]
         if len(leaf_rows):
-            p, v = evaluate(game, replace(root, **{n: a[leaf_rows, leaf_nodes] for n, a in store.items()}))
+            p, v = evaluate(game, forest.states(leaf_rows, leaf_nodes))
             prior[leaf_rows, leaf_nodes] = np.where(legal[leaf_rows, leaf_nodes], p, 0.0)
             leaf_value[leaf_rows, leaf_nodes] = -np.asarray(v, np.float64)  # for the mover into the leaf
-            pending[leaf_rows, leaf_nodes] = False
+            evaluated[leaf_rows, leaf_nodes] = True
         for path, node, _ in descents:
             result = leaf_value[rows, node]  # for the mover into each tree's leaf
             leaf_mover = mover[rows, node]
