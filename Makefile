@@ -61,6 +61,7 @@ test-slow: install-test
 BENCH ?=
 bench: install-test
 	$(BIN)/python benchmarks/runtime.py $(BENCH)
+	$(BIN)/python benchmarks/learners.py $(BENCH)
 	$(BIN)/python benchmarks/mfg.py $(BENCH)
 	$(BIN)/python benchmarks/routing.py $(BENCH)
 	$(BIN)/python benchmarks/lm.py $(BENCH)
