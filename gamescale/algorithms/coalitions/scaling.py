@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 import time
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -37,7 +38,7 @@ from scipy.sparse import csr_matrix, hstack
 
 from gamescale.algorithms.base import LearnerSpec, LocalShardRunner, State, StepContext
 from gamescale.algorithms.coalitions.config import LeastCoreSamplingConfig, LeastCoreScalingConfig  # noqa: F401
-from gamescale.algorithms.coalitions.cutting import solve_cutting_planes
+from gamescale.algorithms.coalitions.cutting import CERTIFY_ROUNDS, certify_by_search, solve_cutting_planes
 from gamescale.algorithms.coalitions.lp import has_exact_separation, proper_coalitions
 from gamescale.algorithms.coalitions.solvers import LeastCoreSampling
 from gamescale.envs.coalitions import random_induced_subgraph, random_mc_net, random_weighted_voting
@@ -78,6 +79,34 @@ def full_lp(game: CoalitionGame, time_limit: float, memory_gb: float) -> tuple[f
     return seconds, 0, float(res.x[n])
 
 
+KINDS = ["exact", "lp_and_heuristic_search", "bracket"]  # how the best known value is known (CuttingPlanes.kind)
+KIND_EXACT, KIND_SEARCH, KIND_BRACKET = range(3)
+CHECK_EVERY = 2.0  # measured seconds between two long-search checks of the iterative payoff
+
+
+class _Clock:
+    """Wall and CPU seconds since creation, minus the time spent inside `paused()` (checks of
+    the measured run that are not part of it)."""
+
+    def __init__(self):
+        self._wall, self._cpu = time.perf_counter(), time.process_time()
+
+    def wall(self) -> float:
+        return time.perf_counter() - self._wall
+
+    def cpu(self) -> float:
+        return time.process_time() - self._cpu
+
+    @contextmanager
+    def paused(self):
+        wall, cpu = time.perf_counter(), time.process_time()
+        try:
+            yield
+        finally:
+            self._wall += time.perf_counter() - wall
+            self._cpu += time.process_time() - cpu
+
+
 class LeastCoreScaling:
     def __init__(self, config: LeastCoreScalingConfig, env: Any = None):
         if any(n < 2 for n in config.sizes) or not config.sizes:
@@ -99,50 +128,76 @@ class LeastCoreScaling:
         n = c.sizes[i]
         game = FAMILIES[c.family](n, c.game_seed)
         lp_seconds, lp_status, lp_eps = full_lp(game, c.lp_time_limit, c.lp_memory_gb)
-        lower = upper = math.nan
-        cutting_seconds, exact = math.nan, 0.0
+        lower = upper = known_value = math.nan
+        cutting_seconds, kind = math.nan, KIND_BRACKET
         if lp_status == 0:
-            lower = upper = lp_eps
-            exact = 1.0
+            lower = upper = known_value = lp_eps
+            kind = KIND_EXACT
         elif has_exact_separation(game, 16):
             found = solve_cutting_planes(
-                game, time_limit=c.cutting_time_limit, bound_time_limit=c.cutting_time_limit / 2
+                game,
+                time_limit=c.cutting_time_limit,
+                bound_time_limit=c.cutting_time_limit / 2,
+                certify_rounds=CERTIFY_ROUNDS,
+                seed=c.game_seed,
             )
-            lower, upper, cutting_seconds, exact = found.lower, found.upper, found.seconds, float(found.exact)
-        known = math.isfinite(upper)
+            lower, upper, cutting_seconds = found.lower, found.upper, found.seconds
+            known_value, kind = found.best_known, KINDS.index(found.kind)
+        known = math.isfinite(known_value)
         # a loose bracket and an oracle that certifies every iteration: run the whole budget and
         # let the iterative payoff improve the best known value, timed by its trajectory
-        trajectory = bool(exact == 0.0 and game.has_exact_oracle and game.cheap_oracle)
+        trajectory = bool(kind != KIND_EXACT and game.has_exact_oracle and game.cheap_oracle)
+        # no proof within reach (a MILP family, not exact): the iterative payoffs are measured by
+        # the same long tabu search that established the best known value, outside their clock
+        searched = bool(kind != KIND_EXACT and not trajectory)
+        proven_stop = known and not trajectory and not searched
         config = LeastCoreSamplingConfig(
             update=c.update,
             samples=c.samples,
             shapley="none",
             reference="none",
             # the lower end: a run proven within 1% of it is within 1% of the least-core value
-            target_epsilon=lower if known and not trajectory else None,
-            stop_within=c.within if known and not trajectory else None,
+            target_epsilon=lower if proven_stop else None,
+            stop_within=c.within if proven_stop else None,
             oracle_time_limit=c.iterative_time_limit,
         )
         solver = LeastCoreSampling(config, game)
         sstate = solver.init(ctx.seed)
         runner = LocalShardRunner(game)
-        start, cpu_start = time.perf_counter(), time.process_time()
+        bound = lower + c.within * max(abs(lower), 1e-12)
+        clock = _Clock()
         seconds, cpu_seconds, it, times, cpus, bests = math.nan, math.nan, 0, [], [], []
-        while time.perf_counter() - start < c.iterative_time_limit:
+        checked, last_check = math.inf, -math.inf
+        while clock.wall() < c.iterative_time_limit:
             sstate, metrics = solver.step(sstate, StepContext(it, ctx.seed, runner, ctx.num_shards))
             it += 1
-            times.append(time.perf_counter() - start)
-            cpus.append(time.process_time() - cpu_start)
+            times.append(clock.wall())
+            cpus.append(clock.cpu())
             bests.append(metrics["best_epsilon"])
             if solver.should_stop(sstate, metrics) is not None:
-                seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
+                seconds, cpu_seconds = clock.wall(), clock.cpu()
                 break
+            if searched and metrics["certified_epsilon"] <= bound and clock.wall() - last_check >= CHECK_EVERY:
+                # the run's own (sampled) measure says it is there: check its payoff, clock paused
+                last_check = clock.wall()
+                with clock.paused():
+                    _, ex = certify_by_search(game, sstate["payoff"], c.game_seed)
+                checked = min(checked, float(ex[0]))
+                if float(ex[0]) <= bound:
+                    seconds, cpu_seconds = clock.wall(), clock.cpu()
+                    break
         best_iter = float(sstate["best_epsilon"])
         proven = sstate["certification"] == "exact"
-        if proven and best_iter < upper:  # the iterative payoff is the best known one now
+        if searched:  # the iterative value under the long search (its best checked payoff)
+            if math.isnan(seconds):
+                _, ex = certify_by_search(game, sstate["best_payoff"], c.game_seed)
+                checked = min(checked, float(ex[0]))
+            best_iter = checked
+        elif proven and best_iter < upper:  # the iterative payoff is the best known one now
             upper = best_iter
-        bound = lower + c.within * max(abs(lower), 1e-12)
-        reached = bool(proven and known and best_iter <= bound)
+            if trajectory:
+                known_value = upper
+        reached = bool((proven or searched) and known and best_iter <= bound)
         if trajectory and reached:
             first = int(np.argmax(np.asarray(bests) <= bound))
             seconds, cpu_seconds = times[first], cpus[first]
@@ -152,12 +207,14 @@ class LeastCoreScaling:
             "lp_status": lp_status,
             "lp_epsilon": lp_eps,
             "cutting_seconds": cutting_seconds,
-            "best_known": upper,
-            "best_known_lower": lower,
-            "best_known_exact": exact,
+            "best_known": known_value,
+            "best_known_kind": kind,
+            "bracket_lower": lower,
+            "bracket_upper": upper,
             "epsilon": best_iter,
             "iterative_seconds": seconds,
             "iterative_cpu_seconds": cpu_seconds,
+            "iterations": it,
             "reached": float(reached),
         }
         state = dict(state)
@@ -176,19 +233,21 @@ class LeastCoreScaling:
             "lp_epsilon",
             "cutting_seconds",
             "best_known",
-            "best_known_lower",
-            "best_known_exact",
+            "best_known_kind",
+            "bracket_lower",
+            "bracket_upper",
             "epsilon",
             "iterative_seconds",
             "iterative_cpu_seconds",
+            "iterations",
             "reached",
         ]
 
     def summary(self, state: State) -> dict[str, Any]:
         done = int(state["index"])
-        return {
-            "scaling": {k: [None if not np.isfinite(v) else float(v) for v in state[k][:done]] for k in self._keys()}
-        }
+        table = {k: [None if not np.isfinite(v) else float(v) for v in state[k][:done]] for k in self._keys()}
+        table["best_known_kind"] = [KINDS[int(k)] for k in state["best_known_kind"][:done]]
+        return {"scaling": table}
 
     def tables(self, state: State) -> dict[str, pa.Table]:
         done = int(state["index"])
