@@ -4,21 +4,27 @@ Each step draws a random game of `family` with the next size of `sizes` and meas
 
 * the full least-core LP (HiGHS, all 2^n - 2 coalitions): seconds, or why it did not run
   (its constraint matrix would exceed `lp_memory_gb`, or HiGHS hit `lp_time_limit`);
-* the best known least-core value: exact from the full LP, else from cutting planes with the
-  family's exact oracle (subset-sum for weighted voting games, a MILP for induced subgraph
-  games and MC-nets) run for at most `cutting_time_limit` seconds: exact when its bounds
-  meet, else the proven bracket [best_known_lower, best_known];
-* iterative coalition sampling (`LeastCoreSampling`, in this process) until its certified
-  epsilon (proven by the oracle) is within `within` of the LOWER end of the best known
-  bracket (so within `within` of the least-core value itself; with a loose bracket it cannot
-  be) or `iterative_time_limit` runs out. Where the bracket is loose and the oracle certifies every
-  iteration (weighted voting), the iterative run takes its whole budget, its proven value
-  improves the best known one, and its time is when its trajectory first came within
-  `within` of that final best known value.
+* the best known least-core value and how it is known (`best_known_kind`): `exact` from the
+  full LP or from cutting planes with the family's exact oracle (subset-sum for weighted voting
+  games, a MILP for induced subgraph games and MC-nets) whose bounds meet within
+  `cutting_time_limit` seconds; else `lp_and_heuristic_search`: the last restricted LP's value
+  (a PROVEN lower bound) once a long tabu search (`cutting.certify_by_search`, far more effort
+  than any measured run's search) finds no coalition above it at the LP payoff, so the same
+  value is a heuristic upper bound, as max-cut / QUBO benchmarks report best known values;
+  else `bracket`. The proven bracket [bracket_lower, bracket_upper] is reported beside it;
+* iterative coalition sampling (`LeastCoreSampling`, in this process) until its payoff is
+  within `within` of the best known value (of the bracket's LOWER end): proven by the oracle
+  where one finishes (the subset-sum DP, the MILP up to about 50 players), else checked by the
+  same long tabu search, run on the payoffs the run itself believes are there with the clock
+  paused (`timed_iterative`); its `epsilon` is then that search's largest excess. Where the
+  bracket is loose and the oracle certifies every iteration (weighted voting), the iterative
+  run takes its whole budget, its proven value improves the best known one, and its time is
+  when its trajectory first came within `within` of that final best known value.
 
 Metrics per step: num_players, lp_seconds (NaN when not run), lp_status (0 solved, 1 out of
-memory, 2 out of time), cutting_seconds, best_known (an upper bound; the value when exact),
-best_known_lower, best_known_exact, epsilon (iterative, certified), iterative_seconds,
+memory, 2 out of time), cutting_seconds, best_known, best_known_kind (0 exact, 1 lp_and_heuristic_search, 2 bracket;
+names in the summary), bracket_lower, bracket_upper, epsilon (iterative: proven, or under the
+long search), iterations, iterative_seconds,
 iterative_cpu_seconds (this process's CPU time to the same point: on a shared machine the wall
 time also counts other programs' turns),
 reached (1 when within `within`).
@@ -29,6 +35,7 @@ from __future__ import annotations
 import math
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -38,7 +45,12 @@ from scipy.sparse import csr_matrix, hstack
 
 from gamescale.algorithms.base import LearnerSpec, LocalShardRunner, State, StepContext
 from gamescale.algorithms.coalitions.config import LeastCoreSamplingConfig, LeastCoreScalingConfig  # noqa: F401
-from gamescale.algorithms.coalitions.cutting import CERTIFY_ROUNDS, certify_by_search, solve_cutting_planes
+from gamescale.algorithms.coalitions.cutting import (
+    CERTIFY_ITERATIONS,
+    CERTIFY_ROUNDS,
+    certify_by_search,
+    solve_cutting_planes,
+)
 from gamescale.algorithms.coalitions.lp import has_exact_separation, proper_coalitions
 from gamescale.algorithms.coalitions.solvers import LeastCoreSampling
 from gamescale.envs.coalitions import random_induced_subgraph, random_mc_net, random_weighted_voting
@@ -107,6 +119,69 @@ class _Clock:
             self._cpu += time.process_time() - cpu
 
 
+@dataclass
+class TimedRun:
+    """An iterative run against the clock: its final solver state, seconds (wall, CPU; NaN when
+    it did not get there), iterations, and per iteration the wall / CPU time and best_epsilon;
+    checked: the smallest largest excess the long search found at a checked payoff (inf: none)."""
+
+    state: State
+    seconds: float
+    cpu_seconds: float
+    iterations: int
+    times: list[float]
+    cpus: list[float]
+    bests: list[float]
+    checked: float
+
+
+def timed_iterative(
+    game: CoalitionGame,
+    config: LeastCoreSamplingConfig,
+    seed: int,
+    shards: int,
+    time_limit: float,
+    bound: float,
+    check_seed: int | None = None,
+    check_iterations: int = CERTIFY_ITERATIONS,
+    check_every: float = CHECK_EVERY,
+) -> TimedRun:
+    """Run `LeastCoreSampling` in this process until its own stop rule fires or `time_limit`
+    seconds pass. With `check_seed` (no proof within reach), whenever the run's own sampled
+    measure of its payoff is within `bound` (at most every `check_every` measured seconds) the long
+    tabu search (`certify_by_search`, its own random stream) checks that payoff with the clock
+    paused, and the run stops there once the check agrees: the measured method never certifies
+    itself with its own short search, and nothing the check finds is fed back to it."""
+    solver = LeastCoreSampling(config, game)
+    state = solver.init(seed)
+    runner = LocalShardRunner(game)
+    clock = _Clock()
+    run = TimedRun(state, math.nan, math.nan, 0, [], [], [], math.inf)
+    last_check = -math.inf
+    while clock.wall() < time_limit:
+        state, metrics = solver.step(state, StepContext(run.iterations, seed, runner, shards))
+        run.iterations += 1
+        run.times.append(clock.wall())
+        run.cpus.append(clock.cpu())
+        run.bests.append(metrics["best_epsilon"])
+        if solver.should_stop(state, metrics) is not None:
+            run.seconds, run.cpu_seconds = clock.wall(), clock.cpu()
+            break
+        if check_seed is not None and metrics["certified_epsilon"] <= bound and clock.wall() - last_check >= check_every:
+            last_check = clock.wall()
+            with clock.paused():
+                _, ex = certify_by_search(game, state["payoff"], check_seed, iterations=check_iterations)
+            run.checked = min(run.checked, float(ex[0]))
+            if float(ex[0]) <= bound:
+                run.seconds, run.cpu_seconds = clock.wall(), clock.cpu()
+                break
+    if check_seed is not None and math.isnan(run.seconds):  # its answer under the same check
+        _, ex = certify_by_search(game, state["best_payoff"], check_seed, iterations=check_iterations)
+        run.checked = min(run.checked, float(ex[0]))
+    run.state = state
+    return run
+
+
 class LeastCoreScaling:
     def __init__(self, config: LeastCoreScalingConfig, env: Any = None):
         if any(n < 2 for n in config.sizes) or not config.sizes:
@@ -161,37 +236,15 @@ class LeastCoreScaling:
             stop_within=c.within if proven_stop else None,
             oracle_time_limit=c.iterative_time_limit,
         )
-        solver = LeastCoreSampling(config, game)
-        sstate = solver.init(ctx.seed)
-        runner = LocalShardRunner(game)
         bound = lower + c.within * max(abs(lower), 1e-12)
-        clock = _Clock()
-        seconds, cpu_seconds, it, times, cpus, bests = math.nan, math.nan, 0, [], [], []
-        checked, last_check = math.inf, -math.inf
-        while clock.wall() < c.iterative_time_limit:
-            sstate, metrics = solver.step(sstate, StepContext(it, ctx.seed, runner, ctx.num_shards))
-            it += 1
-            times.append(clock.wall())
-            cpus.append(clock.cpu())
-            bests.append(metrics["best_epsilon"])
-            if solver.should_stop(sstate, metrics) is not None:
-                seconds, cpu_seconds = clock.wall(), clock.cpu()
-                break
-            if searched and metrics["certified_epsilon"] <= bound and clock.wall() - last_check >= CHECK_EVERY:
-                # the run's own (sampled) measure says it is there: check its payoff, clock paused
-                last_check = clock.wall()
-                with clock.paused():
-                    _, ex = certify_by_search(game, sstate["payoff"], c.game_seed)
-                checked = min(checked, float(ex[0]))
-                if float(ex[0]) <= bound:
-                    seconds, cpu_seconds = clock.wall(), clock.cpu()
-                    break
+        run = timed_iterative(
+            game, config, ctx.seed, ctx.num_shards, c.iterative_time_limit, bound, c.game_seed if searched else None
+        )
+        sstate, seconds, cpu_seconds, it, checked = run.state, run.seconds, run.cpu_seconds, run.iterations, run.checked
+        times, cpus, bests = run.times, run.cpus, run.bests
         best_iter = float(sstate["best_epsilon"])
         proven = sstate["certification"] == "exact"
         if searched:  # the iterative value under the long search (its best checked payoff)
-            if math.isnan(seconds):
-                _, ex = certify_by_search(game, sstate["best_payoff"], c.game_seed)
-                checked = min(checked, float(ex[0]))
             best_iter = checked
         elif proven and best_iter < upper:  # the iterative payoff is the best known one now
             upper = best_iter

@@ -14,7 +14,8 @@ from gamescale.envs.registry import EnvConfig
 
 
 class WeightedVotingConfig(EnvConfig):
-    """weights/quota given, or random integer weights 1..max_weight with quota ceil(quota_fraction x total)."""
+    """weights/quota given, or random integer weights 1..max_weight (P(w) ~ w^-skew) with quota
+    ceil(quota_fraction x total)."""
 
     name: str = "weighted_voting"
     num_players: int = Field(12, ge=2)
@@ -22,6 +23,7 @@ class WeightedVotingConfig(EnvConfig):
     quota: float | None = None
     quota_fraction: float = Field(0.6, gt=0, le=1)
     max_weight: int = Field(20, ge=1)
+    skew: float = Field(0.0, ge=0, description="P(weight w) proportional to w^-skew; 0: uniform in 1..max_weight")
     seed: int = Field(0, ge=0)
 
 

@@ -153,15 +153,25 @@ def _backtrack(table, prefix_w, prefix_x, w, x, targets: np.ndarray, rng=None) -
 
 
 def random_weighted_voting(
-    num_players: int, seed: int = 0, max_weight: int = 20, quota_fraction: float = 0.6
+    num_players: int, seed: int = 0, max_weight: int = 20, quota_fraction: float = 0.6, skew: float = 0.0
 ) -> WeightedVotingGame:
-    """Integer weights uniform in 1..max_weight; quota = ceil(quota_fraction x total weight)."""
+    """Integer weights in 1..max_weight, P(w) proportional to w^-skew (skew 0: uniform; larger:
+    many small voters and a few heavy ones, as in shareholder or council votes); quota =
+    ceil(quota_fraction x total weight)."""
     n = check_num_players(num_players)
     if max_weight < 1:
         raise ValueError(f"max_weight must be at least 1, got {max_weight}")
     if not 0 < quota_fraction <= 1:
         raise ValueError(f"quota_fraction must lie in (0, 1], got {quota_fraction}")
-    w = np.random.default_rng(seed).integers(1, max_weight + 1, size=n).astype(np.float64)
+    if not (math.isfinite(skew) and skew >= 0):
+        raise ValueError(f"skew must be a finite number >= 0, got {skew}")
+    rng = np.random.default_rng(seed)
+    if skew == 0:
+        w = rng.integers(1, max_weight + 1, size=n).astype(np.float64)
+    else:
+        support = np.arange(1, max_weight + 1, dtype=np.float64)
+        p = support**-skew
+        w = rng.choice(support, size=n, p=p / p.sum())
     return WeightedVotingGame(w, math.ceil(quota_fraction * w.sum()))
 
 

@@ -114,3 +114,17 @@ def test_best_known_kinds_say_what_is_known(family):
         else:
             assert found.kind == "bracket" and found.best_known == found.upper
     assert kinds == {"exact", "bracket", "lp_and_heuristic_search"}
+
+
+def test_timed_run_stops_when_the_long_search_agrees():
+    from gamescale.algorithms.coalitions.config import LeastCoreSamplingConfig
+    from gamescale.algorithms.coalitions.scaling import timed_iterative
+
+    game = random_mc_net(14, seed=3)
+    exact = exact_least_core(game).epsilon
+    bound = exact * 1.01
+    config = LeastCoreSamplingConfig(update="lp", shapley="none", reference="none", samples=256, enumeration_limit=4)
+    run = timed_iterative(game, config, 0, 2, 30.0, bound, check_seed=0, check_iterations=200, check_every=0.0)
+    assert run.seconds < 30.0 and run.checked <= bound
+    # at 14 players the search is exact: the payoff it passed really is within 1%
+    assert exact - 1e-9 <= max_excess_enumerated(game, run.state["payoff"])[1][0] <= bound + 1e-9
