@@ -183,6 +183,7 @@ def solve_cutting_planes(
     lp.add(first, game.values(first))
     rng = np.random.default_rng(seed)
     recent = pool = first  # pool: every coalition column of the LP, in order
+    searched = False  # the long search found nothing above the LP value at the LP payoff
     history: list[np.ndarray] = []  # the last LP payoffs (their average is a bound candidate)
     upper, best_x, calls, rounds, lower = math.inf, None, 0, 0, -math.inf
     if not milp:  # the stabilization centre: the best of the family's cheap guesses
@@ -214,6 +215,22 @@ def solve_cutting_planes(
         if len(rows) == 0:
             if left is not None and left <= 0:
                 break
+            if milp and certify_rounds > 0:
+                # the round's search found nothing: the long search looks before a MILP gets its
+                # share of the time (cheaper where it finds cuts; where it finds none, a MILP that
+                # cannot prove either ends the run with the LP value as best known)
+                found, ex = certify_by_search(
+                    game, res.payoff, seed + rounds, pool[-TIGHT_STARTS:], iterations=certify_iterations, above=threshold
+                )
+                rows = found[ex > threshold][:cuts]
+                searched = len(rows) == 0
+                if not searched:
+                    lp.add(rows, game.values(rows))
+                    pool = np.concatenate([pool, rows])
+                    recent = rows
+                    if time_limit is not None and time.perf_counter() - start > time_limit:
+                        break
+                    continue
             calls += 1
             if milp:  # look only for violated coalitions, stop after a few: proof or cuts, fast
                 # a share of the budget per call: where the MILP can neither find nor prove (large
@@ -227,7 +244,10 @@ def solve_cutting_planes(
                     bound = max(bound, res.epsilon)
                     if bound < upper:
                         upper, best_x = bound, res.payoff
+                    if searched:  # nothing found by either: the LP value is the best known
+                        break
                     continue
+                searched = False
             else:
                 found, more, bound, point = _separate_with_centre(game, best_x, res, cuts, enumeration_limit, rng)
                 calls += more - 1
@@ -251,13 +271,15 @@ def solve_cutting_planes(
         lp.add(rows, game.values(rows))
         pool = np.concatenate([pool, rows])
         recent = rows
+        searched = False
         if time_limit is not None and time.perf_counter() - start > time_limit:
             break
-    searched = False
-    if milp and upper > proven and certify_rounds > 0:
+    if milp and upper > proven and certify_rounds > 0 and not searched:
         # not exact: the long search at the final LP payoff stands in for the proof the MILP could
         # not give; what it finds is cut and the LP solved again, until it finds nothing (then
         # the LP value, a proven lower bound, is also the heuristic's upper bound) or rounds end
+        res = lp.solve()  # the cuts of the last round are in
+        lower = res.epsilon
         for attempt in range(certify_rounds):
             threshold = res.epsilon + tolerance * max(1.0, abs(res.epsilon))
             found, ex = certify_by_search(
