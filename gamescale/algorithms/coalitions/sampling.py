@@ -122,7 +122,7 @@ def sample_shard(game: CoalitionGame, shared: dict[str, Any], task: ShardTask) -
         iterations = int(shared["rounds"])
         found = tabu_search(game, x, start, rng, TabuSettings(iterations=iterations), above=shared.get("above"))
         evaluations += iterations * len(start) * n  # one move value per player and chain per move
-        found_v = found.excess + found.coalitions @ x
+        found_v = game.values(found.coalitions)  # exact values for the working-set LP
         c, v = np.concatenate([c, found.coalitions]), np.concatenate([v, found_v])
     keep = shared.get("keep")
     if keep is not None and len(c) > keep:

@@ -105,8 +105,10 @@ def tabu_search(
     round wants; None: the bests only)."""
     x = np.asarray(payoff, np.float64)
     n = game.num_players
-    if n < 2 or len(starts) == 0:
-        return TabuResult(np.zeros((0, n), bool), np.zeros(0), 0)
+    if n < 3 or len(starts) == 0:  # two players: the singletons are the only proper coalitions
+        rows = np.eye(n, dtype=bool) if n == 2 else np.zeros((0, n), bool)
+        coalitions, excess = distinct_best(rows, game.values(rows) - rows @ x, keep)
+        return TabuResult(coalitions, excess, 0)
     starts = np.asarray(starts, bool)
     m = len(starts) if chains is None else int(chains)
     if m > len(starts):
