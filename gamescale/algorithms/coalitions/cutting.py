@@ -39,7 +39,7 @@ CHAINS_FROM_RECENT = 64  # the last round's cuts a search restarts from, at most
 CERTIFY_CHAINS = 64  # the long search standing in for a proof: chains x moves
 CERTIFY_ITERATIONS = 3000
 CERTIFY_STREAM = 0x5EA7C4  # its random stream, apart from every measured run's
-CERTIFY_ROUNDS = 20  # long searches after the time limit that may still find cuts
+CERTIFY_ROUNDS = 5  # long searches after the time limit that may still find cuts
 MILP_TOLERANCE = 1e-6  # relative: a MILP proof is "no excess above epsilon (1 + 1e-6)"
 
 
