@@ -40,6 +40,7 @@ CERTIFY_CHAINS = 64  # the long search standing in for a proof: chains x moves
 CERTIFY_ITERATIONS = 3000
 CERTIFY_STREAM = 0x5EA7C4  # its random stream, apart from every measured run's
 CERTIFY_ROUNDS = 5  # long searches after the time limit that may still find cuts
+NEAR = 0.2  # also add unseen coalitions within this fraction of |LP value| below it (MILP families)
 MILP_TOLERANCE = 1e-6  # relative: a MILP proof is "no excess above epsilon (1 + 1e-6)"
 
 
@@ -184,6 +185,7 @@ def solve_cutting_planes(
     rng = np.random.default_rng(seed)
     recent = pool = first  # pool: every coalition column of the LP, in order
     searched = False  # the long search found nothing above the LP value at the LP payoff
+    in_lp = {row.tobytes() for row in np.packbits(first, axis=1)}  # packed rows of the LP's columns
     history: list[np.ndarray] = []  # the last LP payoffs (their average is a bound candidate)
     upper, best_x, calls, rounds, lower = math.inf, None, 0, 0, -math.inf
     if not milp:  # the stabilization centre: the best of the family's cheap guesses
@@ -210,8 +212,15 @@ def solve_cutting_planes(
         if milp:  # the search is cheap; the MILP only proves what it cannot find
             support = np.flatnonzero(res.duals > 1e-12)  # columns in the order they were added
             tight = pool[support[np.argsort(-res.duals[support], kind="stable")][:TIGHT_STARTS]]
-            found, ex = search_cuts(game, res.payoff, recent, rng, tight=tight, above=threshold)
+            found, ex = search_cuts(game, res.payoff, recent, rng, tight=tight, above=threshold - NEAR * scale)
             rows = found[ex > threshold][np.argsort(-ex[ex > threshold], kind="stable")][:cuts]
+            if NEAR > 0 and len(rows):
+                # with violated cuts, also the nearly tight coalitions not in the LP yet: they
+                # hold the next LP payoff back from jumping where they would be violated
+                keys = [row.tobytes() for row in np.packbits(found, axis=1)]
+                fresh = np.array([key not in in_lp for key in keys], bool) & (ex > threshold - NEAR * scale)
+                near = found[fresh & (ex <= threshold)]
+                rows = np.concatenate([rows, near[:cuts]])
         if len(rows) == 0:
             if left is not None and left <= 0:
                 break
@@ -227,6 +236,7 @@ def solve_cutting_planes(
                 if not searched:
                     lp.add(rows, game.values(rows))
                     pool = np.concatenate([pool, rows])
+                    in_lp.update(row.tobytes() for row in np.packbits(rows, axis=1))
                     recent = rows
                     if time_limit is not None and time.perf_counter() - start > time_limit:
                         break
@@ -270,6 +280,7 @@ def solve_cutting_planes(
                 break
         lp.add(rows, game.values(rows))
         pool = np.concatenate([pool, rows])
+        in_lp.update(row.tobytes() for row in np.packbits(rows, axis=1))
         recent = rows
         searched = False
         if time_limit is not None and time.perf_counter() - start > time_limit:
