@@ -38,25 +38,33 @@ ORACLE_SECONDS = 60.0  # one separation MILP measuring a payoff
 
 
 def make_game(family: str, n: int, seed: int = 0):
-    from gamescale.envs.coalitions import random_induced_subgraph, random_weighted_voting
+    from gamescale.algorithms.coalitions.scaling import FAMILIES
+    from gamescale.envs.coalitions import random_induced_subgraph
 
-    if family == "weighted_voting":
-        return random_weighted_voting(n, seed, quota_fraction=0.6)
+    if family == "weighted_voting":  # the coop-scaling voting games (where proportional payoffs miss)
+        return FAMILIES[family](n, seed)
     return random_induced_subgraph(n, seed, edge_probability=min(1.0, 8.0 / n), min_weight=-5, max_weight=10)
 
 
 def true_excess(game, payoff: np.ndarray, above: float = math.inf) -> tuple[float, str]:
-    """Largest excess of a payoff over all proper coalitions: exact when possible, else the
-    MILP's proven upper bound after ORACLE_SECONDS. Where a MILP would be needed and a sampled
-    coalition already exceeds `above`, that (lower) value is returned: the payoff misses anyway."""
+    """Largest excess of a payoff over all proper coalitions: exact when possible (enumeration,
+    subset-sum, or the MILP within ORACLE_SECONDS up to 50 players), else the long tabu search
+    that also stands behind the best known value (`certify_by_search`, "search"). Where a MILP
+    would be needed and a sampled coalition already exceeds `above`, that (lower) value is
+    returned: the payoff misses anyway."""
+    from gamescale.algorithms.coalitions.cutting import certify_by_search
     from gamescale.algorithms.coalitions.lp import has_exact_separation, most_violated_exact
 
     if hasattr(game, "separate") and game.num_players > 20:
         sampled = sampled_excess(game, payoff)
         if sampled > above:
             return sampled, "sampled"
-        found = game.separate(payoff, 1, ORACLE_SECONDS)
-        return found.upper_bound, "exact" if found.optimal else "bound"
+        if game.num_players <= 50:
+            found = game.separate(payoff, 1, ORACLE_SECONDS)
+            if found.optimal:
+                return found.upper_bound, "exact"
+        _, ex = certify_by_search(game, payoff, 0)
+        return max(float(ex[0]), sampled), "search"
     if has_exact_separation(game, 20):
         return float(most_violated_exact(game, payoff, 1, 20)[1][0]), "exact"
     return sampled_excess(game, payoff), "sampled"
@@ -73,18 +81,21 @@ def sampled_excess(game, payoff: np.ndarray) -> float:
     return float(max(np.max(v - c @ payoff), np.max(fv - found @ payoff)))
 
 
-def best_known(game, budget: float) -> tuple[float, float, bool]:
-    """(lower, upper, exact): the least-core value (payoffs >= 0) or a proven bracket."""
-    from gamescale.algorithms.coalitions.cutting import solve_cutting_planes
+def best_known(game, budget: float) -> tuple[float, float, str]:
+    """(lower, value, kind): the least-core value (payoffs >= 0), exact, or the LP value that a
+    long tabu search finds nothing above (lp_and_heuristic_search), or the proven bracket's upper end."""
+    from gamescale.algorithms.coalitions.cutting import CERTIFY_ROUNDS, solve_cutting_planes
     from gamescale.algorithms.coalitions.lp import exact_least_core
 
     if game.num_players <= 18:
         eps = exact_least_core(game, nonnegative=True).epsilon
-        return eps, eps, True
+        return eps, eps, "exact"
     if game.has_exact_oracle:
-        found = solve_cutting_planes(game, nonnegative=True, time_limit=budget, bound_time_limit=budget / 2)
-        return found.lower, found.upper, found.exact
-    return math.nan, math.nan, False
+        found = solve_cutting_planes(
+            game, nonnegative=True, time_limit=budget, bound_time_limit=budget / 2, certify_rounds=CERTIFY_ROUNDS
+        )
+        return found.lower, found.best_known, found.kind
+    return math.nan, math.nan, "bracket"
 
 
 # -- solvers, each run in a child process ---------------------------------------------------
@@ -140,37 +151,37 @@ def run_openspiel_lagrangian(family, n, target, budget):
 
 
 def run_gamescale(family, n, target, budget, update="lp"):
-    from gamescale.algorithms.base import LocalShardRunner, StepContext
+    """The iterative sampler until its stop rule (proven by the subset-sum oracle or the MILP) or,
+    where no MILP proof is within reach (MILP families above 50 players), until the long tabu
+    search agrees that its payoff is within 1% (`timed_iterative`, checks off the clock)."""
     from gamescale.algorithms.coalitions.config import LeastCoreSamplingConfig
-    from gamescale.algorithms.coalitions.solvers import LeastCoreSampling
+    from gamescale.algorithms.coalitions.scaling import timed_iterative
 
     game = make_game(family, n)
+    searched = hasattr(game, "separate") and n > 50
     config = LeastCoreSamplingConfig(
         update=update,
         nonnegative=True,
         shapley="none",
         reference="none",
-        target_epsilon=target,
-        stop_within=WITHIN,
+        target_epsilon=None if searched else target,
+        stop_within=None if searched else WITHIN,
         oracle_time_limit=ORACLE_SECONDS,
     )
-    solver = LeastCoreSampling(config, game)
-    runner, start = LocalShardRunner(game), time.perf_counter()
-    state, it = solver.init(0), 0
-    while time.perf_counter() - start < budget:
-        state, metrics = solver.step(state, StepContext(it, 0, runner, 4))
-        it += 1
-        if solver.should_stop(state, metrics) is not None:
-            seconds = time.perf_counter() - start
-            value, how = true_excess(game, state["best_payoff"])
-            return {
-                "seconds": seconds,
-                "epsilon": value,
-                "reached": value <= target + WITHIN * abs(target),
-                "iterations": it,
-                "certified": how,
-            }
-    return {"seconds": math.nan, "epsilon": float(state["best_epsilon"]), "reached": False, "iterations": it}
+    bound = target + WITHIN * abs(target)
+    run = timed_iterative(game, config, 0, 4, budget, bound, 0 if searched else None)
+    if math.isnan(run.seconds):
+        value = run.checked if searched else float(run.state["best_epsilon"])
+        return {"seconds": math.nan, "epsilon": value, "reached": False, "iterations": run.iterations}
+    value, how = true_excess(game, run.state["payoff" if searched else "best_payoff"])
+    return {
+        "seconds": run.seconds,
+        "cpu_seconds": run.cpu_seconds,
+        "epsilon": value,
+        "reached": value <= bound,
+        "iterations": run.iterations,
+        "certified": how,
+    }
 
 
 RUNNERS = {
@@ -209,7 +220,7 @@ def side_by_side(sizes, budget, openspiel_lp_max):
         for n in sizes:
             game = make_game(family, n)
             start = time.perf_counter()
-            lower, target, exact = best_known(game, budget)  # target: the best value proven reachable
+            lower, target, kind = best_known(game, budget)  # target: the best known value
             known_s = time.perf_counter() - start
             methods = ["gamescale_sampling_lp", "gamescale_saddle_point", "openspiel_lagrangian"]
             if n <= openspiel_lp_max:
@@ -224,10 +235,16 @@ def side_by_side(sizes, budget, openspiel_lp_max):
                 if m not in results:
                     results[m] = in_subprocess(m, (family, n, target, budget), budget)
                 r = results[m]
-                known = {"best_known": target, "best_known_lower": lower, "exact": exact, "best_known_s": known_s}
+                known = {
+                    "best_known": target,
+                    "best_known_lower": lower,
+                    "best_known_kind": kind,
+                    "exact": kind == "exact",
+                    "best_known_s": known_s,
+                }
                 rows.append({"family": family, "n": n, **known, "solver": m, **r})
                 print(
-                    f"{family:17s} n={n:4d} best=[{lower:.6g}, {target:.6g}] {'exact' if exact else 'bracket'}  "
+                    f"{family:17s} n={n:4d} best=[{lower:.6g}, {target:.6g}] {kind}  "
                     f"{m:24s} "
                     f"s={r.get('seconds', math.nan):8.2f} eps={r.get('epsilon', math.nan):10.5g} "
                     f"reached={r.get('reached')} peakMB={r.get('peak_mb', math.nan):7.0f} {r.get('error', '')}",

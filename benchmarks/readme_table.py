@@ -301,18 +301,23 @@ def coalitions_rows() -> list[Row]:
         ours = pick(r["least_core"], family=family, n=n, solver="gamescale_sampling_lp")
         lagrangian = pick(r["least_core"], family=family, n=n, solver="openspiel_lagrangian")
         lp_sizes = [row["n"] for row in r["least_core"] if row["family"] == family and row["solver"] == "openspiel_lp"]
-        lp = pick(r["least_core"], family=family, n=max(lp_sizes), solver="openspiel_lp")
-        known = (
-            f"exact value {ours['best_known']:.4g}"
-            if ours["exact"]
-            else f"best value proven, {ours['best_known']:.4g} (bracket [{ours['best_known_lower']:.4g}, "
-            f"{ours['best_known']:.4g}])"
-        )
+        lp = pick(r["least_core"], family=family, n=max(lp_sizes), solver="openspiel_lp") if lp_sizes else None
+        kind = ours.get("best_known_kind", "exact" if ours["exact"] else "bracket")
+        if kind == "exact":
+            known = f"exact value {ours['best_known']:.4g}"
+        elif kind == "lp_and_heuristic_search":
+            known = f"best known value {ours['best_known']:.4g} (LP lower bound, no coalition above it in a long tabu search)"
+        else:
+            known = (
+                f"best value proven, {ours['best_known']:.4g} (bracket [{ours['best_known_lower']:.4g}, "
+                f"{ours['best_known']:.4g}])"
+            )
         rows.append(
             (
                 f"least core of {label} game, {n} players, to 1% of the {known}",
                 outcome(ours),
-                f"OpenSpiel Lagrangian: {outcome(lagrangian)}; OpenSpiel LP at {lp['n']} players: {outcome(lp)}",
+                f"OpenSpiel Lagrangian: {outcome(lagrangian)}"
+                + (f"; OpenSpiel LP at {lp['n']} players: {outcome(lp)}" if lp else ""),
                 source(r, "coalitions", "least_core"),
             )
         )

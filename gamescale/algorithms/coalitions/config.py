@@ -15,10 +15,8 @@ class _LeastCoreCommon(AlgorithmConfig):
     nonnegative: bool = Field(False, description="force payoffs >= 0 (OpenSpiel's definition); standard: free")
     enumeration_limit: int = Field(16, ge=2, le=24, description="exact separation by enumeration up to this n")
     samples: int = Field(2048, ge=1, description="fresh coalitions sampled per iteration (all shards)")
-    climbers: int = Field(32, ge=0, description="best samples improved by local search, per shard")
-    rounds: int = Field(
-        10, ge=0, description="single-flip local-search rounds (fewer when a local optimum comes first)"
-    )
+    climbers: int = Field(32, ge=0, description="best samples improved by tabu search (one chain each), per shard")
+    rounds: int = Field(30, ge=0, description="tabu-search moves per chain (single-player flips) per iteration")
     keep: int = Field(256, ge=1, description="coalitions of largest excess returned per shard")
     shapley: ShapleyMethod = "auto"
     shapley_permutations: int = Field(2000, ge=2)

@@ -1,10 +1,11 @@
-"""Coalition sampling: random coalitions and a greedy local search for large excess.
+"""Coalition sampling: random coalitions and a local search for large excess.
 
 `sample_coalitions` draws a coalition size uniformly in 1..n-1 and then a uniform subset
-of that size (so small and large coalitions are as likely as middle ones). `search_excess`
-climbs from the best samples by single-player flips (add or drop one player) while the
-excess v(S) - x(S) grows. `sample_shard` is the shard function that runs both where the
-game lives (an actor, or this process) and returns an Arrow batch:
+of that size (so small and large coalitions are as likely as middle ones). `sample_shard`
+improves the best samples by tabu search (`tabu.py`); `search_excess`, the plain greedy
+single-flip ascent (stops at the first local optimum), is kept as the baseline it replaced.
+`sample_shard` is the shard function that runs where the game lives (an actor, or this
+process) and returns an Arrow batch:
 
     coalition: fixed_size_binary[ceil(n / 8)]  (numpy packbits of the [n] row)
     value:     float64  v(S)
@@ -20,7 +21,10 @@ import numpy as np
 import pyarrow as pa
 
 from gamescale.algorithms.base import ShardTask
+from gamescale.algorithms.coalitions.tabu import TabuSettings, perturb, tabu_search
 from gamescale.envs.coalitions.game import CoalitionGame, pack, unpack
+
+__all__ = ["perturb", "sample_coalitions", "search_excess", "sample_shard", "evaluate_shard", "read_coalitions"]
 
 
 def sample_coalitions(rng: np.random.Generator, num_players: int, size: int) -> np.ndarray:
@@ -28,22 +32,6 @@ def sample_coalitions(rng: np.random.Generator, num_players: int, size: int) -> 
     k = rng.integers(1, num_players, size=size)
     ranks = np.argsort(rng.random((size, num_players)), axis=1)
     return ranks < k[:, None]
-
-
-def perturb(rng: np.random.Generator, coalitions: np.ndarray, most: int = 3) -> np.ndarray:
-    """Each row `[m, n]` with 1..`most` random players' membership flipped (rows that become empty
-    or the grand coalition keep their last flip undone), so a local search leaves its old optimum."""
-    m, n = coalitions.shape
-    kicked = coalitions.copy()
-    flips = rng.integers(1, most + 1, size=m)
-    order = np.argsort(rng.random((m, n)), axis=1)
-    mask = np.zeros((m, n), bool)
-    np.put_along_axis(mask, order, np.arange(n)[None, :] < flips[:, None], axis=1)
-    kicked ^= mask
-    size = kicked.sum(axis=1)
-    bad = (size == 0) | (size == n)
-    kicked[bad] = coalitions[bad]
-    return kicked
 
 
 def search_excess(
@@ -111,8 +99,8 @@ def read_coalitions(batches: list[pa.RecordBatch], num_players: int) -> tuple[np
 def sample_shard(game: CoalitionGame, shared: dict[str, Any], task: ShardTask) -> pa.RecordBatch:
     """Sample `shared["samples"]` coalitions split over shards, climb from the best `shared["climbers"]`
     (and from this shard's share of `shared["starts"]`, packed rows such as the last LP's tight
-    coalitions, each with a few players flipped) for `shared["rounds"]` flips at payoff
-    `shared["payoff"]`, and return the `shared["keep"]` rows of largest excess (all of them when
+    coalitions, each with a few players flipped) by tabu search for `shared["rounds"]` moves at
+    payoff `shared["payoff"]` (keeping what it meets above `shared["above"]`), and return the `shared["keep"]` rows of largest excess (all of them when
     keep is None) with their values, plus an `evaluations` count in the schema metadata."""
     rng = task.rng()
     n = game.num_players
@@ -131,9 +119,11 @@ def sample_shard(game: CoalitionGame, shared: dict[str, Any], task: ShardTask) -
             kicked_v = game.values(kicked)
             evaluations += len(kicked)
             start, start_v = np.concatenate([start, kicked]), np.concatenate([start_v, kicked_v])
-        found, found_v, extra = search_excess(game, x, start, start_v, int(shared["rounds"]))
-        evaluations += extra
-        c, v = np.concatenate([c, found]), np.concatenate([v, found_v])
+        iterations = int(shared["rounds"])
+        found = tabu_search(game, x, start, rng, TabuSettings(iterations=iterations), above=shared.get("above"))
+        evaluations += iterations * len(start) * n  # one move value per player and chain per move
+        found_v = game.values(found.coalitions)  # exact values for the working-set LP
+        c, v = np.concatenate([c, found.coalitions]), np.concatenate([v, found_v])
     keep = shared.get("keep")
     if keep is not None and len(c) > keep:
         top = np.argsort(-(v - c @ x), kind="stable")[:keep]

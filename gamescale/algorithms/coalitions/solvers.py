@@ -155,6 +155,7 @@ class _LeastCoreBase:
             "climbers": c.climbers,
             "rounds": c.rounds,
             "keep": keep or c.keep,
+            "above": float(state["epsilon"]),  # the search keeps what it meets above the working set's value
             # the LP's tight coalitions (positive multipliers), perturbed, are searched from again:
             # the violated coalitions of the next payoff are mostly near them
             "starts": self._tight(state, STARTS),

@@ -41,7 +41,14 @@ def build_weighted_voting(config: WeightedVotingConfig) -> WeightedVotingGame:
     if config.weights is None:
         if config.quota is not None:
             raise ValueError("a quota needs explicit weights (random games use quota_fraction)")
-        return random_weighted_voting(config.num_players, config.seed, config.max_weight, config.quota_fraction)
+        return random_weighted_voting(
+            config.num_players,
+            config.seed,
+            config.max_weight,
+            config.quota_fraction,
+            config.heavy_players,
+            config.heavy_share,
+        )
     _check_size(config, config.weights)
     quota = config.quota if config.quota is not None else math.ceil(config.quota_fraction * sum(config.weights))
     return WeightedVotingGame(config.weights, quota)

@@ -14,7 +14,8 @@ from gamescale.envs.registry import EnvConfig
 
 
 class WeightedVotingConfig(EnvConfig):
-    """weights/quota given, or random integer weights 1..max_weight with quota ceil(quota_fraction x total)."""
+    """weights/quota given, or random integer weights 1..max_weight (optionally `heavy_players`
+    holding `heavy_share` of the total) with quota ceil(quota_fraction x total)."""
 
     name: str = "weighted_voting"
     num_players: int = Field(12, ge=2)
@@ -22,6 +23,8 @@ class WeightedVotingConfig(EnvConfig):
     quota: float | None = None
     quota_fraction: float = Field(0.6, gt=0, le=1)
     max_weight: int = Field(20, ge=1)
+    heavy_players: int = Field(0, ge=0, description="players 0..k-1 heavy (a council of large members)")
+    heavy_share: float = Field(0.8, gt=0, lt=1, description="the heavy players' share of the total weight")
     seed: int = Field(0, ge=0)
 
 

@@ -112,6 +112,11 @@ class CoalitionGame:
         flipped = coalitions[:, None, :] ^ np.eye(n, dtype=bool)[None]
         return self.values(flipped.reshape(m * n, n)).reshape(m, n)
 
+    def flip_deltas(self, coalitions: np.ndarray) -> np.ndarray:
+        """`[m, n]` bool -> `[m, n]`: v(S with player i flipped) - v(S), the move values of a local
+        search (`tabu_search`). Families with a cheap update override this."""
+        return self.flip_values(coalitions) - self.values(coalitions)[:, None]
+
     def grand_value(self) -> float:
         return float(self.values(np.ones((1, self.num_players), bool))[0])
 

@@ -65,6 +65,10 @@ class InducedSubgraphGame(CoalitionGame):
         s = coalitions.astype(np.float64)
         return self._values(coalitions)[:, None] + (1.0 - 2.0 * s) * (s @ self.weights)
 
+    def flip_deltas(self, coalitions: np.ndarray) -> np.ndarray:
+        s = coalitions.astype(np.float64)
+        return (1.0 - 2.0 * s) * (s @ self.weights)
+
     def shapley_closed_form(self) -> np.ndarray:
         return 0.5 * self.weights.sum(axis=1)
 

@@ -153,15 +153,35 @@ def _backtrack(table, prefix_w, prefix_x, w, x, targets: np.ndarray, rng=None) -
 
 
 def random_weighted_voting(
-    num_players: int, seed: int = 0, max_weight: int = 20, quota_fraction: float = 0.6
+    num_players: int,
+    seed: int = 0,
+    max_weight: int = 20,
+    quota_fraction: float = 0.6,
+    heavy_players: int = 0,
+    heavy_share: float = 0.8,
 ) -> WeightedVotingGame:
-    """Integer weights uniform in 1..max_weight; quota = ceil(quota_fraction x total weight)."""
+    """Integer weights uniform in 1..max_weight; quota = ceil(quota_fraction x total weight).
+
+    With `heavy_players` = k > 0, players 0..k-1 are heavy instead (a council of large members
+    and many small ones): relative weights uniform in [1, 3], scaled so the heavy players hold
+    `heavy_share` of the total. With many small uniform weights the weight-proportional payoff
+    is exactly in the least core (value 1 - quota / total, for any quota); with a few heavy
+    players whose weights do not reflect their power it is not."""
     n = check_num_players(num_players)
     if max_weight < 1:
         raise ValueError(f"max_weight must be at least 1, got {max_weight}")
     if not 0 < quota_fraction <= 1:
         raise ValueError(f"quota_fraction must lie in (0, 1], got {quota_fraction}")
-    w = np.random.default_rng(seed).integers(1, max_weight + 1, size=n).astype(np.float64)
+    if not 0 <= heavy_players < n:
+        raise ValueError(f"heavy_players must lie in 0..{n - 1}, got {heavy_players}")
+    if not 0 < heavy_share < 1:
+        raise ValueError(f"heavy_share must lie in (0, 1), got {heavy_share}")
+    rng = np.random.default_rng(seed)
+    w = rng.integers(1, max_weight + 1, size=n).astype(np.float64)
+    if heavy_players:
+        light = w[heavy_players:].sum()
+        heavy = rng.uniform(1.0, 3.0, size=heavy_players)
+        w[:heavy_players] = np.maximum(np.round(heavy / heavy.sum() * light * heavy_share / (1 - heavy_share)), 1.0)
     return WeightedVotingGame(w, math.ceil(quota_fraction * w.sum()))
 
 

@@ -289,3 +289,20 @@ def test_one_and_two_workers_give_identical_runs(ray_cluster):
     np.testing.assert_array_equal(s1["payoff"], s2["payoff"])
     np.testing.assert_array_equal(s1["ws_packed"], s2["ws_packed"])
     np.testing.assert_array_equal(s1["shapley"], s2["shapley"])
+
+
+def test_scaling_voting_games_are_not_solved_by_proportional_payoffs():
+    # the warning: with many small weights the weight-proportional payoff is already in
+    # the least core; the coop-scaling council games (5 heavy players) are chosen where it is not
+    from gamescale.algorithms.coalitions.lp import most_violated_exact
+    from gamescale.algorithms.coalitions.scaling import FAMILIES
+
+    for n in (10, 25, 50, 100):
+        game = FAMILIES["weighted_voting"](n, 0)
+        found = solve_cutting_planes(game)
+        proportional = game.weights / game.weights.sum()
+        assert found.exact
+        assert most_violated_exact(game, proportional, 1, 16)[1][0] >= 1.04 * found.upper
+    uniform = random_weighted_voting(50, 0, quota_fraction=0.7)  # the default generator: exact
+    eps = solve_cutting_planes(uniform).upper
+    assert most_violated_exact(uniform, uniform.weights / uniform.weights.sum(), 1, 16)[1][0] <= eps + 1e-9
