@@ -479,17 +479,18 @@ class ReplicatedLearner(RemoteLearner):
     def update(
         self, batch: pa.RecordBatch, num_steps: int = 1, batch_size: int | None = None, seed: int = 0
     ) -> Metrics:
-        ref = ray.put(batch)
-        refs = [actor.update.remote(self.name, ref, num_steps, batch_size, seed) for actor in self.replicas]
-        return _call_all(refs)[0]
+        return self._to_all("update", batch, num_steps, batch_size, seed)[0]
 
     def set_weights(self, weights: Mapping[str, np.ndarray]) -> None:
-        ref = ray.put(dict(weights))
-        _call_all([actor.set_weights.remote(self.name, ref) for actor in self.replicas])
+        self._to_all("set_weights", dict(weights))
 
     def load_bytes(self, data: bytes) -> None:
-        ref = ray.put(data)
-        _call_all([actor.load_bytes.remote(self.name, ref) for actor in self.replicas])
+        self._to_all("load_bytes", data)
+
+    def _to_all(self, method: str, payload: Any, *args: Any) -> list[Any]:
+        """`method(name, payload, *args)` on every replica, the payload put in the object store once."""
+        ref = ray.put(payload)
+        return _call_all([getattr(actor, method).remote(self.name, ref, *args) for actor in self.replicas])
 
     def shutdown(self) -> None:
         for actor in self.replicas:

@@ -2,9 +2,7 @@
 
 `sample_coalitions` draws a coalition size uniformly in 1..n-1 and then a uniform subset
 of that size (so small and large coalitions are as likely as middle ones). `sample_shard`
-improves the best samples by tabu search (`tabu.py`); `search_excess`, the plain greedy
-single-flip ascent (stops at the first local optimum), is kept as the baseline it replaced.
-`sample_shard` is the shard function that runs where the game lives (an actor, or this
+improves the best samples by tabu search (`tabu.py`). `sample_shard` is the shard function that runs where the game lives (an actor, or this
 process) and returns an Arrow batch:
 
     coalition: fixed_size_binary[ceil(n / 8)]  (numpy packbits of the [n] row)
@@ -24,7 +22,7 @@ from gamescale.algorithms.base import ShardTask
 from gamescale.algorithms.coalitions.tabu import TabuSettings, perturb, tabu_search
 from gamescale.envs.coalitions.game import CoalitionGame, pack, unpack
 
-__all__ = ["perturb", "sample_coalitions", "search_excess", "sample_shard", "evaluate_shard", "read_coalitions"]
+__all__ = ["sample_coalitions", "sample_shard", "evaluate_shard", "read_coalitions"]
 
 
 def sample_coalitions(rng: np.random.Generator, num_players: int, size: int) -> np.ndarray:
@@ -32,43 +30,6 @@ def sample_coalitions(rng: np.random.Generator, num_players: int, size: int) -> 
     k = rng.integers(1, num_players, size=size)
     ranks = np.argsort(rng.random((size, num_players)), axis=1)
     return ranks < k[:, None]
-
-
-def search_excess(
-    game: CoalitionGame, payoff: np.ndarray, start: np.ndarray, start_values: np.ndarray, rounds: int
-) -> tuple[np.ndarray, np.ndarray, int]:
-    """Greedy single-flip ascent of the excess from `start` `[m, n]` (values `[m]`).
-
-    Returns (coalitions `[m, n]`, values `[m]`, number of game evaluations).
-    """
-    m, n = start.shape
-    current, values = start.copy(), start_values.copy()
-    excess = values - current @ payoff
-    flips = np.eye(n, dtype=bool)
-    active = np.ones(m, bool)
-    evaluations = 0
-    for _ in range(rounds):
-        idx = np.flatnonzero(active)
-        if len(idx) == 0:
-            break
-        rows = current[idx]
-        cand = rows[:, None, :] ^ flips[None]  # [a, n, n]
-        size = rows.sum(axis=1, keepdims=True)
-        sizes = size + np.where(rows, -1, 1)  # [a, n]
-        valid = (sizes > 0) & (sizes < n)
-        vals = np.where(valid, game.flip_values(rows), -np.inf)
-        evaluations += int(valid.sum())
-        cost = (rows @ payoff)[:, None] + np.where(rows, -payoff, payoff)
-        ex = np.where(valid, vals - cost, -np.inf)
-        best = np.argmax(ex, axis=1)
-        gain = ex[np.arange(len(idx)), best]
-        better = gain > excess[idx] + 1e-12
-        upd = idx[better]
-        current[upd] = cand[better, best[better]]
-        values[upd] = vals[better, best[better]]
-        excess[upd] = gain[better]
-        active[idx[~better]] = False
-    return current, values, evaluations
 
 
 def coalition_batch(coalitions: np.ndarray, values: np.ndarray) -> pa.RecordBatch:

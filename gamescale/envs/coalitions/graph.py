@@ -61,11 +61,10 @@ class InducedSubgraphGame(CoalitionGame):
         return 0.5 * np.einsum("bi,bi->b", s @ self.weights, s)
 
     def flip_values(self, coalitions: np.ndarray) -> np.ndarray:
-        # adding i gains the weight of its edges into S, dropping i loses it
-        s = coalitions.astype(np.float64)
-        return self._values(coalitions)[:, None] + (1.0 - 2.0 * s) * (s @ self.weights)
+        return self._values(coalitions)[:, None] + self.flip_deltas(coalitions)
 
     def flip_deltas(self, coalitions: np.ndarray) -> np.ndarray:
+        # adding i gains the weight of its edges into S, dropping i loses it
         s = coalitions.astype(np.float64)
         return (1.0 - 2.0 * s) * (s @ self.weights)
 

@@ -41,11 +41,6 @@ class MCNet(CoalitionGame):
         self._pos_t = pos.T.astype(np.float32)
         self._neg_t = neg.T.astype(np.float32)
         self._num_pos = pos.sum(axis=1).astype(np.float32)
-        # literals [L]: rule, player, positive?; and the [L, n] one-hot of their players
-        rule, player = np.nonzero(pos | neg)
-        self._literals = (rule, player, pos[rule, player])
-        self._literal_player = np.zeros((len(rule), n))
-        self._literal_player[np.arange(len(rule)), player] = 1.0
 
     @classmethod
     def from_rules(cls, num_players: int, rules: Sequence[dict]) -> MCNet:
@@ -69,19 +64,7 @@ class MCNet(CoalitionGame):
         return applies.astype(np.float64) @ self.rule_values
 
     def flip_values(self, coalitions: np.ndarray) -> np.ndarray:
-        # flipping player i only changes the rules that name i: one term per literal (rule r,
-        # player i), whose application is recomputed from r's counts of held positive and
-        # present negative literals, then summed per player
-        s = coalitions.astype(np.float32)
-        held, present = s @ self._pos_t, s @ self._neg_t  # [m, R]
-        applies = (held == self._num_pos) & (present == 0)
-        rule, player, positive = self._literals
-        sign = np.where(coalitions[:, player], -1.0, 1.0).astype(np.float32)  # [m, L]: drop or add
-        held_after = held[:, rule] + np.where(positive, sign, 0.0)
-        present_after = present[:, rule] + np.where(positive, 0.0, sign)
-        after = (held_after == self._num_pos[rule]) & (present_after == 0)
-        delta = (after.astype(np.float64) - applies[:, rule]) * self.rule_values[rule]  # [m, L]
-        return (applies.astype(np.float64) @ self.rule_values)[:, None] + delta @ self._literal_player
+        return self.values(coalitions)[:, None] + self.flip_deltas(coalitions)
 
     def flip_deltas(self, coalitions: np.ndarray) -> np.ndarray:
         # with c_r the satisfied literals of rule r (held positives + absent negatives) and k_r its

@@ -9,12 +9,50 @@ import pytest
 
 from gamescale.algorithms.coalitions.cutting import certify_by_search, solve_cutting_planes
 from gamescale.algorithms.coalitions.lp import exact_least_core, max_excess_enumerated
-from gamescale.algorithms.coalitions.sampling import sample_coalitions, search_excess
+from gamescale.algorithms.coalitions.sampling import sample_coalitions
 from gamescale.algorithms.coalitions.tabu import TabuSettings, tabu_search
 from gamescale.envs.coalitions import random_induced_subgraph, random_mc_net
 from gamescale.envs.coalitions.game import CoalitionGame, all_coalitions
 
 FAMILIES = {"induced_subgraph": random_induced_subgraph, "mc_net": random_mc_net}
+
+
+def search_excess(
+    game: CoalitionGame, payoff: np.ndarray, start: np.ndarray, start_values: np.ndarray, rounds: int
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """The greedy single-flip ascent tabu search replaced (the baseline it must beat): climbs
+    from `start` `[m, n]` (values `[m]`) while a flip raises the excess.
+
+    Returns (coalitions `[m, n]`, values `[m]`, number of game evaluations).
+    """
+    m, n = start.shape
+    current, values = start.copy(), start_values.copy()
+    excess = values - current @ payoff
+    flips = np.eye(n, dtype=bool)
+    active = np.ones(m, bool)
+    evaluations = 0
+    for _ in range(rounds):
+        idx = np.flatnonzero(active)
+        if len(idx) == 0:
+            break
+        rows = current[idx]
+        cand = rows[:, None, :] ^ flips[None]  # [a, n, n]
+        size = rows.sum(axis=1, keepdims=True)
+        sizes = size + np.where(rows, -1, 1)  # [a, n]
+        valid = (sizes > 0) & (sizes < n)
+        vals = np.where(valid, game.flip_values(rows), -np.inf)
+        evaluations += int(valid.sum())
+        cost = (rows @ payoff)[:, None] + np.where(rows, -payoff, payoff)
+        ex = np.where(valid, vals - cost, -np.inf)
+        best = np.argmax(ex, axis=1)
+        gain = ex[np.arange(len(idx)), best]
+        better = gain > excess[idx] + 1e-12
+        upd = idx[better]
+        current[upd] = cand[better, best[better]]
+        values[upd] = vals[better, best[better]]
+        excess[upd] = gain[better]
+        active[idx[~better]] = False
+    return current, values, evaluations
 
 
 def random_payoff(game, rng):
