@@ -47,12 +47,19 @@ class LeastCoreSamplingConfig(_LeastCoreCommon):
     and updates the payoff over it by `update`:
 
     lp: the small LP over the working set (HiGHS); saddle_point: mirror prox on the Lagrangian;
-    penalty: accelerated projected gradient on the quadratic penalty, with multiplier updates.
+    penalty: accelerated projected gradient on the quadratic penalty, with multiplier updates;
+    bundle: a proximal bundle step (the working set's model plus a proximity term around the
+    best payoff so far, which moves only when the sampled excess confirms a decrease).
     """
 
     name: str = "least_core_sampling"
-    update: Literal["lp", "saddle_point", "penalty"] = "lp"
+    update: Literal["lp", "saddle_point", "penalty", "bundle"] = "lp"
     working_set: int = Field(4000, ge=8, description="most coalitions remembered")
+    start: Literal["equal_split", "best_guess"] = Field(
+        "equal_split",
+        description="first payoff: the equal split, or the best of the family's cheap guesses "
+        "(equal split, closed-form Shapley, weight-proportional) on a sample",
+    )
     inner_iterations: int = Field(1000, ge=1, description="saddle_point / penalty iterations per step")
     step_size: float = Field(2.0, gt=0, description="saddle-point step, in units of 1/sqrt(largest coalition)")
     penalty: float = Field(3.0, gt=0, description="rho of the penalty update (values rescaled to O(1))")
@@ -82,5 +89,15 @@ class LeastCoreScalingConfig(AlgorithmConfig):
         120.0, gt=0, description="seconds of cutting planes for the best known value (+ half for a final bound)"
     )
     iterative_time_limit: float = Field(60.0, gt=0)
-    update: Literal["lp", "saddle_point", "penalty"] = "lp"
+    update: Literal["auto", "lp", "saddle_point", "penalty", "bundle"] = Field(
+        "auto",
+        description="the iterative run's update; auto: lp where the family's exact oracle is cheap (its cuts "
+        "are exact), else bundle (stabilised against the search's misses)",
+    )
     samples: int = Field(2048, ge=1)
+    rounds: int | None = Field(
+        None,
+        ge=0,
+        description="tabu moves per chain of the iterative run's search (None: 30 with a cheap exact oracle, "
+        "else max(30, 2.5 n))",
+    )

@@ -39,13 +39,17 @@ from gamescale.algorithms.coalitions.lp import (
     most_violated_exact,
     solve_least_core_lp,
 )
-from gamescale.algorithms.coalitions.sampling import evaluations_of, read_coalitions, sample_shard
+from gamescale.algorithms.coalitions.sampling import evaluations_of, read_coalitions, sample_coalitions, sample_shard
 from gamescale.algorithms.coalitions.shapley import shapley_values
 from gamescale.algorithms.tables import annotate
 from gamescale.envs.coalitions.game import CoalitionGame, check_payoff, pack, unpack
 
 STARTS = 64  # tight coalitions the local search restarts from per iteration (all shards)
 ORACLE_CUTS = 50  # coalitions a cheap exact oracle adds to the sampler's working set per iteration
+SERIOUS = 0.1  # bundle: the centre moves when the excess falls by this share of the model's promise
+PROX_GROWTH, PROX_SHRINK, PROX_RANGE = 1.5, 0.8, 1e4  # bundle: t after serious / null steps, and its range
+MAX_EFFORT = 32  # bundle: the longest search, in multiples of `rounds`
+BUNDLE_COLUMNS = 1000  # bundle: working-set coalitions the master sees (largest excess at the centre and q)
 _SHAPLEY_STREAM = 1 << 40  # shard-seed "iteration" of the Shapley sampling, apart from the solver's
 
 
@@ -140,7 +144,7 @@ class _LeastCoreBase:
         if len(packed) > cap:
             c = unpack(packed[pinned:], self.n)
             ex = vals[pinned:] - c @ state["payoff"]
-            if update == "lp":  # the last LP's support (positive multipliers) is never dropped
+            if update in ("lp", "bundle"):  # the last master's support (positive multipliers) is never dropped
                 ex = np.where(log_mu[pinned:] > 0, np.inf, ex)
             top = pinned + np.sort(np.argsort(-ex, kind="stable")[: cap - pinned])
             idx = np.concatenate([np.arange(pinned), top])
@@ -150,12 +154,13 @@ class _LeastCoreBase:
     def _sample(self, state: State, ctx: StepContext, samples: int | None = None, keep: int | None = None):
         c = self.config
         shared = {
-            "payoff": state["payoff"],
+            "payoff": state["query"] if getattr(c, "update", None) == "bundle" else state["payoff"],
             "samples": samples or c.samples,
             "climbers": c.climbers,
-            "rounds": c.rounds,
+            "rounds": c.rounds * int(state.get("effort", 1)),
             "keep": keep or c.keep,
-            "above": float(state["epsilon"]),  # the search keeps what it meets above the working set's value
+            # the search keeps what it meets above the working set's value (bundle: its model at the payoff)
+            "above": float(state["model"] if getattr(c, "update", None) == "bundle" else state["epsilon"]),
             # the LP's tight coalitions (positive multipliers), perturbed, are searched from again:
             # the violated coalitions of the next payoff are mostly near them
             "starts": self._tight(state, STARTS),
@@ -165,7 +170,7 @@ class _LeastCoreBase:
         return rows, values, evaluations_of(batches)
 
     def _tight(self, state: State, most: int) -> np.ndarray | None:
-        if getattr(self.config, "update", None) != "lp" or self.n <= self.config.enumeration_limit:
+        if getattr(self.config, "update", None) not in ("lp", "bundle") or self.n <= self.config.enumeration_limit:
             return None
         mu = state["ws_log_mu"]
         top = np.argsort(-mu, kind="stable")[:most]
@@ -369,13 +374,35 @@ class LeastCoreSampling(_LeastCoreBase):
         c = self.config
         ref = reference_value(self.game, c.nonnegative, 16, c.enumeration_limit) if self._reference_ok else math.nan
         x = np.full(self.n, self.total / self.n)
+        if c.start == "best_guess":  # the family's best cheap guess (equal split, closed-form Shapley, ...)
+            x = self._best_guess(seed)
         if c.nonnegative:
             x = first_order.project_efficient(x, self.total, True)
-        return {**self._start_state(x, ref), "rho": float(c.penalty)}
+        bundle = {
+            "query": x,  # the bundle's next point to sample at; its centre is `payoff`
+            "centre_value": math.inf,
+            "model": -math.inf,
+            "prox_t": math.nan,
+            "prox_t0": math.nan,
+            "effort": 1,  # multiplies the search's moves; doubles while the search finds nothing new
+        }
+        return {**self._start_state(x, ref), "rho": float(c.penalty), **bundle}
+
+    def _best_guess(self, seed: int) -> np.ndarray:
+        """Of `game.start_payoffs()`, the one with the smallest largest excess on the first working
+        set and a seeded sample of coalitions."""
+        rows = np.concatenate(
+            [initial_coalitions(self.n), sample_coalitions(np.random.default_rng([seed, 0xB0]), self.n, 2048)]
+        )
+        values = self.game.values(rows)
+        guesses = [first_order.project_efficient(g, self.total, self.config.nonnegative) for g in self.game.start_payoffs()]
+        return min(guesses, key=lambda g: float(np.max(values - rows @ g)))
 
     def step(self, state: State, ctx: StepContext) -> tuple[State, dict[str, float]]:
         c = self.config
         state = self._shapley(state, ctx)
+        if c.update == "bundle":
+            return self._bundle_step(state, ctx)
         rows, values, evaluations = self._sample(state, ctx)
         state = {**state, "evaluations": state["evaluations"] + evaluations}
         state = self._merge(state, rows, values, c.working_set)
@@ -424,6 +451,75 @@ class LeastCoreSampling(_LeastCoreBase):
             return self._metrics(state, x, eps, max_excess)
         state, max_excess, proven = self._confirm(state, x, max(max_excess, eps))
         return self._metrics(state, x, eps, max_excess, exact=proven)
+
+    def _bundle_step(self, state: State, ctx: StepContext) -> tuple[State, dict[str, float]]:
+        """A proximal bundle iteration. `query` is the point q the master chose last time; the
+        shards sample and search at q (keeping what beats the model there), and q becomes the
+        centre (a serious step) when its excess f(q) is below the centre's by at least `SERIOUS`
+        times the model's promised decrease; otherwise the new coalitions only refine the model
+        (a null step). The master (`first_order.proximal_master`) then picks the next q. The
+        payoff (and best payoff) is the centre, its largest excess as far as the run knows
+        (refreshed as the working set grows) the certified and best epsilon; `epsilon` is the
+        working set's value there."""
+        c = self.config
+        q = state["query"]
+        rows, values, evaluations = self._sample(state, ctx)
+        state = {**state, "evaluations": state["evaluations"] + evaluations}
+        exact = self._exact_certification()
+        if exact:  # the oracle's answer at q: f(q) exactly, and its most violated coalitions
+            found, ex = most_violated_exact(self.game, q, ORACLE_CUTS, c.enumeration_limit)
+            rows, values = np.concatenate([rows, found]), np.concatenate([values, self.game.values(found)])
+            f_q = float(ex[0])
+        state = self._merge(state, rows, values, c.working_set)
+        a = unpack(state["ws_packed"], self.n).astype(np.float64)
+        v = state["ws_values"]
+        centre, f_c = state["payoff"], float(state["centre_value"])
+        if not exact:
+            # nothing above the model at q: the model is right there as far as this search can tell,
+            # so the next search goes longer (up to MAX_EFFORT times); found something: back to short
+            model = float(state["model"])
+            improving = bool(np.any(values - rows @ q > model + 1e-9 * max(1.0, abs(model))))
+            state = {**state, "effort": 1 if improving else min(2 * int(state["effort"]), MAX_EFFORT)}
+            # the largest excess known at q, and what the working set now knows of the centre
+            f_q = max(float(np.max(v - a @ q)), float(np.max(values - rows @ q, initial=-np.inf)))
+            f_c = max(f_c, float(np.max(v - a @ centre)))
+        t, t0 = float(state["prox_t"]), float(state["prox_t0"])
+        if not np.isfinite(f_c) or f_q <= f_c - SERIOUS * (f_c - float(state["model"])):  # serious (always the first)
+            centre, f_c = q, f_q
+            t *= PROX_GROWTH
+        else:
+            t *= PROX_SHRINK
+        if not np.isfinite(t0):  # the first step: t moves the most violated coalition's excess by about |f|
+            g = a[int(np.argmax(v - a @ centre))]
+            g = g - g.mean()
+            t = t0 = max(abs(f_c), 1e-9 * max(abs(self.total), 1.0)) / max(float(g @ g), 1e-12)
+        t = float(np.clip(t, t0 / PROX_RANGE, t0 * PROX_RANGE))
+        if not exact:
+            state, f_c, proven = self._confirm(state, centre, f_c)
+            if len(state["ws_values"]) != len(v):
+                a, v = unpack(state["ws_packed"], self.n).astype(np.float64), state["ws_values"]
+            exact = proven
+        # the master sees the coalitions that can matter near the centre: its multipliers' support
+        # and the largest excess at the centre and at q (the rest of the working set stays for bounds)
+        lam = state["ws_log_mu"].copy()
+        at_centre, at_q = v - a @ centre, v - a @ q
+        cols = np.unique(
+            np.concatenate(
+                [
+                    np.flatnonzero(lam > 0),
+                    np.argsort(-at_centre, kind="stable")[:BUNDLE_COLUMNS],
+                    np.argsort(-at_q, kind="stable")[: BUNDLE_COLUMNS // 2],
+                ]
+            )
+        )
+        x, lam_cols = first_order.proximal_master(a[cols], v[cols], centre, t, lam[cols], self.total, c.nonnegative)
+        lam = np.zeros(len(v))
+        lam[cols] = lam_cols
+        state = {**state, "ws_log_mu": lam, "centre_value": f_c, "prox_t": t, "prox_t0": t0}
+        state, metrics = self._metrics(state, centre, float(np.max(v - a @ centre)), f_c, exact)
+        # the centre is the answer: an earlier, less known payoff's lower estimate is not better
+        state = {**state, "best_payoff": centre, "best_epsilon": f_c, "query": x, "model": float(np.max(v - a @ x))}
+        return state, {**metrics, "best_epsilon": f_c}
 
     def _warm_lp(self, packed: np.ndarray, rows: np.ndarray, values: np.ndarray):
         """The working-set LP in one warm-started HiGHS model kept beside the state: it is synced

@@ -227,6 +227,59 @@ def test_first_order_updates_approach_lp(update):
     assert last - exact < first - exact
 
 
+@pytest.mark.parametrize("family", sorted(GAMES))
+@pytest.mark.parametrize("start", ["equal_split", "best_guess"])
+def test_bundle_update_reaches_the_lp_value(family, start):
+    game = GAMES[family](1)
+    exact = exact_least_core(game).epsilon
+    config = LeastCoreSamplingConfig(update="bundle", shapley="none", samples=256, start=start)
+    state, rows, _ = run(LeastCoreSampling(config, game), game, 25)
+    assert state["certification"] == "exact"  # 12 players: every excess is enumerated
+    best = [row["best_epsilon"] for row in rows]
+    assert all(later <= earlier + 1e-12 for earlier, later in zip(best, best[1:]))  # the centre only improves
+    assert abs(best[-1] - exact) <= 1e-3 * max(abs(exact), 1e-9)
+    check_least_core(game, state["best_payoff"], best[-1], tol=1e-8)
+
+
+@pytest.mark.parametrize("nonnegative", [False, True])
+def test_proximal_master_meets_its_optimality_conditions(nonnegative):
+    from gamescale.algorithms.coalitions.first_order import project_efficient, proximal_master
+
+    rng = np.random.default_rng(4)
+    a = (rng.random((80, 15)) < 0.4).astype(np.float64)
+    v = a.sum(axis=1) + 3.0 * rng.normal(size=80)
+    total, t = 9.0, 0.3
+    centre = project_efficient(rng.normal(size=15), total, nonnegative)
+    x, lam = proximal_master(a, v, centre, t, np.zeros(80), total, nonnegative, tolerance=1e-9, iterations=50_000)
+    # x = argmin max_k (v_k - A_k x) + |x - centre|^2 / 2t: the multipliers are a distribution on
+    # the coalitions of largest excess at x, and x is the projected step from the centre along them
+    assert lam.min() >= 0 and lam.sum() == pytest.approx(1.0, abs=1e-12)
+    excess = v - a @ x
+    assert np.all(excess[lam > 1e-6] >= excess.max() - 1e-6)
+    np.testing.assert_allclose(x, project_efficient(centre + t * a.T @ lam, total, nonnegative), atol=1e-6)
+    assert x.sum() == pytest.approx(total, abs=1e-9) and (not nonnegative or x.min() >= -1e-12)
+    # and it beats any other efficient payoff on the proximal objective
+    objective = lambda y: np.max(v - a @ y) + np.sum((y - centre) ** 2) / (2 * t)  # noqa: E731
+    for _ in range(50):
+        y = project_efficient(x + 0.05 * rng.normal(size=15), total, nonnegative)
+        assert objective(x) <= objective(y) + 1e-7
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_induced_subgraph_shapley_is_in_the_least_core(seed):
+    # At the Shapley payoff (half the incident weight) the excess of S is -w(cut(S)) / 2, the same
+    # for S and its complement, while any efficient payoff has e(S) + e(N \ S) = -w(cut(S)): so no
+    # payoff does better, and the least-core value is max_S -w(cut(S)) / 2 (negative edges: > 0)
+    game = random_induced_subgraph(11, seed=seed, edge_probability=0.5)
+    assert game.weights.min() < 0  # negative edges: the core can be empty
+    exact = exact_least_core(game).epsilon
+    rows = proper_coalitions(11)
+    shapley = game.shapley_closed_form()
+    assert np.max(game.values(rows) - rows @ shapley) == pytest.approx(exact, abs=1e-9)
+    cut = np.einsum("ki,ij,kj->k", rows.astype(float), game.weights, 1.0 - rows)
+    assert np.max(-cut / 2) == pytest.approx(exact, abs=1e-9)
+
+
 def test_lp_algorithm_full_and_cutting_planes_stop_converged():
     game = random_weighted_voting(30, seed=1, quota_fraction=0.7)
     algo = LeastCoreLP(LeastCoreLPConfig(shapley="none"), game)
@@ -270,7 +323,8 @@ def test_bad_payoff_and_bad_stop_config():
         LeastCoreSampling(LeastCoreSamplingConfig(), object())
 
 
-def test_one_and_two_workers_give_identical_runs(ray_cluster):
+@pytest.mark.parametrize("update", ["lp", "bundle"])
+def test_one_and_two_workers_give_identical_runs(ray_cluster, update):
     from gamescale.framework.actors import RolloutPool
 
     env = {"name": "mc_net", "num_players": 24, "seed": 5}
@@ -279,7 +333,8 @@ def test_one_and_two_workers_give_identical_runs(ray_cluster):
     for workers in (1, 2):
         pool = RolloutPool(env, workers)
         try:
-            algo = LeastCoreSampling(LeastCoreSamplingConfig(shapley="sampled", shapley_permutations=64), game)
+            config = LeastCoreSamplingConfig(update=update, shapley="sampled", shapley_permutations=64)
+            algo = LeastCoreSampling(config, game)
             state, rows, _ = run(algo, game, 3, runner=pool)
         finally:
             pool.shutdown()
