@@ -189,6 +189,7 @@ RUNNERS = {
     "openspiel_lagrangian": run_openspiel_lagrangian,
     "gamescale_sampling_lp": lambda *a: run_gamescale(*a, update="lp"),
     "gamescale_saddle_point": lambda *a: run_gamescale(*a, update="saddle_point"),
+    "gamescale_bundle": lambda *a: run_gamescale(*a, update="bundle"),
 }
 
 
@@ -222,7 +223,7 @@ def side_by_side(sizes, budget, openspiel_lp_max):
             start = time.perf_counter()
             lower, target, kind = best_known(game, budget)  # target: the best known value
             known_s = time.perf_counter() - start
-            methods = ["gamescale_sampling_lp", "gamescale_saddle_point", "openspiel_lagrangian"]
+            methods = ["gamescale_sampling_lp", "gamescale_bundle", "gamescale_saddle_point", "openspiel_lagrangian"]
             if n <= openspiel_lp_max:
                 methods.insert(0, "openspiel_lp")
             results = {}

@@ -3,7 +3,7 @@ each family, one `gamescale run coop-scaling` per family (one after another, so 
 do not share the cores), with one BLAS thread per process.
 
     python benchmarks/coalitions_scaling.py [--families weighted_voting,induced_subgraph,mc_net]
-        [--sizes 10,15,20,25,50,100,200] [--cutting 60] [--lp 30]
+        [--sizes 10,15,20,25,50,100,200] [--cutting 120] [--lp 30]
 
 Prints a table per family (best known value and how it is known, the proven bracket, the
 iterative run's time to within 1% of the bracket's lower end or its value after its budget) and
@@ -78,8 +78,11 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--families", default=",".join(FAMILIES))
     parser.add_argument("--sizes", default=",".join(map(str, SIZES)))
-    parser.add_argument("--cutting", type=float, default=60.0, help="seconds of cutting planes for the best known value")
+    parser.add_argument(
+        "--cutting", type=float, default=120.0, help="seconds of cutting planes (and of the reference bundle run)"
+    )
     parser.add_argument("--lp", type=float, default=30.0, help="seconds for the full LP")
+    parser.add_argument("--merge", action="store_true", help="keep the results file's runs of other families")
     args = parser.parse_args()
     sizes = [int(n) for n in args.sizes.split(",")]
     runs = []
@@ -89,8 +92,16 @@ def main() -> None:
         print_table(runs[-1])
     from machine import write_results  # benchmarks/machine.py
 
-    note = f"families one after another, {started}-{time.strftime('%H:%M', time.gmtime())} UTC"
-    print(f"wrote {write_results('coalitions_scaling', {'runs': runs, 'note': note})}")
+    note = f"{', '.join(r['family'] for r in runs)} one after another, {started}-{time.strftime('%H:%M', time.gmtime())} UTC"
+    notes = [note]
+    path = HERE / "results" / "coalitions_scaling.json"
+    if args.merge and path.is_file():  # earlier runs of the other families stay, with their notes
+        earlier = json.loads(path.read_text())
+        done = {r["family"] for r in runs}
+        runs = [r for r in earlier["runs"] if r["family"] not in done] + runs
+        notes = [*earlier.get("notes", [earlier.get("note", "")]), note]
+    runs.sort(key=lambda r: FAMILIES.index(r["family"]) if r["family"] in FAMILIES else len(FAMILIES))
+    print(f"wrote {write_results('coalitions_scaling', {'runs': runs, 'notes': notes})}")
 
 
 if __name__ == "__main__":

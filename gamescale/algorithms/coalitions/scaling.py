@@ -11,8 +11,11 @@ Each step draws a random game of `family` with the next size of `sizes` and meas
   (a PROVEN lower bound) once a long tabu search (`cutting.certify_by_search`, far more effort
   than any measured run's search) finds no coalition above it at the LP payoff, so the same
   value is a heuristic upper bound, as max-cut / QUBO benchmarks report best known values;
-  else `bracket`. The proven bracket [bracket_lower, bracket_upper] is reported beside it;
-* iterative coalition sampling (`LeastCoreSampling`, in this process) until its payoff is
+  else `bracket`. The proven bracket [bracket_lower, bracket_upper] is reported beside it. Where
+  a MILP family is not closed, a reference bundle run (`cutting_time_limit` seconds, its own
+  seed) adds its working-set LP value, also a proven lower bound;
+* iterative coalition sampling (`LeastCoreSampling`, in this process; `update: auto` is the LP
+  update with a cheap exact oracle and the proximal bundle otherwise) until its payoff is
   within `within` of the best known value (of the bracket's LOWER end): proven by the oracle
   where one finishes (the subset-sum DP, the MILP up to about 50 players), else checked by the
   same long tabu search, run on the payoffs the run itself believes are there with the clock
@@ -221,10 +224,10 @@ def working_set_lower(game: CoalitionGame, state: State) -> float:
 
 
 def _reference_lower(game: CoalitionGame, config: LeastCoreScalingConfig, seed: int) -> float:
-    """A lower bound from a bundle run of `cutting_time_limit` seconds, searching twice as long as
-    the measured run, on its own seed: the value of its working set's LP."""
+    """A lower bound from a bundle run of `cutting_time_limit` seconds (the measured run's search,
+    its own seed): the value of its working set's LP."""
     sampling = LeastCoreSamplingConfig(
-        update="bundle", samples=config.samples, rounds=2 * search_rounds(config, game), shapley="none", reference="none"
+        update="bundle", samples=config.samples, rounds=search_rounds(config, game), shapley="none", reference="none"
     )
     run = timed_iterative(game, sampling, seed, REFERENCE_SHARDS, config.cutting_time_limit, -math.inf)
     return working_set_lower(game, run.state)
@@ -267,8 +270,8 @@ class LeastCoreScaling:
             lower, upper, cutting_seconds = found.lower, found.upper, found.seconds
             known_value, kind = found.best_known, KINDS.index(found.kind)
         if kind != KIND_EXACT and hasattr(game, "separate"):
-            # a MILP family the cutting planes did not close: a longer bundle run (its own stream,
-            # twice the search) whose working-set LP is a proven lower bound, often far tighter
+            # a MILP family the cutting planes did not close: a bundle run of cutting_time_limit
+            # seconds (its own seed) whose working-set LP is a proven lower bound, often far tighter
             reference = _reference_lower(game, c, seed=c.game_seed + REFERENCE_STREAM)
             if reference > lower:
                 lower = reference

@@ -313,3 +313,50 @@ def test_deep_momd_on_crowd_10x10_tracks_exact_omd_at_matched_iterations():
         {"size": 10, "horizon": 10}, {"name": "mirror_descent", "learning_rate": 0.5, "openspiel_compatible": False}, 30
     )
     assert tail_ratio(curve, exact, 5) <= 3.6
+
+
+def test_thread_invariant_linear_trains_alike_on_any_thread_count():
+    """The deep networks' layers give nn.Linear's gradients (to round-off) and train bit for bit
+    alike with 1 and 2 torch threads, where a plain Linear's weight gradient (a BLAS product
+    reduced over the batch) does not: what lets a CPU learner borrow the idle workers' cores."""
+    from gamescale.algorithms.base import LearnerSpec
+    from gamescale.algorithms.mfg import deep_networks as nets
+
+    rng = np.random.default_rng(0)
+    inputs, grad = torch.tensor(rng.normal(size=(1000, 64)), dtype=torch.float32), torch.randn(1000, 32)
+    layer = nets.ThreadInvariantLinear(64, 32)
+    plain = torch.nn.Linear(64, 32)
+    plain.load_state_dict(layer.state_dict())
+    x1, x2 = inputs.clone().requires_grad_(), inputs.clone().requires_grad_()
+    (layer(x1) * grad).sum().backward()
+    (plain(x2) * grad).sum().backward()
+    for mine, theirs in ((layer.weight.grad, plain.weight.grad), (layer.bias.grad, plain.bias.grad), (x1.grad, x2.grad)):
+        torch.testing.assert_close(mine, theirs, rtol=1e-5, atol=1e-4)  # sums of 1000 float32 products ~30
+
+    legal = np.ones((30, 5), bool)
+    spec = LearnerSpec(
+        deep.Deferred(f"{deep.NETWORKS}:make_network", (30, 8, 5, (64, 64), legal)),
+        deep.Deferred(f"{deep.NETWORKS}:regression_loss"),
+        1e-3,
+        seed=3,
+    )
+    batch = pa.RecordBatch.from_pydict(
+        {
+            "t": rng.integers(0, 8, 5000).astype(np.int32),
+            "state": rng.integers(0, 30, 5000).astype(np.int32),
+            "action": rng.integers(0, 5, 5000).astype(np.int32),
+            "target": rng.normal(size=5000).astype(np.float32),
+        }
+    )
+    before = torch.get_num_threads()
+    weights = []
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            learner = TorchLearner(spec)
+            learner.update(batch, num_steps=30, batch_size=1000, seed=1)
+            weights.append(learner.get_weights())
+    finally:
+        torch.set_num_threads(before)
+    for name, value in weights[0].items():
+        assert np.array_equal(value, weights[1][name]), name
