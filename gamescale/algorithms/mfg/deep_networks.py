@@ -11,7 +11,6 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-
 OUTER_CHUNK = 256  # rows per block of the weight gradient's reduction over the batch
 
 

@@ -236,7 +236,7 @@ def test_bundle_update_reaches_the_lp_value(family, start):
     state, rows, _ = run(LeastCoreSampling(config, game), game, 25)
     assert state["certification"] == "exact"  # 12 players: every excess is enumerated
     best = [row["best_epsilon"] for row in rows]
-    assert all(later <= earlier + 1e-12 for earlier, later in zip(best, best[1:]))  # the centre only improves
+    assert all(b <= a + 1e-12 for a, b in zip(best, best[1:], strict=False))  # the centre only improves
     assert abs(best[-1] - exact) <= 1e-3 * max(abs(exact), 1e-9)
     check_least_core(game, state["best_payoff"], best[-1], tol=1e-8)
 
