@@ -188,11 +188,6 @@ class LearnerSpec:
     Data-parallel learner replicas (`runtime.learner_replicas`) split the K slices between
     them and gather the slice gradients, so an update is bit-identical with 1 replica and
     with any R dividing K: K is part of the numerical recipe, R only of the speed.
-
-    `thread_invariant` declares that training the module gives the same bits for any number
-    of torch threads (no BLAS product reduces over the batch: see
-    `mfg.deep_networks.ThreadInvariantLinear`); a CPU learner whose modules all declare it
-    uses the cores of the idle rollout workers on its node (`runtime.learner_threads`).
     """
 
     module_factory: Callable[[], Any]
@@ -201,7 +196,6 @@ class LearnerSpec:
     optimizer: str = "adam"  # "adam" or "sgd"
     seed: int = 0
     gradient_slices: int = 1
-    thread_invariant: bool = False
 
     def __post_init__(self) -> None:
         if int(self.gradient_slices) != self.gradient_slices or self.gradient_slices < 1:

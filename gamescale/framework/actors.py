@@ -365,13 +365,6 @@ class LearnerActor:
     def pid(self) -> int:
         return os.getpid()
 
-    def set_threads(self, threads: int) -> int:
-        """Sets torch's intra-op threads in this process; returns the count in effect."""
-        import torch
-
-        torch.set_num_threads(int(threads))
-        return torch.get_num_threads()
-
 
 def _interface_of(address: str) -> str | None:
     """The network interface that holds `address` (None if no interface does)."""
@@ -434,7 +427,6 @@ class RemoteLearner:
         if _hosted is None:
             _hosted = (_start_actor({"learner": spec}, _wanted_gpus(gpus)), "learner")
         self.actor, self.name = _hosted
-        self.threads: int | None = None  # torch threads, once `lend_threads` set them
         self.device = _call(self.actor.device_name.remote())
         self.node = _call(self.actor.node.remote())
 
@@ -518,40 +510,6 @@ class ActorModelClient:
 
     def infer(self, method: str, **inputs: np.ndarray) -> Any:
         return _call(self.actor.infer.remote(self.name, method, inputs))
-
-
-def lend_threads(
-    learners: Mapping[str, RemoteLearner],
-    specs: Mapping[str, LearnerSpec],
-    asked: str | int,
-    worker_nodes: Sequence[str],
-) -> dict[str, int]:
-    """Torch threads for the CPU learners' processes; returns them by learner name.
-
-    A CPU learner reserves no core and trains while the rollout workers wait for its weights,
-    so the cores those workers hold on its node are idle then. `asked` = auto lends them: a
-    learner process gets one thread per rollout worker on its node, but only when every learner
-    it hosts is `thread_invariant` (its training is bit-identical for any thread count, so the
-    run's numbers do not depend on the worker count); otherwise one. An explicit count applies
-    to every CPU learner process. GPU learners and data-parallel replicas (which spread over
-    processes instead) are left as they are."""
-    hosts: dict[Any, list[str]] = {}
-    for name, learner in learners.items():
-        if isinstance(learner, ReplicatedLearner) or learner.device != "cpu":
-            continue
-        hosts.setdefault(learner.actor, []).append(name)
-    lent: dict[str, int] = {}
-    for actor, names in hosts.items():
-        if asked != "auto":
-            threads = int(asked)
-        elif all(specs[name].thread_invariant for name in names):
-            threads = max(1, sum(node == learners[names[0]].node for node in worker_nodes))
-        else:
-            threads = 1
-        threads = _call(actor.set_threads.remote(threads))
-        for name in names:
-            learners[name].threads = lent[name] = threads  # the run's summary reports it
-    return lent
 
 
 def start_learners(

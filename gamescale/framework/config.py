@@ -44,12 +44,6 @@ class RuntimeConfig(_Section):
         "auto = the largest such divisor up to the rollout workers (CPU learners) or the cluster's GPUs "
         "(GPU learners); results do not depend on it",
     )
-    learner_threads: Literal["auto"] | PositiveInt = Field(
-        "auto",
-        description="torch threads of each CPU learner process. auto = one per rollout worker on the learner's "
-        "node when its learners declare thread_invariant (results do not depend on it), else 1; "
-        "an explicit count applies to every CPU learner (other modules may then change in the last bits)",
-    )
     address: str | None = Field(None, description="Ray cluster to join; null starts an embedded local Ray")
     num_cpus: int | None = Field(None, ge=1, description="CPUs of the embedded local Ray (default: all)")
     placement: Literal["spread", "pack"] = Field(

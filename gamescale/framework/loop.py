@@ -273,7 +273,7 @@ def _drive(
     threads = contextlib.ExitStack()
     threads.enter_context(driver_threads(_driver_thread_limit(config, algorithm)))
     try:
-        learners = _start_learners(config, specs, pool)
+        learners = _start_learners(config, specs)
         state, start, time_offset, stopped = _restore(algorithm, run, learners, loaded, run_dir)
         writer.discard_from(start)
         clock = time.perf_counter() - time_offset
@@ -315,7 +315,7 @@ def _drive(
                     _warn(f"{exc}; rebuilding it from the newest checkpoint of {run_dir}")
                     for learner in learners.values():
                         learner.shutdown()
-                    learners = _start_learners(config, specs, pool)
+                    learners = _start_learners(config, specs)
                     checkpoint = storage.latest_checkpoint(run_dir)
                     reloaded = storage.load_checkpoint(checkpoint) if checkpoint is not None else None
                     state, iteration, _, stopped = _restore(algorithm, run, learners, reloaded, run_dir)
@@ -379,18 +379,13 @@ def _warn(message: str) -> None:
     print(f"gamescale: warning: {message}", file=sys.stderr, flush=True)
 
 
-def _start_learners(config: ExperimentConfig, specs: dict[str, Any], pool: LazyPool) -> dict[str, Any]:
+def _start_learners(config: ExperimentConfig, specs: dict[str, Any]) -> dict[str, Any]:
     if not specs:
         return {}
     _connect_for_actors(config)
-    from gamescale.framework.actors import lend_threads, start_learners
+    from gamescale.framework.actors import start_learners
 
-    learners = start_learners(specs, config.runtime.gpus, _learner_replicas(config, specs))
-    asked = config.runtime.learner_threads
-    if asked != "auto" or any(spec.thread_invariant for spec in specs.values()):
-        # the rollout workers' nodes decide how many cores a CPU learner may borrow
-        lend_threads(learners, specs, asked, pool._started().worker_nodes())
-    return learners
+    return start_learners(specs, config.runtime.gpus, _learner_replicas(config, specs))
 
 
 def _learner_replicas(config: ExperimentConfig, specs: dict[str, Any]) -> int:
@@ -490,7 +485,7 @@ def _placement_summary(pools: dict[str, LazyPool], learners: dict[str, Any]) -> 
             out["pools"][name] = report
             nodes.update(report["nodes"])
     for name, learner in learners.items():
-        out["learners"][name] = {"node": learner.node, "device": learner.device, "threads": learner.threads}
+        out["learners"][name] = {"node": learner.node, "device": learner.device}
         nodes.add(learner.node)
     out["nodes"] = sorted(nodes)
     return out

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import json
 
 import numpy as np
 import pyarrow as pa
@@ -206,61 +205,5 @@ def test_a_run_gives_the_same_rows_with_one_and_two_learner_replicas(ray_cluster
         run_dir = start_run(config, tmp_path / f"w{workers}", progress=False)
         table = pq.read_table(sorted((run_dir / "metrics").glob("*.parquet"))).to_pydict()
         rows[workers] = {k: v for k, v in table.items() if k != "time_s"}
-    assert rows[1] == rows[2]
-    assert len(rows[1]["exploitability"]) == 2
-
-
-def test_cpu_learners_borrow_the_rollout_workers_cores(ray_cluster):
-    """`lend_threads` (auto): a CPU learner process whose learners are all thread-invariant gets
-    one torch thread per rollout worker on its node; one hosting any other learner keeps one;
-    an explicit count applies to all."""
-    import ray
-
-    from gamescale.framework.actors import RemoteLearner, RolloutPool, lend_threads, start_learners
-
-    invariant = LearnerSpec(SPEC.module_factory, SPEC.loss_fn, thread_invariant=True)
-    pool = RolloutPool({"name": "glove_game", "left": 2, "right": 1}, 2)
-    learners = start_learners({"a": invariant, "b": invariant}, gpus=0)
-    plain = {"c": RemoteLearner(SPEC, gpus=0)}
-    try:
-        nodes = pool.worker_nodes()
-        assert lend_threads(learners, {"a": invariant, "b": invariant}, "auto", nodes) == {"a": 2, "b": 2}
-        assert ray.get(learners["a"].actor.set_threads.remote(2)) == 2
-        assert lend_threads(plain, {"c": SPEC}, "auto", nodes) == {"c": 1}
-        assert lend_threads(plain, {"c": SPEC}, 2, nodes) == {"c": 2}
-        assert lend_threads(learners, {"a": invariant, "b": invariant}, "auto", nodes[:1]) == {"a": 1, "b": 1}
-    finally:
-        pool.shutdown()
-        for learner in [*learners.values(), *plain.values()]:
-            learner.shutdown()
-
-
-@pytest.mark.slow  # 15 s: two full runs; lend_threads and the layer's invariance are checked above
-def test_a_deep_run_gives_the_same_rows_with_one_and_two_workers_lending_threads(ray_cluster, tmp_path):
-    """`gamescale run` end to end: D-MOMD on 1 worker (its learner: 1 torch thread) and on 2
-    workers (auto: the learner borrows both workers' cores, 2 threads) writes identical rows."""
-    import pyarrow.parquet as pq
-
-    from gamescale.framework.config import load_config
-    from gamescale.framework.loop import start_run
-
-    overrides = {
-        "env.size": 6,
-        "env.horizon": 5,
-        "algorithm.hidden_sizes": [32, 32],
-        "algorithm.num_particles": 400,
-        "algorithm.q_rounds": 3,
-        "algorithm.q_steps_per_round": 20,
-        "algorithm.batch_size": 600,
-        "run.iterations": 2,
-    }
-    rows = {}
-    for workers in (1, 2):
-        config = load_config("mfg-deep-momd", {**overrides, "runtime.workers": workers})
-        run_dir = start_run(config, tmp_path / f"w{workers}", progress=False)
-        table = pq.read_table(sorted((run_dir / "metrics").glob("*.parquet"))).to_pydict()
-        rows[workers] = {k: v for k, v in table.items() if k != "time_s"}
-        summary = json.loads((run_dir / "summary.json").read_text())
-        assert summary["placement"]["learners"]["q"]["threads"] == workers
     assert rows[1] == rows[2]
     assert len(rows[1]["exploitability"]) == 2

@@ -201,7 +201,6 @@ class _DeepShell:
             "adam",
             seed=seed,
             gradient_slices=self.config.gradient_slices,
-            thread_invariant=True,  # TimeStateNetwork's layers are ThreadInvariantLinear (tested)
         )
 
     def _br_regret(self, q: np.ndarray, mu: np.ndarray) -> float:

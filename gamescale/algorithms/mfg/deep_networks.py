@@ -11,46 +11,6 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-OUTER_CHUNK = 256  # rows per block of the weight gradient's reduction over the batch
-
-
-def chunked_outer_sum(grad: torch.Tensor, inputs: torch.Tensor, chunk: int = OUTER_CHUNK) -> torch.Tensor:
-    """grad^T inputs `[out, in]` summed over the batch in fixed blocks of `chunk` rows (zero
-    padded), the blocks' products batched and added in block order.
-
-    A plain `grad.T @ inputs` reduces over the batch inside BLAS, which splits that reduction
-    between threads when it has several (measured: a [1024, 128] product differs in the last
-    bits between 1 and 2 torch threads). Blocked, each thread gets whole blocks, so the sum is
-    the same for any thread count and a learner may use borrowed cores without changing a run.
-    """
-    rows = grad.shape[0]
-    pad = (-rows) % chunk
-    if pad:
-        grad, inputs = F.pad(grad, (0, 0, 0, pad)), F.pad(inputs, (0, 0, 0, pad))
-    blocks = grad.shape[0] // chunk
-    return torch.bmm(grad.reshape(blocks, chunk, -1).transpose(1, 2), inputs.reshape(blocks, chunk, -1)).sum(0)
-
-
-class _ThreadInvariantLinearFunction(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, inputs: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-        ctx.save_for_backward(inputs, weight)
-        return F.linear(inputs, weight, bias)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):
-        inputs, weight = ctx.saved_tensors
-        grad_inputs = grad @ weight if ctx.needs_input_grad[0] else None
-        return grad_inputs, chunked_outer_sum(grad, inputs), grad.sum(0)
-
-
-class ThreadInvariantLinear(nn.Linear):
-    """`nn.Linear` (same parameters, same forward) whose weight gradient is `chunked_outer_sum`:
-    its training is bit-identical for any torch thread count (tested)."""
-
-    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        return _ThreadInvariantLinearFunction.apply(inputs, self.weight, self.bias)
-
 
 class TimeStateNetwork(nn.Module):
     """An MLP of `(t, s)`: `forward(t [B], s [B]) -> [B, A]` (Q-values or policy logits).
@@ -80,8 +40,8 @@ class TimeStateNetwork(nn.Module):
         self.bias = nn.Parameter(torch.zeros(width))
         layers: list[nn.Module] = []
         for size_in, size_out in zip(hidden_sizes[:-1], hidden_sizes[1:], strict=True):
-            layers += [nn.ReLU(), ThreadInvariantLinear(size_in, size_out)]
-        layers += [nn.ReLU(), ThreadInvariantLinear(hidden_sizes[-1], num_actions)]
+            layers += [nn.ReLU(), nn.Linear(size_in, size_out)]
+        layers += [nn.ReLU(), nn.Linear(hidden_sizes[-1], num_actions)]
         self.head = nn.Sequential(*layers)
         if zero_head:
             nn.init.zeros_(layers[-1].weight)
