@@ -141,6 +141,7 @@ def test_summary_tables_and_plot(build, drive, tmp_path):
     assert (tmp_path / "distill_loglog.png").stat().st_size > 1000
 
 
+@pytest.mark.slow  # 38 s; the default set keeps the loop's own crash-and-resume test with a learner actor
 def test_crashed_run_resumes_with_identical_losses_on_actors(tiny_distill_lab, ray_cluster, tmp_path):
     """Through the real loop (learner actor, sampler actors): crash after a checkpoint,
     resume, and compare with an uninterrupted run on a different number of workers."""
