@@ -61,6 +61,7 @@ def test_sweep_table_has_every_row_with_swept_keys_and_seed(sweep):
     assert (sweep.dir / "plots" / "exploitability.png").is_file()
 
 
+@pytest.mark.slow  # 38 s; the default set keeps the loop's killed-driver resume test (11 s)
 def test_killed_sweep_resumes_without_lost_or_duplicated_rows(ray_cluster, tmp_path):
     out = tmp_path / "killed"
     # One short and one long grid point: the driver is killed once a short trial has
