@@ -39,6 +39,15 @@ def project_efficient(y: np.ndarray, total: float, nonnegative: bool) -> np.ndar
     return y + (total - y.sum()) / len(y)
 
 
+def squared_norm(m: np.ndarray, iterations: int) -> float:
+    """|M|_2^2 (the largest eigenvalue of M^T M) by power iteration from the all-ones vector."""
+    u = np.ones(m.shape[1]) / np.sqrt(m.shape[1])
+    for _ in range(iterations):
+        u = m.T @ (m @ u)
+        u /= np.linalg.norm(u)
+    return float(np.linalg.norm(m @ u)) ** 2
+
+
 def _scale(values: np.ndarray, total: float) -> float:
     return float(max(np.abs(values).max(initial=0.0), abs(total), 1e-12))
 
@@ -103,11 +112,7 @@ def penalty(
     z = np.concatenate([x / s, [eps / s]])
     m = np.hstack([a.astype(np.float64), np.ones((len(a), 1))])
     # Lipschitz constant of the gradient: rho * ||M||_2^2 (power iteration)
-    u = np.ones(m.shape[1]) / np.sqrt(m.shape[1])
-    for _ in range(30):
-        u = m.T @ (m @ u)
-        u /= np.linalg.norm(u)
-    lip = rho * float(np.linalg.norm(m @ u)) ** 2 * 1.05 + 1e-12
+    lip = rho * squared_norm(m, 30) * 1.05 + 1e-12
     lam = np.maximum(np.asarray(lam, np.float64), 0.0)
     per_round = max(iterations // rounds, 1)
     for _ in range(rounds):
@@ -151,11 +156,7 @@ def proximal_master(
     a = np.asarray(a, np.float64)
     lam = np.asarray(lam, np.float64)
     lam = project_simplex(lam, 1.0) if lam.shape == v.shape and lam.sum() > 0 else np.full(len(v), 1.0 / len(v))
-    u = np.ones(a.shape[1]) / np.sqrt(a.shape[1])
-    for _ in range(20):  # |A|^2 by power iteration
-        u = a.T @ (a @ u)
-        u /= np.linalg.norm(u)
-    lip = t * float(np.linalg.norm(a @ u)) ** 2 * 1.05 + 1e-300
+    lip = t * squared_norm(a, 20) * 1.05 + 1e-300
     centre_model = float(np.max(v - a @ centre))
 
     def primal(weights: np.ndarray) -> np.ndarray:

@@ -223,6 +223,15 @@ def working_set_lower(game: CoalitionGame, state: State) -> float:
     return float(solve_least_core_lp(rows, state["ws_values"], game.grand_value()).epsilon)
 
 
+def _raise_lower(lower: float, bound: float, kind: int, known: float, upper: float) -> tuple[float, int, float]:
+    """(lower, kind, best known value) after a new proven lower `bound`: a heuristic best known
+    value below it was wrong, and the best known value falls back to the bracket's upper end."""
+    lower = max(lower, bound)
+    if kind == KIND_SEARCH and lower > known + 1e-9 * max(1.0, abs(known)):
+        return lower, KIND_BRACKET, upper
+    return lower, kind, known
+
+
 def _reference_lower(game: CoalitionGame, config: LeastCoreScalingConfig, seed: int) -> float:
     """A lower bound from a bundle run of `cutting_time_limit` seconds (the measured run's search,
     its own seed): the value of its working set's LP."""
@@ -273,10 +282,7 @@ class LeastCoreScaling:
             # a MILP family the cutting planes did not close: a bundle run of cutting_time_limit
             # seconds (its own seed) whose working-set LP is a proven lower bound, often far tighter
             reference = _reference_lower(game, c, seed=c.game_seed + REFERENCE_STREAM)
-            if reference > lower:
-                lower = reference
-                if kind == KIND_SEARCH and lower > known_value + 1e-9 * max(1.0, abs(known_value)):
-                    kind, known_value = KIND_BRACKET, upper  # the heuristic's upper bound was wrong
+            lower, kind, known_value = _raise_lower(lower, reference, kind, known_value, upper)
         known = math.isfinite(known_value)
         # a loose bracket and an oracle that certifies every iteration: run the whole budget and
         # let the iterative payoff improve the best known value, timed by its trajectory
@@ -308,9 +314,7 @@ class LeastCoreScaling:
         if update in ("lp", "bundle") and kind != KIND_EXACT:
             # the working-set LP's value is a proven lower bound too (a restricted LP), and at
             # n = 200 it can beat the cutting planes' (MC-net: 30.3 against 24.0)
-            lower = max(lower, working_set_lower(game, sstate))
-            if kind == KIND_SEARCH and lower > known_value + 1e-9 * max(1.0, abs(known_value)):
-                kind, known_value = KIND_BRACKET, upper  # the heuristic's upper bound was wrong
+            lower, kind, known_value = _raise_lower(lower, working_set_lower(game, sstate), kind, known_value, upper)
         if searched:  # the iterative value under the long search (its best checked payoff)
             best_iter = checked
         elif proven and best_iter < upper:  # the iterative payoff is the best known one now

@@ -516,7 +516,7 @@ class LeastCoreSampling(_LeastCoreBase):
         lam = np.zeros(len(v))
         lam[cols] = lam_cols
         state = {**state, "ws_log_mu": lam, "centre_value": f_c, "prox_t": t, "prox_t0": t0}
-        state, metrics = self._metrics(state, centre, float(np.max(v - a @ centre)), f_c, exact)
+        state, metrics = self._metrics(state, centre, float(np.max(at_centre)), f_c, exact)
         # the centre is the answer: an earlier, less known payoff's lower estimate is not better
         state = {**state, "best_payoff": centre, "best_epsilon": f_c, "query": x, "model": float(np.max(v - a @ x))}
         return state, {**metrics, "best_epsilon": f_c}
