@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 
 from gamescale.framework.errors import ConfigError, GamescaleError
+from gamescale.framework.runtime import is_supervised, report_to_supervisor, supervise
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Game-theoretic and learning experiments on Ray.")
 
@@ -21,7 +22,16 @@ SetOption = Annotated[list[str] | None, typer.Option("--set", help="override a c
 
 def _fail(message: str) -> None:
     typer.echo(f"gamescale: error: {message}", err=True)
+    report_to_supervisor("exit")  # said: a supervising process adds nothing
     raise typer.Exit(2)
+
+
+def _supervise_remote_driver(address: str | None) -> None:
+    """A driver joining a running cluster runs as a child of this process, which speaks for
+    it if Ray ends it without a word (`runtime.supervise`); an embedded run owns its Ray."""
+    if address is None or address == "local" or is_supervised():
+        return
+    raise typer.Exit(supervise([sys.executable, "-m", "gamescale", *sys.argv[1:]]))
 
 
 @app.command("list")
@@ -69,11 +79,24 @@ def run(
 
     try:
         config = _load(name, from_env, set_, workers, address, out)
+        _supervise_remote_driver(config.runtime.address)
         run_dir = start_run(config, progress=progress)
         report(run_dir, redraw=False)
     except GamescaleError as exc:
         _fail(str(exc))
     typer.echo(f"run directory: {run_dir}")
+
+
+def _run_address(run_dir: Path) -> str | None:
+    """The cluster a run directory's config names (None when it cannot be read: resuming
+    then reports why)."""
+    from gamescale.framework import storage
+    from gamescale.framework.config import load_config
+
+    try:
+        return load_config(run_dir / storage.CONFIG_FILE).runtime.address
+    except (GamescaleError, OSError, ValueError):
+        return None
 
 
 @app.command()
@@ -98,6 +121,7 @@ def resume(
             report_sweep(run_dir)
             typer.echo(f"sweep directory: {run_dir}")
             return
+        _supervise_remote_driver(address or _run_address(run_dir))
         resume_run(run_dir, progress=progress, address=address)
         print_report(run_dir, redraw=False)
     except GamescaleError as exc:
@@ -208,6 +232,7 @@ def main() -> None:
         app()
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
+        report_to_supervisor("exit")
         sys.exit(130)
 
 

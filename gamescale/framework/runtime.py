@@ -8,6 +8,7 @@ the actor classes live in `gamescale.framework.actors`, imported after connectin
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
 import os
@@ -203,6 +204,8 @@ class HeadWatch:
                     self._address = ray.get_runtime_context().gcs_address
             except Exception:  # importing, connected moments ago or shutting down: try on the next poll
                 return None
+            if self._address is not None:
+                report_to_supervisor(f"head\t{self._address}\t{self.message}")
         return self._address
 
     def _watch(self) -> None:
@@ -216,4 +219,106 @@ class HeadWatch:
             if time.monotonic() - silent_since >= self.grace_s and not self._stop.is_set():
                 sys.stderr.write(f"gamescale: error: {self.message}\n")
                 sys.stderr.flush()
+                report_to_supervisor("exit")
                 os._exit(2)
+
+
+# --------------------------------------------------------------------------- supervised drivers
+
+SUPERVISOR_FD_ENV = "GAMESCALE_SUPERVISOR_FD"
+
+
+def _adopt_supervisor_fd() -> int | None:
+    """The pipe to a supervising `gamescale` process, taken out of the environment (so no
+    process this one starts writes to a number that means another file there) and closed
+    on exec."""
+    value = os.environ.pop(SUPERVISOR_FD_ENV, None)
+    try:
+        fd = int(value) if value else None
+        if fd is not None:
+            os.set_inheritable(fd, False)
+        return fd
+    except (OSError, ValueError):
+        return None
+
+
+_SUPERVISOR_FD = _adopt_supervisor_fd()
+if _SUPERVISOR_FD is not None:
+    # A normal end of the interpreter says `exit`; so do the CLI's error lines (`cli._fail`),
+    # which Ray's own exit handler (it runs first) might otherwise end abruptly.
+    atexit.register(lambda: report_to_supervisor("exit"))
+
+
+def is_supervised() -> bool:
+    """Whether this process is a driver run by `supervise`."""
+    return _SUPERVISOR_FD is not None
+
+
+def report_to_supervisor(line: str) -> None:
+    """Tell the supervising `gamescale` process (if any) one line: `head\\t<gcs>\\t<message>`
+    once the head is known, `exit` when this driver ends by its own hand."""
+    if _SUPERVISOR_FD is None:
+        return
+    try:
+        os.write(_SUPERVISOR_FD, f"{line}\n".encode())
+    except OSError:  # the supervisor went first; nothing to tell
+        pass
+
+
+def supervise(command: list[str]) -> int:
+    """Run a driver `command` as a child and speak for it if it dies without a word.
+
+    Ray's core worker ends a driver whose node went away with a bare `_exit(1)` and a line in
+    its own log file, not on stderr: the first write to the dead node's object store ("The
+    connection to the plasma store is failed. Terminate the process.") comes before any
+    Python handler or `HeadWatch` can speak. The child reports its head's GCS address (and
+    the line to print if it is lost) and, when it ends by its own hand, `exit`, through a
+    pipe. A child that ends without `exit` is reported here: the head-lost line with exit
+    status 2 when its head no longer answers, else a line naming the abrupt end. Returns the
+    exit status for this process.
+    """
+    import signal
+    import subprocess
+
+    read_fd, write_fd = os.pipe()
+    child = subprocess.Popen(command, env={**os.environ, SUPERVISOR_FD_ENV: str(write_fd)}, pass_fds=(write_fd,))
+    os.close(write_fd)
+    # The terminal sends Ctrl-C to the whole process group: the child handles it. A
+    # termination sent to this process alone (a job stopped, say) is passed on.
+    previous = {
+        signal.SIGINT: signal.signal(signal.SIGINT, signal.SIG_IGN),
+        signal.SIGTERM: signal.signal(signal.SIGTERM, lambda signum, _: child.send_signal(signum)),
+    }
+    try:
+        status = child.wait()
+        reports = _read_all(read_fd).splitlines()
+    finally:
+        os.close(read_fd)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    code = status if status >= 0 else 128 - status
+    if status == 0 or "exit" in reports:
+        return code
+    heads = [line.split("\t", 2) for line in reports if line.startswith("head\t")]
+    if heads and len(heads[-1]) == 3 and not head_answers(heads[-1][1]):
+        message = heads[-1][2]
+        code = 2
+    else:
+        how = f"killed by signal {-status}" if status < 0 else f"exit status {status}"
+        message = (
+            f"the driver process ended without a word ({how}); Ray's log of it is the cluster's "
+            "logs/python-core-driver-*.log"
+        )
+    sys.stderr.write(f"gamescale: error: {message}\n")
+    sys.stderr.flush()
+    return code
+
+
+def _read_all(fd: int) -> str:
+    """Everything written to the pipe so far (without waiting for writers that may linger)."""
+    os.set_blocking(fd, False)
+    chunks = []
+    with contextlib.suppress(BlockingIOError):
+        while chunk := os.read(fd, 65536):
+            chunks.append(chunk)
+    return b"".join(chunks).decode(errors="replace")
