@@ -188,6 +188,13 @@ class LearnerSpec:
     Data-parallel learner replicas (`runtime.learner_replicas`) split the K slices between
     them and gather the slice gradients, so an update is bit-identical with 1 replica and
     with any R dividing K: K is part of the numerical recipe, R only of the speed.
+
+    `gradient_fn(module, batch) -> (grads, metrics)`, optional, computes the gradient of
+    `loss_fn` itself, without autograd: one tensor per `module.parameters()` entry, and the
+    metrics with the loss under "loss". A small network's autograd step is mostly dispatch
+    and bookkeeping, so a hand-derived backward pass makes each step cheaper
+    (`algorithms/mfg/deep_networks.py`: 3.9 ms instead of 5.5 for a 128 x 128 network at
+    minibatch 1024 on one core). `loss_fn` stays the definition (and what tests compare to).
     """
 
     module_factory: Callable[[], Any]
@@ -196,6 +203,7 @@ class LearnerSpec:
     optimizer: str = "adam"  # "adam" or "sgd"
     seed: int = 0
     gradient_slices: int = 1
+    gradient_fn: Callable[[Any, pa.RecordBatch], tuple[list[Any], dict[str, float]]] | None = None
 
     def __post_init__(self) -> None:
         if int(self.gradient_slices) != self.gradient_slices or self.gradient_slices < 1:

@@ -66,7 +66,8 @@ class TorchLearner:
         self.device = torch.device(device)
         self.module = spec.module_factory().to(self.device)
         if spec.optimizer == "adam":
-            self.optimizer = torch.optim.Adam(self.module.parameters(), lr=spec.learning_rate)
+            # the fused kernel: one pass over each tensor instead of a dozen elementwise ops
+            self.optimizer = torch.optim.Adam(self.module.parameters(), lr=spec.learning_rate, fused=True)
         elif spec.optimizer == "sgd":
             self.optimizer = torch.optim.SGD(self.module.parameters(), lr=spec.learning_rate)
         else:
@@ -86,7 +87,11 @@ class TorchLearner:
                 minibatch = batch.take(pa.array(rows))
             else:
                 minibatch = batch
-            if self.spec.gradient_slices == 1 and self.group.size == 1:
+            if self.spec.gradient_slices == 1 and self.group.size == 1 and self.spec.gradient_fn is not None:
+                grads, metrics = self.spec.gradient_fn(self.module, minibatch)
+                for p, grad in zip(self.module.parameters(), grads, strict=True):
+                    p.grad = grad
+            elif self.spec.gradient_slices == 1 and self.group.size == 1:
                 loss, metrics = self.spec.loss_fn(self.module, minibatch)
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
@@ -110,20 +115,32 @@ class TorchLearner:
         params = [p for p in self.module.parameters() if p.requires_grad]
         num_slices = self.spec.gradient_slices
         bounds = slice_bounds(minibatch.num_rows, num_slices)
-        names: list[str] | None = None
-        rows = []
-        for k in self.group.slices(num_slices):
-            # torch randomness (dropout) of slice k is the same on whichever replica runs it
-            self._seed_torch(int(np.random.SeedSequence([*stream, k]).generate_state(1)[0]))
+        names: list[str] = []
+
+        def slice_row(k: int) -> torch.Tensor:
+            """Slice k's gradient and metrics, flat, times its share of the rows."""
+            nonlocal names
             part = minibatch.slice(int(bounds[k]), int(bounds[k + 1] - bounds[k]))
-            loss, metrics = self.spec.loss_fn(self.module, part)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            if self.spec.gradient_fn is not None:
+                grads, metrics = self.spec.gradient_fn(self.module, part)
+                chosen = dict(zip(self.module.parameters(), grads, strict=True))
+                flat = [chosen[p].reshape(-1) for p in params]
+                loss = float(metrics["loss"])
+                metrics = {n: v for n, v in metrics.items() if n != "loss"}
+            else:
+                # torch randomness (dropout) of slice k is the same on whichever replica runs it
+                self._seed_torch(int(np.random.SeedSequence([*stream, k]).generate_state(1)[0]))
+                loss_tensor, metrics = self.spec.loss_fn(self.module, part)
+                self.optimizer.zero_grad(set_to_none=True)
+                loss_tensor.backward()
+                flat = [p.grad.reshape(-1) if p.grad is not None else torch.zeros_like(p).reshape(-1) for p in params]
+                loss = float(loss_tensor.detach())
             names = sorted(metrics)
-            flat = [p.grad.reshape(-1) if p.grad is not None else torch.zeros_like(p).reshape(-1) for p in params]
-            values = torch.tensor([float(loss.detach()), *(float(metrics[n]) for n in names)], device=flat[0].device)
+            values = torch.tensor([loss, *(float(metrics[n]) for n in names)], device=flat[0].device)
             weight = (bounds[k + 1] - bounds[k]) / minibatch.num_rows
-            rows.append(torch.cat([*flat, values.to(flat[0].dtype)]) * weight)
+            return torch.cat([*flat, values.to(flat[0].dtype)]) * weight
+
+        rows = [slice_row(k) for k in self.group.slices(num_slices)]
         gathered = self.group.gather(torch.stack(rows))
         total = gathered[0]
         for row in gathered[1:]:  # a left fold in slice order: the same sum for any replica count
@@ -133,7 +150,7 @@ class TorchLearner:
             p.grad = total[offset : offset + p.numel()].view_as(p).clone()
             offset += p.numel()
         summary = total[offset:].tolist()
-        return {**dict(zip(names or [], summary[1:], strict=True)), "loss": summary[0]}
+        return {**dict(zip(names, summary[1:], strict=True)), "loss": summary[0]}
 
     @torch.no_grad()
     def infer(self, method: str, inputs: Mapping[str, np.ndarray]) -> Any:

@@ -193,14 +193,16 @@ class _DeepShell:
         return self.evaluate_network(learner.get_weights()), loss
 
     def _spec(self, factory: Any, loss: str, learning_rate: float, seed: int) -> LearnerSpec:
-        """An Adam learner of a `(t, s)` network with a loss of `deep_networks`."""
+        """An Adam learner of a `(t, s)` network with a loss of `deep_networks` ("regression"
+        or "cross_entropy"), trained through its hand-derived gradient."""
         return LearnerSpec(
             factory,
-            Deferred(f"{NETWORKS}:{loss}"),
+            Deferred(f"{NETWORKS}:{loss}_loss"),
             learning_rate,
             "adam",
             seed=seed,
             gradient_slices=self.config.gradient_slices,
+            gradient_fn=Deferred(f"{NETWORKS}:{loss}_gradient"),
         )
 
     def _br_regret(self, q: np.ndarray, mu: np.ndarray) -> float:
@@ -230,8 +232,8 @@ class DeepAverageFictitiousPlay(_DeepShell):
     def learner_specs(self) -> dict[str, LearnerSpec]:
         cfg = self.config
         return {
-            "q": self._spec(self.factory, "regression_loss", cfg.q_learning_rate, seed=1),
-            "policy": self._spec(self.uniform_factory, "cross_entropy_loss", cfg.policy_learning_rate, seed=2),
+            "q": self._spec(self.factory, "regression", cfg.q_learning_rate, seed=1),
+            "policy": self._spec(self.uniform_factory, "cross_entropy", cfg.policy_learning_rate, seed=2),
         }
 
     def init(self, seed: int) -> State:
@@ -315,7 +317,7 @@ class DeepMunchausenMirrorDescent(_DeepShell):
     config: DeepMOMDConfig
 
     def learner_specs(self) -> dict[str, LearnerSpec]:
-        return {"q": self._spec(self.uniform_factory, "regression_loss", self.config.q_learning_rate, seed=1)}
+        return {"q": self._spec(self.uniform_factory, "regression", self.config.q_learning_rate, seed=1)}
 
     def init(self, seed: int) -> State:
         del seed

@@ -1,6 +1,12 @@
 """The torch side of the deep mean-field methods (`deep.py`): the `(t, s)` network and the
 two losses the learners train with. Only learner processes import this module; the driver
 evaluates the same network from its weights in numpy (`deep.NetworkTable`).
+
+Each loss also has a hand-derived gradient (`regression_gradient`, `cross_entropy_gradient`;
+`LearnerSpec.gradient_fn`). The network is small (a 128 x 128 step is ~50 MFLOP), so a step
+through autograd is mostly dispatch and bookkeeping; the explicit backward pass is a dozen
+large tensor operations, does not touch `.grad`, and so may run on several gradient slices
+at once in threads (`TorchLearner`). Its agreement with autograd is tested.
 """
 
 from __future__ import annotations
@@ -89,3 +95,68 @@ def cross_entropy_loss(module: nn.Module, batch: pa.RecordBatch) -> tuple[torch.
     logits = module(t, s).masked_fill(~module.legal[s], -1e9)
     loss = F.cross_entropy(logits, a)
     return loss, {"policy_loss": float(loss.detach())}
+
+
+# --------------------------------------------------------------------------- explicit gradients
+
+
+def _forward_saved(module: TimeStateNetwork, t: torch.Tensor, s: torch.Tensor):
+    """The forward pass keeping what the backward pass needs: the pre-activations of every
+    hidden layer (the embedding sum first), their ReLUs, the output, and the Linear layers."""
+    linears = [layer for layer in module.head if isinstance(layer, nn.Linear)]
+    hidden = module.state_embedding.weight.index_select(0, s)
+    hidden += module.time_embedding.weight.index_select(0, t)
+    hidden += module.bias
+    pre, active = [], []
+    for layer in linears:
+        pre.append(hidden)
+        active.append(hidden.clamp_min(0.0))
+        hidden = torch.addmm(layer.bias, active[-1], layer.weight.t())
+    return pre, active, hidden, linears
+
+
+def _backward(
+    module: TimeStateNetwork,
+    t: torch.Tensor,
+    s: torch.Tensor,
+    saved: tuple[list[torch.Tensor], list[torch.Tensor], torch.Tensor, list[nn.Linear]],
+    d_out: torch.Tensor,
+) -> list[torch.Tensor]:
+    """Gradients of every parameter (in `module.parameters()` order) given d loss / d output."""
+    pre, active, _, linears = saved
+    grads: dict[int, torch.Tensor] = {}
+    delta = d_out
+    for index in range(len(linears) - 1, -1, -1):
+        layer = linears[index]
+        grads[id(layer.weight)] = delta.t() @ active[index]
+        grads[id(layer.bias)] = delta.sum(0)
+        # ReLU's backward kernel: zero where the pre-activation was not positive
+        delta = torch.ops.aten.threshold_backward(delta @ layer.weight, pre[index], 0.0)
+    grads[id(module.bias)] = delta.sum(0)
+    grads[id(module.state_embedding.weight)] = torch.zeros_like(module.state_embedding.weight).index_add_(0, s, delta)
+    grads[id(module.time_embedding.weight)] = torch.zeros_like(module.time_embedding.weight).index_add_(0, t, delta)
+    return [grads[id(p)] for p in module.parameters()]
+
+
+@torch.no_grad()
+def regression_gradient(module: nn.Module, batch: pa.RecordBatch) -> tuple[list[torch.Tensor], dict[str, float]]:
+    """`regression_loss` and its gradients, without autograd: (grads, metrics incl. "loss")."""
+    t, s, a, target = _columns(module, batch, "t", "state", "action", "target")
+    saved = _forward_saved(module, t, s)
+    out = saved[2]
+    error = out.gather(1, a[:, None])[:, 0] - target
+    loss = float(error.square().mean())
+    d_out = torch.zeros_like(out).scatter_(1, a[:, None], (error * (2.0 / len(error)))[:, None])
+    return _backward(module, t, s, saved, d_out), {"q_loss": loss, "loss": loss}
+
+
+@torch.no_grad()
+def cross_entropy_gradient(module: nn.Module, batch: pa.RecordBatch) -> tuple[list[torch.Tensor], dict[str, float]]:
+    """`cross_entropy_loss` and its gradients, without autograd: (grads, metrics incl. "loss")."""
+    t, s, a = _columns(module, batch, "t", "state", "action")
+    saved = _forward_saved(module, t, s)
+    log_p = torch.log_softmax(saved[2].masked_fill(~module.legal[s], -1e9), dim=1)
+    loss = float(-log_p.gather(1, a[:, None]).mean())
+    d_out = log_p.exp_().scatter_add_(1, a[:, None], torch.full((len(a), 1), -1.0)).div_(len(a))
+    d_out.masked_fill_(~module.legal[s], 0.0)  # the masked logits are constants
+    return _backward(module, t, s, saved, d_out), {"policy_loss": loss, "loss": loss}

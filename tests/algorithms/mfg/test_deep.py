@@ -313,3 +313,42 @@ def test_deep_momd_on_crowd_10x10_tracks_exact_omd_at_matched_iterations():
         {"size": 10, "horizon": 10}, {"name": "mirror_descent", "learning_rate": 0.5, "openspiel_compatible": False}, 30
     )
     assert tail_ratio(curve, exact, 5) <= 3.6
+
+
+# --------------------------------------------------------------------------- explicit gradients
+
+
+@pytest.mark.parametrize("hidden", [(16,), (16, 12)])
+@pytest.mark.parametrize("loss", ["regression", "cross_entropy"])
+def test_hand_derived_gradients_equal_autograd(loss, hidden):
+    """`deep_networks.<loss>_gradient` (the learners' fast path) gives autograd's gradients of
+    `<loss>_loss`, with illegal actions in the batch's states and repeated (t, s) rows."""
+    from gamescale.algorithms.mfg import deep_networks
+
+    rng = np.random.default_rng(3)
+    states, horizon, actions, rows = 30, 7, 5, 200
+    legal = rng.random((states, actions)) < 0.6
+    legal[:, 0] = True
+    network = deep_networks.make_network(states, horizon, actions, hidden, legal)
+    with torch.no_grad():
+        for p in network.parameters():
+            p.normal_()
+    s = rng.integers(0, states, rows)
+    a = np.array([rng.choice(np.flatnonzero(legal[i])) for i in s])
+    batch = pa.RecordBatch.from_pydict(
+        {
+            "t": rng.integers(0, horizon, rows).astype(np.int32),
+            "state": s.astype(np.int32),
+            "action": a.astype(np.int32),
+            "target": rng.normal(size=rows).astype(np.float32),
+        }
+    )
+    network.zero_grad()
+    value, metrics = getattr(deep_networks, f"{loss}_loss")(network, batch)
+    value.backward()
+    grads, fast_metrics = getattr(deep_networks, f"{loss}_gradient")(network, batch)
+    assert fast_metrics["loss"] == pytest.approx(float(value.detach()), rel=1e-6)
+    assert {k: pytest.approx(v, rel=1e-6) for k, v in metrics.items()} == {k: fast_metrics[k] for k in metrics}
+    for (name, p), grad in zip(network.named_parameters(), grads, strict=True):
+        assert p.grad.abs().max() > 0, name  # every parameter gets a gradient to compare
+        np.testing.assert_allclose(grad.numpy(), p.grad.numpy(), rtol=1e-5, atol=1e-6 * float(p.grad.abs().max()))
