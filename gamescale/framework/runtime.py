@@ -285,9 +285,15 @@ def supervise(command: list[str]) -> int:
     os.close(write_fd)
     # The terminal sends Ctrl-C to the whole process group: the child handles it. A
     # termination sent to this process alone (a job stopped, say) is passed on.
+    passed_on: list[int] = []
+
+    def pass_on(signum: int, _frame: object) -> None:
+        passed_on.append(signum)
+        child.send_signal(signum)
+
     previous = {
         signal.SIGINT: signal.signal(signal.SIGINT, signal.SIG_IGN),
-        signal.SIGTERM: signal.signal(signal.SIGTERM, lambda signum, _: child.send_signal(signum)),
+        signal.SIGTERM: signal.signal(signal.SIGTERM, pass_on),
     }
     try:
         status = child.wait()
@@ -297,7 +303,7 @@ def supervise(command: list[str]) -> int:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
     code = status if status >= 0 else 128 - status
-    if status == 0 or "exit" in reports:
+    if status == 0 or "exit" in reports or -status in passed_on:  # a stop asked for is no news
         return code
     heads = [line.split("\t", 2) for line in reports if line.startswith("head\t")]
     if heads and len(heads[-1]) == 3 and not head_answers(heads[-1][1]):

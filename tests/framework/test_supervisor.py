@@ -66,3 +66,21 @@ def test_the_pipe_is_not_handed_on_to_the_drivers_own_children(capfd):
     body = "print(os.environ.get('GAMESCALE_SUPERVISOR_FD'))"
     assert supervise(child(body)) == 0
     assert capfd.readouterr().out.strip() == "None"
+
+
+def test_a_termination_sent_to_the_supervisor_is_passed_on_without_comment(capfd):
+    """A job stopped by SIGTERM to the `gamescale` process: the driver gets it and nothing is
+    said about an abrupt end the user asked for."""
+    import os
+    import signal
+    import threading
+
+    body = "import time\nreport('head\\t127.0.0.1:1\\tlost')\ntime.sleep(30)"
+    timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGTERM))
+    timer.start()
+    try:
+        code = supervise(child(body))
+    finally:
+        timer.cancel()
+    assert code == 128 + signal.SIGTERM
+    assert capfd.readouterr().err == ""
