@@ -29,9 +29,9 @@ def _fail(message: str) -> None:
 def _supervise_remote_driver(address: str | None) -> None:
     """A driver joining a running cluster runs as a child of this process, which speaks for
     it if Ray ends it without a word (`runtime.supervise`); an embedded run owns its Ray."""
-    if address is None or address == "local" or is_supervised():
+    if address is None or address == "local" or is_supervised() or _command_line is None:
         return
-    raise typer.Exit(supervise([sys.executable, "-m", "gamescale", *sys.argv[1:]]))
+    raise typer.Exit(supervise([sys.executable, "-m", "gamescale", *_command_line]))
 
 
 @app.command("list")
@@ -227,7 +227,12 @@ def serve(
         stop_server()
 
 
+_command_line: list[str] | None = None  # the arguments of the `gamescale` process, set by `main`
+
+
 def main() -> None:
+    global _command_line
+    _command_line = sys.argv[1:]  # only a real command line is re-run as a supervised child
     try:
         app()
     except KeyboardInterrupt:
