@@ -236,6 +236,8 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=300.0, help="seconds of run time per side")
     parser.add_argument("--only", default=",".join(CASES), help="comma-separated cases: " + ", ".join(CASES))
     parser.add_argument("--results", default="mfg_deep", help="results file name (benchmarks/results/NAME.json)")
+    parser.add_argument("--merge", action="store_true",
+                        help="keep the results file's other cases (each case records when it ran)")
     parser.add_argument("--openspiel-worker", nargs=4, metavar=("GAME", "METHOD", "BUDGET", "LOG"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -247,15 +249,25 @@ def main() -> None:
     unknown = [n for n in names if n not in CASES]
     if unknown:
         parser.error(f"unknown case(s) {unknown}; known: {list(CASES)}")
-    from machine import write_results
+    from machine import REPO, write_results
 
-    rows = []
+    path = REPO / "benchmarks" / "results" / f"{args.results}.json"
+    kept: list[dict] = []
+    if args.merge and path.is_file():
+        earlier = json.loads(path.read_text())
+        if earlier.get("budget_s") != args.budget:
+            parser.error(f"--merge: {path} holds {earlier.get('budget_s')} s runs, not {args.budget:g} s")
+        kept = [case for case in earlier["cases"] if case["case"] not in names]
+    rows: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="gamescale-mfg-deep-") as tmp:
         for name in names:
-            rows.append(run_case(name, args.budget, Path(tmp)))
+            started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+            rows.append({**run_case(name, args.budget, Path(tmp)), "started": started})
             print_table(rows[-1:], args.budget)
+            # written after every case, so a run stopped part-way keeps the cases it finished
+            cases = sorted(kept + rows, key=lambda case: list(CASES).index(case["case"]))
+            path = write_results(args.results, {"budget_s": args.budget, "cases": cases})
     print_table(rows, args.budget)
-    path = write_results(args.results, {"budget_s": args.budget, "cases": rows})
     print(f"\nwrote {path}")
 
 
