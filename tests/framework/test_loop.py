@@ -209,6 +209,7 @@ class Crash(RuntimeError):
     pass
 
 
+@pytest.mark.slow  # 23-25 s; learner bytes through a checkpoint stay covered by the lost-learner test below
 def test_learner_state_survives_a_crash_and_resume(ray_cluster, tmp_path):
     """A run with a learner actor, crashed after its first checkpoint and resumed, equals
     an uninterrupted one run with a different number of workers."""
