@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from gamescale.framework.errors import ConfigError, GamescaleError
+from gamescale.framework.errors import ConfigError, GamescaleError, print_error
 from gamescale.framework.runtime import is_supervised, report_to_supervisor, supervise
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Game-theoretic and learning experiments on Ray.")
@@ -21,7 +21,7 @@ SetOption = Annotated[list[str] | None, typer.Option("--set", help="override a c
 
 
 def _fail(message: str) -> None:
-    typer.echo(f"gamescale: error: {message}", err=True)
+    print_error(message)
     report_to_supervisor("exit")  # said: a supervising process adds nothing
     raise typer.Exit(2)
 

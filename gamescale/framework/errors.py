@@ -1,5 +1,13 @@
 """User-facing errors: the CLI prints their message as one line and exits with code 2."""
 
+import sys
+
+
+def print_error(message: str) -> None:
+    """The one-line form every user-facing error takes on stderr: `gamescale: error: ...`."""
+    sys.stderr.write(f"gamescale: error: {message}\n")
+    sys.stderr.flush()
+
 
 class GamescaleError(Exception):
     """A problem the user can act on (bad config, missing file, unreachable cluster...)."""

@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Iterator
 
-from gamescale.framework.errors import ClusterError
+from gamescale.framework.errors import ClusterError, print_error
 
 LOCAL_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
 
@@ -217,8 +217,7 @@ class HeadWatch:
                 continue
             silent_since = silent_since or time.monotonic()
             if time.monotonic() - silent_since >= self.grace_s and not self._stop.is_set():
-                sys.stderr.write(f"gamescale: error: {self.message}\n")
-                sys.stderr.flush()
+                print_error(self.message)
                 report_to_supervisor("exit")
                 os._exit(2)
 
@@ -315,8 +314,7 @@ def supervise(command: list[str]) -> int:
             f"the driver process ended without a word ({how}); Ray's log of it is the cluster's "
             "logs/python-core-driver-*.log"
         )
-    sys.stderr.write(f"gamescale: error: {message}\n")
-    sys.stderr.flush()
+    print_error(message)
     return code
 
 
