@@ -89,8 +89,13 @@ def describe_machine() -> dict[str, Any]:
         "load_avg_at_end": [round(v, 2) for v in os.getloadavg()],
         "date_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "git_commit": git_commit(),
-        "command": " ".join(["python", os.path.relpath(sys.argv[0], REPO), *sys.argv[1:]]),
+        "command": command_line(),
     }
+
+
+def command_line() -> str:
+    """This benchmark's command line, as run from the repository root."""
+    return " ".join(["python", os.path.relpath(sys.argv[0], REPO), *sys.argv[1:]])
 
 
 def write_results(name: str, data: dict[str, Any]) -> Path:

@@ -249,7 +249,7 @@ def main() -> None:
     unknown = [n for n in names if n not in CASES]
     if unknown:
         parser.error(f"unknown case(s) {unknown}; known: {list(CASES)}")
-    from machine import REPO, write_results
+    from machine import REPO, command_line, write_results
 
     path = REPO / "benchmarks" / "results" / f"{args.results}.json"
     kept: list[dict] = []
@@ -262,7 +262,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="gamescale-mfg-deep-") as tmp:
         for name in names:
             started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-            rows.append({**run_case(name, args.budget, Path(tmp)), "started": started})
+            # the command is kept per case: a --merge file holds cases from several commands
+            rows.append({**run_case(name, args.budget, Path(tmp)), "started": started, "command": command_line()})
             print_table(rows[-1:], args.budget)
             # written after every case, so a run stopped part-way keeps the cases it finished
             cases = sorted(kept + rows, key=lambda case: list(CASES).index(case["case"]))

@@ -30,9 +30,10 @@ def load(name: str) -> dict[str, Any]:
     return json.loads((RESULTS / f"{name}.json").read_text())
 
 
-def source(results: dict[str, Any], name: str, key: str) -> str:
-    """`command` -> `file`: `key`, with the command exactly as the file records it."""
-    command = results["machine"]["command"].removeprefix("python benchmarks/")
+def source(results: dict[str, Any], name: str, key: str, command: str | None = None) -> str:
+    """`command` -> `file`: `key`, with the command exactly as the file records it (`command`
+    where a part of the file, such as a merged case, records its own)."""
+    command = (command or results["machine"]["command"]).removeprefix("python benchmarks/")
     return f"`{command}` → `{name}.json`: `{key}`"
 
 
@@ -376,7 +377,7 @@ def mfg_deep_rows() -> list[Row]:
                 "(s/iteration)",
                 f"{ours['exploitability']:.3g} ({ours['seconds_per_iteration']:.3g} s/it)",
                 f"OpenSpiel JAX {theirs['exploitability']:.3g} ({theirs['seconds_per_iteration']:.3g} s/it)",
-                source(r, "mfg_deep", "cases"),
+                source(r, "mfg_deep", f"cases[{case['case']}]", case.get("command")),
             )
         )
     return rows
