@@ -6,8 +6,9 @@ them over a gloo group (docs/architecture.md, "Data-parallel learners"). This me
 Adam steps per second of the deep mean-field `(t, s)` network on a real embedded Ray, for a
 small network (the four-rooms Q network: 128 x 128, minibatch 1024, the per-step overhead
 dominates) and a large one (1024 x 1024, minibatch 4096, the arithmetic dominates), with
-K = 1 on one actor (the plain learner) and K = 2 on 1 and 2 replicas, and checks that the
-weights after the timed steps are bit-identical for 1 and 2 replicas. Settings alternate
+K = 1 on one actor (the plain learner) and K = 2 on 1 and 2 replicas (2 replicas gathering
+through shared memory and through the gloo group), and checks that the weights after the
+timed steps are bit-identical for all K = 2 settings. Settings alternate
 over `--repeats` rounds and the table gives the median.
 
     python benchmarks/learners.py [--json benchmarks/results/learners.json] [--quick]
@@ -42,7 +43,10 @@ MODELS = {
     "small (128 x 128, batch 1024)": ((128, 128), 1024, 600, 200),
     "large (1024 x 1024, batch 4096)": ((1024, 1024), 4096, 16, 6),
 }
-SETTINGS = ((1, 1), (2, 1), (2, 2))  # (gradient slices K, replicas R)
+# (gradient slices K, replicas R, gradient transport): the replicas share this node, so "auto"
+# gathers through shared memory; "process_group" is the gloo exchange replicas on several
+# nodes use
+SETTINGS = ((1, 1, "auto"), (2, 1, "auto"), (2, 2, "process_group"), (2, 2, "auto"))
 
 
 def regression_batch(seed: int = 0) -> pa.RecordBatch:
@@ -66,13 +70,16 @@ def spec(hidden: tuple[int, ...], slices: int) -> LearnerSpec:
         "adam",
         seed=1,
         gradient_slices=slices,
+        gradient_fn=Deferred(f"{NETWORKS}:regression_gradient"),  # as the deep MFG learners train
     )
 
 
-def measure(hidden: tuple[int, ...], rows: int, steps: int, slices: int, replicas: int, batch) -> dict:
+def measure(
+    hidden: tuple[int, ...], rows: int, steps: int, slices: int, replicas: int, transport: str, batch
+) -> dict:
     from gamescale.framework.actors import start_learners
 
-    learner = start_learners({"q": spec(hidden, slices)}, gpus=0, replicas=replicas)["q"]
+    learner = start_learners({"q": spec(hidden, slices)}, gpus=0, replicas=replicas, transport=transport)["q"]
     try:
         learner.update(batch, 3, rows, 0)  # warm-up: allocator, gloo buffers
         calls = 4
@@ -100,37 +107,43 @@ def main() -> None:
     batch = regression_batch()
     rows_out = []
     for model, (hidden, rows, steps, quick_steps) in MODELS.items():
-        runs: dict[tuple[int, int], list[dict]] = {setting: [] for setting in SETTINGS}
+        runs: dict[tuple[int, int, str], list[dict]] = {setting: [] for setting in SETTINGS}
         for _ in range(1 if args.quick else args.repeats):  # settings alternate, so drift hits all alike
-            for slices, replicas in SETTINGS:
+            for setting in SETTINGS:
                 timed = quick_steps if args.quick else steps
-                runs[(slices, replicas)].append(measure(hidden, rows, timed, slices, replicas, batch))
+                runs[setting].append(measure(hidden, rows, timed, *setting, batch))
         results = {
             setting: {**done[0], "steps_per_s": float(np.median([r["steps_per_s"] for r in done])),
                       "all_steps_per_s": [r["steps_per_s"] for r in done]}
             for setting, done in runs.items()
         }
-        one, two = results[(2, 1)]["weights"], results[(2, 2)]["weights"]
-        identical = all(np.array_equal(one[k], two[k]) for k in one)
-        for (slices, replicas), r in results.items():
+        one = results[(2, 1, "auto")]["weights"]
+        identical = all(
+            np.array_equal(one[k], results[setting]["weights"][k]) for setting in SETTINGS[2:] for k in one
+        )
+        for (slices, replicas, transport), r in results.items():
             rows_out.append(
                 {
                     "model": model,
                     "gradient_slices": slices,
                     "replicas": replicas,
+                    "transport": transport if replicas > 1 else None,
                     "steps": r["steps"],
                     "steps_per_s": r["steps_per_s"],
                     "steps_per_s_each_repeat": r["all_steps_per_s"],
                     "rows_per_s": r["steps_per_s"] * rows,
-                    "speedup_vs_plain": r["steps_per_s"] / results[(1, 1)]["steps_per_s"],
+                    "speedup_vs_plain": r["steps_per_s"] / results[(1, 1, "auto")]["steps_per_s"],
                     "identical_to_one_replica": identical if slices == 2 else None,
                 }
             )
-    print(f"{'model':<34} {'K':>2} {'R':>2} {'steps/s':>9} {'rows/s':>11} {'vs K=1':>7} {'R=1 == R=2':>11}")
+    print(
+        f"{'model':<34} {'K':>2} {'R':>2} {'gather':>13} {'steps/s':>9} {'rows/s':>11} {'vs K=1':>7} {'R=1 == R=2':>11}"
+    )
     for r in rows_out:
         same = "" if r["identical_to_one_replica"] is None else str(r["identical_to_one_replica"])
         print(
-            f"{r['model']:<34} {r['gradient_slices']:>2} {r['replicas']:>2} {r['steps_per_s']:>9.1f} "
+            f"{r['model']:<34} {r['gradient_slices']:>2} {r['replicas']:>2} {r['transport'] or '':>13} "
+            f"{r['steps_per_s']:>9.1f} "
             f"{r['rows_per_s']:>11.3g} {r['speedup_vs_plain']:>7.2f} {same:>11}"
         )
     out = {

@@ -479,9 +479,10 @@ def throughput_section(args) -> dict:
     return result
 
 
-def deep_run(name: str, workers: int | None, iterations: int, out: Path) -> dict:
+def deep_run(name: str, workers: int | None, iterations: int, out: Path, slices: int | None = None) -> dict:
     """One `gamescale run NAME` in a subprocess under `footprint.measure_command`: peak summed
-    PSS/RSS, CPU seconds, and seconds per iteration after the first (from the metrics)."""
+    PSS/RSS, CPU seconds, and seconds per iteration after the first (from the metrics).
+    `slices` overrides the learners' gradient slices (None: the experiment's own)."""
     import sys
 
     import pyarrow.parquet as pq
@@ -492,10 +493,13 @@ def deep_run(name: str, workers: int | None, iterations: int, out: Path) -> dict
     command += ["--set", f"run.iterations={iterations}", "--set", f"run.checkpoint_every={iterations}"]
     if workers is not None:
         command += ["--workers", str(workers)]
+    if slices is not None:
+        command += ["--set", f"algorithm.gradient_slices={slices}"]
     result = measure_command(command, interval_s=0.2)
     row = {
         "experiment": name,
         "workers": workers,
+        "gradient_slices": slices,
         "load_before": round(load, 2),
         **{k: v for k, v in result.items() if k != "breakdown_at_peak"},
     }

@@ -9,8 +9,10 @@ are checkpointed as tensors only, so a checkpoint is data, never code.
 from __future__ import annotations
 
 import io
+import os
+import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -18,15 +20,27 @@ import pyarrow as pa
 import torch
 
 from gamescale.algorithms.base import LearnerSpec, Metrics
+from gamescale.algorithms.node_gather import NodeGather
 
 
 @dataclass(frozen=True)
 class ReplicaGroup:
     """This process's place among `size` data-parallel replicas of a learner (a joined
-    default `torch.distributed` process group when size > 1)."""
+    default `torch.distributed` process group when size > 1).
+
+    `transport` "auto" gathers through shared memory when every replica is on this node
+    (`node_gather.NodeGather`, set up over the process group at the first gather of each
+    block size) and over the process group otherwise; "process_group" always uses the group.
+    """
 
     rank: int = 0
     size: int = 1
+    transport: str = "auto"
+    _node_gathers: dict = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.transport not in ("auto", "process_group"):
+            raise ValueError(f"unknown replica transport {self.transport!r}; use 'auto' or 'process_group'")
 
     def slices(self, num_slices: int) -> range:
         """The contiguous block of gradient slices this replica computes."""
@@ -41,10 +55,44 @@ class ReplicaGroup:
             return mine
         import torch.distributed as dist
 
-        here = mine.detach().cpu().contiguous()  # the group is gloo: it gathers host tensors
+        here = mine.detach().cpu().contiguous()  # both transports move host memory
+        node = self._node_gather(here.numel(), here.numpy().dtype)
+        if node is not None:
+            rows = node.gather(here.reshape(-1).numpy())
+            return torch.from_numpy(rows).reshape(self.size * here.shape[0], *here.shape[1:]).to(mine.device)
         parts = [torch.empty_like(here) for _ in range(self.size)]
         dist.all_gather(parts, here)
         return torch.cat(parts).to(mine.device)
+
+    def _node_gather(self, numel: int, dtype: np.dtype) -> NodeGather | None:
+        """The shared-memory gather of blocks of `numel` x `dtype`, or None where the replicas
+        do not share a node (decided together, so all of them take the same transport)."""
+        key = (numel, str(dtype))
+        if key in self._node_gathers:
+            return self._node_gathers[key]
+        found = None
+        if self.transport == "auto":
+            import torch.distributed as dist
+
+            name = [f"gamescale-replicas-{os.getpid()}-{secrets.token_hex(8)}" if self.rank == 0 else None]
+            dist.broadcast_object_list(name, src=0)
+            node = NodeGather(str(name[0]), self.rank, self.size, numel, dtype)
+            try:
+                node.create()
+                made = True
+            except OSError:
+                made = False
+            dist.barrier()  # rank 0's mapping exists before anyone opens it
+            attached = made and node.attach()
+            everyone = [False] * self.size
+            dist.all_gather_object(everyone, attached)
+            node.seal()  # every rank has opened what it could: the names can go
+            if all(everyone):
+                found = node
+            else:
+                node.close()
+        self._node_gathers[key] = found
+        return found
 
 
 def slice_bounds(num_rows: int, num_slices: int) -> np.ndarray:
@@ -65,6 +113,8 @@ class TorchLearner:
         self.group.slices(spec.gradient_slices)  # fail fast on an uneven split
         self.device = torch.device(device)
         self.module = spec.module_factory().to(self.device)
+        # walked once: `Module.parameters()` recurses through the submodules on every call
+        self._parameters = list(self.module.parameters())
         if spec.optimizer == "adam":
             # the fused kernel: one pass over each tensor instead of a dozen elementwise ops
             self.optimizer = torch.optim.Adam(self.module.parameters(), lr=spec.learning_rate, fused=True)
@@ -89,7 +139,7 @@ class TorchLearner:
                 minibatch = batch
             if self.spec.gradient_slices == 1 and self.group.size == 1 and self.spec.gradient_fn is not None:
                 grads, metrics = self.spec.gradient_fn(self.module, minibatch)
-                for p, grad in zip(self.module.parameters(), grads, strict=True):
+                for p, grad in zip(self._parameters, grads, strict=True):
                     p.grad = grad
             elif self.spec.gradient_slices == 1 and self.group.size == 1:
                 loss, metrics = self.spec.loss_fn(self.module, minibatch)
@@ -112,7 +162,7 @@ class TorchLearner:
     def _sliced_gradient(self, minibatch: pa.RecordBatch, stream: tuple[int, int]) -> Metrics:
         """Sets every parameter's `.grad` to the row-weighted sum of the slice gradients (in
         slice order, whichever replica computed them); returns the row-weighted metrics."""
-        params = [p for p in self.module.parameters() if p.requires_grad]
+        params = [p for p in self._parameters if p.requires_grad]
         num_slices = self.spec.gradient_slices
         bounds = slice_bounds(minibatch.num_rows, num_slices)
         names: list[str] = []
@@ -123,7 +173,7 @@ class TorchLearner:
             part = minibatch.slice(int(bounds[k]), int(bounds[k + 1] - bounds[k]))
             if self.spec.gradient_fn is not None:
                 grads, metrics = self.spec.gradient_fn(self.module, part)
-                chosen = dict(zip(self.module.parameters(), grads, strict=True))
+                chosen = dict(zip(self._parameters, grads, strict=True))
                 flat = [chosen[p].reshape(-1) for p in params]
                 loss = float(metrics["loss"])
                 metrics = {n: v for n, v in metrics.items() if n != "loss"}

@@ -298,8 +298,11 @@ class LearnerActor:
     torch imported, only in this actor's process.
     """
 
-    def __init__(self, specs: Mapping[str, LearnerSpec], device: str, rank: int = 0, replicas: int = 1):
+    def __init__(
+        self, specs: Mapping[str, LearnerSpec], device: str, rank: int = 0, replicas: int = 1, transport: str = "auto"
+    ):
         self.specs, self.device, self.rank, self.replicas = dict(specs), device, rank, replicas
+        self.transport = transport
         self.learners: dict[str, Any] = {}
         if replicas == 1:
             self._build()
@@ -307,7 +310,7 @@ class LearnerActor:
     def _build(self) -> None:
         from gamescale.algorithms.learner import ReplicaGroup, TorchLearner
 
-        group = ReplicaGroup(self.rank, self.replicas)
+        group = ReplicaGroup(self.rank, self.replicas, self.transport)
         self.learners = {name: TorchLearner(spec, self.device, group) for name, spec in self.specs.items()}
 
     def rendezvous(self) -> tuple[str, int]:
@@ -403,14 +406,17 @@ def _wanted_gpus(gpus: str | int) -> int:
     return wanted
 
 
-def _start_actor(specs: Mapping[str, LearnerSpec], wanted: int, rank: int = 0, replicas: int = 1) -> Any:
+def _start_actor(
+    specs: Mapping[str, LearnerSpec], wanted: int, rank: int = 0, replicas: int = 1, transport: str = "auto"
+) -> Any:
     options: dict[str, Any] = {"num_gpus": wanted, "num_cpus": 0}
     if wanted == 0 and get_current_placement_group() is None:
         here = ray.get_runtime_context().get_node_id()
         options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(node_id=here, soft=True)
     # No CPU reservation: the learner mostly waits on the rollout workers' batches,
     # and reserving a core would leave one fewer for them on small machines.
-    return LearnerActor.options(**options).remote(dict(specs), "cuda" if wanted > 0 else "cpu", rank, replicas)
+    device = "cuda" if wanted > 0 else "cpu"
+    return LearnerActor.options(**options).remote(dict(specs), device, rank, replicas, transport)
 
 
 class RemoteLearner:
@@ -513,7 +519,11 @@ class ActorModelClient:
 
 
 def start_learners(
-    specs: Mapping[str, LearnerSpec], gpus: str | int = "auto", replicas: int = 1, join_timeout_s: float = 120.0
+    specs: Mapping[str, LearnerSpec],
+    gpus: str | int = "auto",
+    replicas: int = 1,
+    join_timeout_s: float = 120.0,
+    transport: str = "auto",
 ) -> dict[str, RemoteLearner]:
     """The run's learners. With GPUs each learner gets an actor (and a GPU) of its own. On
     CPU they share ONE actor process: each process that imports torch holds ~130 MiB of
@@ -522,7 +532,9 @@ def start_learners(
     Losing that process loses every learner; the loop rebuilds them all in any case.
 
     With `replicas` R > 1 there are R actors (each with `gpus` GPUs), each holding every
-    learner, joined by one gloo process group: data-parallel replicas (`ReplicatedLearner`)."""
+    learner, joined by one gloo process group: data-parallel replicas (`ReplicatedLearner`).
+    They gather gradients through shared memory when all are on one node (`transport`
+    "auto"; "process_group" keeps to the gloo group, `learner.ReplicaGroup`)."""
     wanted = _wanted_gpus(gpus)
     if replicas > 1:
         for name, spec in specs.items():
@@ -532,7 +544,7 @@ def start_learners(
                 )
         if wanted > 0 and wanted * replicas > cluster_gpus():
             raise ClusterError(f"{replicas} learner replicas with {wanted} GPU(s) each need more than the cluster's {cluster_gpus()}")
-        actors = [_start_actor(specs, wanted, rank, replicas) for rank in range(replicas)]
+        actors = [_start_actor(specs, wanted, rank, replicas, transport) for rank in range(replicas)]
         host, port = _call(actors[0].rendezvous.remote())
         _call_all([actor.join.remote(host, port, join_timeout_s) for actor in actors])
         return {name: ReplicatedLearner(actors, name) for name in specs}

@@ -134,16 +134,20 @@ def test_replica_split_must_be_even():
         sliced_spec(0)
 
 
-def test_data_parallel_replicas_equal_one_process_bit_for_bit(ray_cluster):
+# the default set keeps the shared-memory gather these replicas use on one node; the gloo
+# gather (replicas on several nodes) is the same fold of the same rows
+@pytest.mark.parametrize("transport", ["auto", pytest.param("process_group", marks=pytest.mark.slow)])
+def test_data_parallel_replicas_equal_one_process_bit_for_bit(ray_cluster, transport):
     """Two replica actors (a gloo group on 127.0.0.1) split 4 gradient slices; their weights
     after minibatch Adam steps equal, bit for bit, one in-process learner computing all 4
-    slices; both replicas hold the same weights; restores and weight sets reach both."""
+    slices; both replicas hold the same weights; restores and weight sets reach both. Both
+    gradient transports: shared memory (the replicas share a node) and the gloo group."""
     import ray
 
     from gamescale.framework.actors import start_learners
 
     spec = sliced_spec(4)
-    learners = start_learners({"a": spec, "b": sliced_spec(2)}, gpus=0, replicas=2)
+    learners = start_learners({"a": spec, "b": sliced_spec(2)}, gpus=0, replicas=2, transport=transport)
     try:
         local = TorchLearner(spec)
         batch = regression_batch(rows=512)
@@ -153,6 +157,12 @@ def test_data_parallel_replicas_equal_one_process_bit_for_bit(ray_cluster):
             assert remote == here
         replicas = learners["a"].replicas
         assert len({ray.get(r.pid.remote()) for r in replicas}) == 2
+        # one node: "auto" gathered through shared memory, "process_group" over gloo
+        def node_gathers(actor) -> list[bool]:
+            return [gather is not None for gather in actor.learners["a"].group._node_gathers.values()]
+
+        chosen = [ray.get(r.__ray_call__.remote(node_gathers)) for r in replicas]
+        assert chosen == [[transport == "auto"]] * 2
         per_replica = [ray.get(r.get_weights.remote("a")) for r in replicas]
         for name, value in local.get_weights().items():
             for weights in per_replica:

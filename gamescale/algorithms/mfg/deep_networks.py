@@ -73,7 +73,7 @@ def make_network(
 def _columns(module: nn.Module, batch: pa.RecordBatch, *names: str) -> list[torch.Tensor]:
     """Columns as tensors on the module's device; integer columns (int32 on the wire) as int64,
     the index type `gather` and `cross_entropy` need."""
-    device = next(module.parameters()).device
+    device = module.legal.device
     out = []
     for name in names:
         column = torch.as_tensor(np.array(batch.column(name).to_numpy(zero_copy_only=False)))
