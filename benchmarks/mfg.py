@@ -22,9 +22,10 @@ Four sections, one table each, all in one run:
 5. Deep runs (`gamescale run` in a subprocess): the peak memory summed over the run's whole
    process tree (driver, Ray's GCS, raylet and agents, rollout workers, learners; PSS and
    RSS, `benchmarks/footprint.py`) of the 10 x 10 crowd D-MOMD and D-AFP experiments, and
-   seconds per iteration of the deep four-rooms experiments with 1 and 2 rollout workers,
-   the runs alternating (1, 2, 1, 2, ...) with the load average recorded before each, as
-   the first iteration (actor start-up) is left out of s/iteration.
+   seconds per iteration of the deep four-rooms experiments with 1 and 2 rollout workers
+   and 1 and 2 gradient slices (with 2 slices and 2 workers the learners run as 2
+   data-parallel replicas), the settings alternating with the load average recorded
+   before each, as the first iteration (actor start-up) is left out of s/iteration.
 
 mfglib conventions (checked in section 2): its `T` counts decisions like ours but adds a
 final time t = T whose reward (our terminal reward, zero here) is collected after the last
@@ -516,6 +517,12 @@ def deep_run(name: str, workers: int | None, iterations: int, out: Path, slices:
     return row
 
 
+# (rollout workers, gradient slices K) of the four-rooms scaling runs: K = 1 is the plain
+# learner (one process whatever the workers); K = 2 lets 2 workers' runs split every step
+# between 2 learner replicas (runtime.learner_replicas: auto), with the same results as 1
+DEEP_SCALING = ((1, 1), (2, 1), (1, 2), (2, 2))
+
+
 def deep_section(args) -> dict:
     """Section 5: footprint of the 10 x 10 deep crowd runs; 1 vs 2 workers on four rooms."""
     import tempfile
@@ -528,9 +535,10 @@ def deep_section(args) -> dict:
         scaling_rows = []
         for repeat in range(args.deep_repeats):
             for name in ("mfg-deep-momd-four-rooms", "mfg-deep-afp-four-rooms"):
-                for workers in (1, 2):
-                    out = Path(tmp) / f"sc-{name}-{workers}-{repeat}"
-                    scaling_rows.append({"repeat": repeat, **deep_run(name, workers, args.deep_iterations, out)})
+                for workers, slices in DEEP_SCALING:
+                    out = Path(tmp) / f"sc-{name}-{workers}-{slices}-{repeat}"
+                    row = deep_run(name, workers, args.deep_iterations, out, slices)
+                    scaling_rows.append({"repeat": repeat, **row})
     print(f"\n[5] deep runs, {args.deep_iterations} iterations, memory summed over the run's processes (PSS, RSS)")
     print(
         f"{'experiment':<26} {'peak PSS MiB':>12} {'peak RSS MiB':>12} {'processes':>9} {'torch procs':>11} {'s/it':>7}"
@@ -544,38 +552,38 @@ def deep_section(args) -> dict:
             f"{r['torch_processes']:>11d} {r['seconds_per_iteration']:>7.2f}"
         )
     print(
-        f"{'experiment':<26} {'workers':>7} {'repeat':>6} {'load before':>11} {'s/it (after 1st)':>17} {'CPU s':>7} {'expl.':>10}"
+        f"{'experiment':<26} {'workers':>7} {'slices':>6} {'repeat':>6} {'load before':>11} {'s/it (after 1st)':>17} "
+        f"{'CPU s':>7} {'expl.':>10}"
     )
     for r in scaling_rows:
+        head = f"{r['experiment']:<26} {r['workers']:>7d} {r['gradient_slices']:>6d} {r['repeat']:>6d}"
         if r["status"] != "ok":
-            print(
-                f"{r['experiment']:<26} {r['workers']:>7d} {r['repeat']:>6d} {r['status']} {r.get('stderr_tail', '')}"
-            )
+            print(f"{head} {r['status']} {r.get('stderr_tail', '')}")
             continue
         print(
-            f"{r['experiment']:<26} {r['workers']:>7d} {r['repeat']:>6d} {r['load_before']:>11.2f} "
-            f"{r['seconds_per_iteration']:>17.2f} {r['cpu_s_total']:>7.1f} {r['exploitability']:>10.4f}"
+            f"{head} {r['load_before']:>11.2f} {r['seconds_per_iteration']:>17.2f} {r['cpu_s_total']:>7.1f} "
+            f"{r['exploitability']:>10.4f}"
         )
     summary = {}
     for name in ("mfg-deep-momd-four-rooms", "mfg-deep-afp-four-rooms"):
-        per = {
-            w: [
+        median = {
+            setting: float(np.median(found))
+            for setting in DEEP_SCALING
+            if (found := [
                 r["seconds_per_iteration"]
                 for r in scaling_rows
-                if r["experiment"] == name and r["workers"] == w and r["status"] == "ok"
-            ]
-            for w in (1, 2)
+                if (r["experiment"], r["workers"], r["gradient_slices"]) == (name, *setting) and r["status"] == "ok"
+            ])
         }
-        if per[1] and per[2]:
-            summary[name] = {
-                "s_per_it_1_worker": float(np.median(per[1])),
-                "s_per_it_2_workers": float(np.median(per[2])),
-                "speed_up_2_over_1": float(np.median(per[1]) / np.median(per[2])),
-            }
-            print(
-                f"{name}: median s/it 1 worker {np.median(per[1]):.2f}, 2 workers {np.median(per[2]):.2f} "
-                f"(x{summary[name]['speed_up_2_over_1']:.2f})"
-            )
+        if len(median) < len(DEEP_SCALING):
+            continue
+        summary[name] = {f"s_per_it_{w}_workers_{k}_slices": v for (w, k), v in median.items()}
+        best_one = min(v for (w, _), v in median.items() if w == 1)
+        for slices in sorted({k for _, k in DEEP_SCALING}):
+            if (1, slices) in median and (2, slices) in median:
+                summary[name][f"speed_up_2_over_1_workers_{slices}_slices"] = median[(1, slices)] / median[(2, slices)]
+                summary[name][f"speed_up_2_workers_{slices}_slices_over_best_1_worker"] = best_one / median[(2, slices)]
+        print(f"{name}: median s/it " + ", ".join(f"{w} worker(s) K={k}: {v:.2f}" for (w, k), v in median.items()))
     return {"footprint": footprint_rows, "scaling": scaling_rows, "scaling_summary": summary}
 
 

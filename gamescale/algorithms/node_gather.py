@@ -55,6 +55,7 @@ class NodeGather:
         self._map: mmap.mmap | None = None
         self._buffers: np.ndarray | None = None  # [2, size, block_floats] view of the mapping
         self._inbox: int | None = None  # this rank's pipe, opened read-write so it never sees EOF
+        self._poller = select.poll()  # poll, not select: a Ray worker may hold descriptors past 1024
         self._peers: dict[int, int] = {}  # rank -> write end of its pipe
         self._pending = np.zeros(size, dtype=np.int64)  # signals received ahead of their step
 
@@ -68,6 +69,7 @@ class NodeGather:
     def create(self) -> None:
         os.mkfifo(self._path(f"pipe{self.rank}"), 0o600)
         self._inbox = os.open(self._path(f"pipe{self.rank}"), os.O_RDWR | os.O_NONBLOCK)
+        self._poller.register(self._inbox, select.POLLIN)
         if self.rank == 0:
             fd = os.open(self._path("data"), os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
             try:
@@ -151,8 +153,7 @@ class NodeGather:
                 raise TimeoutError(
                     f"learner replicas {np.flatnonzero(waiting).tolist()} sent no gradients for {self.timeout_s:.0f} s"
                 )
-            readable, _, _ = select.select([self._inbox], [], [], min(left, 1.0))
-            if readable:
+            if self._poller.poll(min(left, 1.0) * 1000):
                 try:
                     data = os.read(self._inbox, 4096)
                 except OSError as err:
