@@ -165,11 +165,10 @@ class TorchLearner:
         params = [p for p in self._parameters if p.requires_grad]
         num_slices = self.spec.gradient_slices
         bounds = slice_bounds(minibatch.num_rows, num_slices)
+        mine = self.group.slices(num_slices)
         names: list[str] = []
-
-        def slice_row(k: int) -> torch.Tensor:
-            """Slice k's gradient and metrics, flat, times its share of the rows."""
-            nonlocal names
+        rows: torch.Tensor | None = None  # [my slices, every gradient entry + loss + metrics]
+        for j, k in enumerate(mine):
             part = minibatch.slice(int(bounds[k]), int(bounds[k + 1] - bounds[k]))
             if self.spec.gradient_fn is not None:
                 grads, metrics = self.spec.gradient_fn(self.module, part)
@@ -186,18 +185,20 @@ class TorchLearner:
                 flat = [p.grad.reshape(-1) if p.grad is not None else torch.zeros_like(p).reshape(-1) for p in params]
                 loss = float(loss_tensor.detach())
             names = sorted(metrics)
-            values = torch.tensor([loss, *(float(metrics[n]) for n in names)], device=flat[0].device)
-            weight = (bounds[k + 1] - bounds[k]) / minibatch.num_rows
-            return torch.cat([*flat, values.to(flat[0].dtype)]) * weight
-
-        rows = [slice_row(k) for k in self.group.slices(num_slices)]
-        gathered = self.group.gather(torch.stack(rows))
-        total = gathered[0]
-        for row in gathered[1:]:  # a left fold in slice order: the same sum for any replica count
-            total = total + row
+            values = torch.tensor([loss, *(float(metrics[n]) for n in names)], dtype=flat[0].dtype)
+            if rows is None:
+                width = sum(f.numel() for f in flat) + len(values)
+                rows = torch.empty(len(mine), width, dtype=flat[0].dtype, device=flat[0].device)
+            torch.cat([*flat, values.to(flat[0].device)], out=rows[j])
+            rows[j].mul_((bounds[k + 1] - bounds[k]) / minibatch.num_rows)  # the slice's share of the rows
+        assert rows is not None
+        gathered = self.group.gather(rows)
+        total = gathered[0] + gathered[1]  # K >= 2 here
+        for row in gathered[2:]:  # a left fold in slice order: the same sum for any replica count
+            total += row
         offset = 0
-        for p in params:
-            p.grad = total[offset : offset + p.numel()].view_as(p).clone()
+        for p in params:  # `total` is this step's own tensor: the gradients may be views of it
+            p.grad = total[offset : offset + p.numel()].view_as(p)
             offset += p.numel()
         summary = total[offset:].tolist()
         return {**dict(zip(names, summary[1:], strict=True)), "loss": summary[0]}
