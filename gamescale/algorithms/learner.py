@@ -56,7 +56,8 @@ class ReplicaGroup:
         import torch.distributed as dist
 
         here = mine.detach().cpu().contiguous()  # both transports move host memory
-        node = self._node_gather(here.numel(), here.numpy().dtype)
+        # numpy has no bfloat16: such rows (the same dtype on every replica) take the group
+        node = self._node_gather(here.numel(), here.numpy().dtype) if here.dtype != torch.bfloat16 else None
         if node is not None:
             rows = node.gather(here.reshape(-1).numpy())
             return torch.from_numpy(rows).reshape(self.size * here.shape[0], *here.shape[1:]).to(mine.device)
