@@ -8,7 +8,8 @@ small network (the four-rooms Q network: 128 x 128, minibatch 1024, the per-step
 dominates) and a large one (1024 x 1024, minibatch 4096, the arithmetic dominates), with
 K = 1 on one actor (the plain learner) and K = 2 on 1 and 2 replicas (2 replicas gathering
 through shared memory and through the gloo group), and checks that the weights after the
-timed steps are bit-identical for all K = 2 settings. Settings alternate
+timed steps are bit-identical for all K = 2 settings. Last, the cost of one gather of a
+44k-float row (the four-rooms gradient) between 2 replica processes, for both transports. Settings alternate
 over `--repeats` rounds and the table gives the median.
 
     python benchmarks/learners.py [--json benchmarks/results/learners.json] [--quick]
@@ -94,6 +95,44 @@ def measure(
     return {"steps": done, "seconds": seconds, "steps_per_s": done / seconds, "weights": weights}
 
 
+def _gather_replica(rank: int, size: int, port: int, transport: str, numel: int, repeats: int, queue) -> None:
+    """One process of `gather_latency`: joins a gloo group and times back-to-back gathers."""
+    import torch
+    import torch.distributed as dist
+
+    from gamescale.algorithms.learner import ReplicaGroup
+
+    torch.set_num_threads(1)
+    os.environ["GLOO_SOCKET_IFNAME"] = "lo"
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=size)
+    group = ReplicaGroup(rank, size, transport)
+    mine = torch.full((1, numel), float(rank))
+    for _ in range(20):  # sets up the shared-memory gather on the first call, then warms up
+        group.gather(mine)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        group.gather(mine)
+    queue.put((time.perf_counter() - start) / repeats)
+    dist.destroy_process_group()
+
+
+def gather_latency(transport: str, numel: int = 44_000, repeats: int = 500) -> float:
+    """Milliseconds per gather of a `[1, numel]` float32 row between 2 replica processes on
+    this node (no Ray), back to back: the transport's own cost per training step."""
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    queue = mp.get_context("spawn").SimpleQueue()
+    mp.start_processes(
+        _gather_replica, args=(2, port, transport, numel, repeats, queue), nprocs=2, start_method="spawn"
+    )
+    return 1e3 * max(queue.get(), queue.get())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", default=str(HERE / "results" / "learners.json"))
@@ -146,7 +185,13 @@ def main() -> None:
             f"{r['steps_per_s']:>9.1f} "
             f"{r['rows_per_s']:>11.3g} {r['speedup_vs_plain']:>7.2f} {same:>11}"
         )
+    gathers = {transport: gather_latency(transport) for transport in ("process_group", "auto")}
+    print(
+        "\ngather of a 44,000-float row between 2 replica processes: "
+        + ", ".join(f"{t} {ms:.3f} ms" for t, ms in gathers.items())
+    )
     out = {
+        "gather_ms_44k_floats_2_replicas": gathers,
         "machine": describe_machine(),
         "load_avg_at_start": load,
         "quick": args.quick,
