@@ -195,6 +195,10 @@ class LearnerSpec:
     and bookkeeping, so a hand-derived backward pass makes each step cheaper
     (`algorithms/mfg/deep_networks.py`: 3.9 ms instead of 5.5 for a 128 x 128 network at
     minibatch 1024 on one core). `loss_fn` stays the definition (and what tests compare to).
+
+    `fused_adam` runs Adam as one fused kernel per tensor instead of a dozen elementwise
+    ops: the same update, rounded differently. It changes a family's seeded results, so a
+    family opts in when it has re-measured them (the deep mean-field learners do).
     """
 
     module_factory: Callable[[], Any]
@@ -204,6 +208,7 @@ class LearnerSpec:
     seed: int = 0
     gradient_slices: int = 1
     gradient_fn: Callable[[Any, pa.RecordBatch], tuple[list[Any], dict[str, float]]] | None = None
+    fused_adam: bool = False
 
     def __post_init__(self) -> None:
         if int(self.gradient_slices) != self.gradient_slices or self.gradient_slices < 1:

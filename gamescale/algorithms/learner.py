@@ -117,8 +117,9 @@ class TorchLearner:
         # walked once: `Module.parameters()` recurses through the submodules on every call
         self._parameters = list(self.module.parameters())
         if spec.optimizer == "adam":
-            # the fused kernel: one pass over each tensor instead of a dozen elementwise ops
-            self.optimizer = torch.optim.Adam(self.module.parameters(), lr=spec.learning_rate, fused=True)
+            self.optimizer = torch.optim.Adam(
+                self.module.parameters(), lr=spec.learning_rate, fused=True if spec.fused_adam else None
+            )
         elif spec.optimizer == "sgd":
             self.optimizer = torch.optim.SGD(self.module.parameters(), lr=spec.learning_rate)
         else:

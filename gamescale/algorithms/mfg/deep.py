@@ -193,8 +193,8 @@ class _DeepShell:
         return self.evaluate_network(learner.get_weights()), loss
 
     def _spec(self, factory: Any, loss: str, learning_rate: float, seed: int) -> LearnerSpec:
-        """An Adam learner of a `(t, s)` network with a loss of `deep_networks` ("regression"
-        or "cross_entropy"), trained through its hand-derived gradient."""
+        """An Adam learner (fused) of a `(t, s)` network with a loss of `deep_networks`
+        ("regression" or "cross_entropy"), trained through its hand-derived gradient."""
         return LearnerSpec(
             factory,
             Deferred(f"{NETWORKS}:{loss}_loss"),
@@ -203,6 +203,7 @@ class _DeepShell:
             seed=seed,
             gradient_slices=self.config.gradient_slices,
             gradient_fn=Deferred(f"{NETWORKS}:{loss}_gradient"),
+            fused_adam=True,
         )
 
     def _br_regret(self, q: np.ndarray, mu: np.ndarray) -> float:
