@@ -30,7 +30,7 @@ class ReplicaGroup:
 
     `transport` "auto" gathers through shared memory when every replica is on this node
     (`node_gather.NodeGather`, set up over the process group at the first gather of each
-    block size) and over the process group otherwise; "process_group" always uses the group.
+    block size in bytes) and over the process group otherwise; "process_group" always uses the group.
     """
 
     rank: int = 0
@@ -56,28 +56,27 @@ class ReplicaGroup:
         import torch.distributed as dist
 
         here = mine.detach().cpu().contiguous()  # both transports move host memory
-        # numpy has no bfloat16: such rows (the same dtype on every replica) take the group
-        node = self._node_gather(here.numel(), here.numpy().dtype) if here.dtype != torch.bfloat16 else None
+        raw = here.reshape(-1).view(torch.uint8)  # as bytes: any dtype (bfloat16 too) travels alike
+        node = self._node_gather(raw.numel())
         if node is not None:
-            rows = node.gather(here.reshape(-1).numpy())
-            return torch.from_numpy(rows).reshape(self.size * here.shape[0], *here.shape[1:]).to(mine.device)
+            rows = torch.from_numpy(node.gather(raw.numpy())).view(here.dtype)
+            return rows.reshape(self.size * here.shape[0], *here.shape[1:]).to(mine.device)
         parts = [torch.empty_like(here) for _ in range(self.size)]
         dist.all_gather(parts, here)
         return torch.cat(parts).to(mine.device)
 
-    def _node_gather(self, numel: int, dtype: np.dtype) -> NodeGather | None:
-        """The shared-memory gather of blocks of `numel` x `dtype`, or None where the replicas
-        do not share a node (decided together, so all of them take the same transport)."""
-        key = (numel, str(dtype))
-        if key in self._node_gathers:
-            return self._node_gathers[key]
+    def _node_gather(self, nbytes: int) -> NodeGather | None:
+        """The shared-memory gather of `nbytes`-byte blocks, or None where the replicas do not
+        share a node (decided together, so all of them take the same transport)."""
+        if nbytes in self._node_gathers:
+            return self._node_gathers[nbytes]
         found = None
         if self.transport == "auto":
             import torch.distributed as dist
 
             name = [f"gamescale-replicas-{os.getpid()}-{secrets.token_hex(8)}" if self.rank == 0 else None]
             dist.broadcast_object_list(name, src=0)
-            node = NodeGather(str(name[0]), self.rank, self.size, numel, dtype)
+            node = NodeGather(str(name[0]), self.rank, self.size, nbytes, np.uint8)
             try:
                 node.create()
                 made = True
@@ -92,7 +91,7 @@ class ReplicaGroup:
                 found = node
             else:
                 node.close()
-        self._node_gathers[key] = found
+        self._node_gathers[nbytes] = found
         return found
 
 

@@ -35,7 +35,7 @@ def exchange_directory() -> Path:
 
 
 class NodeGather:
-    """Gathers one `[block_floats]` block of `dtype` from each of `size` replicas, in rank order.
+    """Gathers one `[block_size]` block of `dtype` from each of `size` replicas, in rank order.
 
     Built in two collective phases driven by the caller's own barrier (the replicas' process
     group): `create` (every rank makes its pipe; rank 0 makes the mapping), then `attach`
@@ -44,16 +44,16 @@ class NodeGather:
     """
 
     def __init__(
-        self, name: str, rank: int, size: int, block_floats: int, dtype: np.dtype, timeout_s: float = 1800.0
+        self, name: str, rank: int, size: int, block_size: int, dtype: np.dtype, timeout_s: float = 1800.0
     ):
         if size > 256:
             raise ValueError(f"a node gather signals with one byte per rank: {size} replicas are too many")
         self.name, self.rank, self.size = name, rank, size
-        self.block_floats, self.dtype, self.timeout_s = block_floats, np.dtype(dtype), timeout_s
+        self.block_size, self.dtype, self.timeout_s = block_size, np.dtype(dtype), timeout_s
         self.directory = exchange_directory()
         self.generation = 0
         self._map: mmap.mmap | None = None
-        self._buffers: np.ndarray | None = None  # [2, size, block_floats] view of the mapping
+        self._buffers: np.ndarray | None = None  # [2, size, block_size] view of the mapping
         self._inbox: int | None = None  # this rank's pipe, opened read-write so it never sees EOF
         self._poller = select.poll()  # poll, not select: a Ray worker may hold descriptors past 1024
         self._peers: dict[int, int] = {}  # rank -> write end of its pipe
@@ -64,7 +64,7 @@ class NodeGather:
 
     @property
     def nbytes(self) -> int:
-        return 2 * self.size * self.block_floats * self.dtype.itemsize
+        return 2 * self.size * self.block_size * self.dtype.itemsize
 
     def create(self) -> None:
         os.mkfifo(self._path(f"pipe{self.rank}"), 0o600)
@@ -89,7 +89,7 @@ class NodeGather:
             self._map = mmap.mmap(fd, self.nbytes)
         finally:
             os.close(fd)
-        self._buffers = np.frombuffer(self._map, dtype=self.dtype).reshape(2, self.size, self.block_floats)
+        self._buffers = np.frombuffer(self._map, dtype=self.dtype).reshape(2, self.size, self.block_size)
         try:
             for peer in range(self.size):
                 if peer != self.rank:
@@ -123,7 +123,7 @@ class NodeGather:
             self._map = None
 
     def gather(self, mine: np.ndarray) -> np.ndarray:
-        """Every replica's block `[size, block_floats]` (a copy), in rank order."""
+        """Every replica's block `[size, block_size]` (a copy), in rank order."""
         assert self._buffers is not None and self._inbox is not None, "attach() first"
         self.generation += 1
         buffer = self._buffers[self.generation % 2]
