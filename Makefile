@@ -60,6 +60,7 @@ test-slow: install-test
 # hour on 2 cores; `make bench BENCH=--quick` runs the short version of each.
 BENCH ?=
 bench: install-test
+	$(BIN)/pip install --quiet -e ".[bench-deep]"
 	$(BIN)/python benchmarks/runtime.py $(BENCH)
 	$(BIN)/python benchmarks/learners.py $(BENCH)
 	$(BIN)/python benchmarks/mfg.py $(BENCH)

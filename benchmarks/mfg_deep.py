@@ -19,7 +19,9 @@ The clock starts after set-up (OpenSpiel: game, envs and agents built; gamescale
 and the learners started) and counts training and evaluation. The value "at the budget"
 is the last one logged within it, or the first iteration's where even that took longer
 (marked with its iteration count). Peak memory is summed over each side's process tree
-(PSS, `benchmarks/footprint.py`).
+(PSS, `benchmarks/footprint.py`). The OpenSpiel side needs `pip install -e ".[bench,bench-deep]"`
+(OpenSpiel's JAX algorithms import haiku, rlax, chex, flax and orbax, which open-spiel
+itself does not require); `make bench` installs both.
 
     python benchmarks/mfg_deep.py [--budget 300] [--only crowd-momd,four-rooms-afp,...] [--results NAME]
 

@@ -189,12 +189,17 @@ class LearnerSpec:
     them and gather the slice gradients, so an update is bit-identical with 1 replica and
     with any R dividing K: K is part of the numerical recipe, R only of the speed.
 
-    `gradient_fn(module, batch) -> (grads, metrics)`, optional, computes the gradient of
-    `loss_fn` itself, without autograd: one tensor per `module.parameters()` entry, and the
-    metrics with the loss under "loss". A small network's autograd step is mostly dispatch
-    and bookkeeping, so a hand-derived backward pass makes each step cheaper
-    (`algorithms/mfg/deep_networks.py`: 3.9 ms instead of 5.5 for a 128 x 128 network at
-    minibatch 1024 on one core). `loss_fn` stays the definition (and what tests compare to).
+    `gradient_fn(module, batch, num_slices) -> (grads, metrics)`, optional, computes the
+    gradients of `loss_fn` itself, without autograd, on `num_slices` equal contiguous slices
+    of `batch` at once: one tensor `[num_slices, *p.shape]` per `module.parameters()` entry
+    (slice j's gradient of its own mean loss), and metrics `{name: [num_slices] tensor}`
+    with the loss under "loss". Slice j's values must not depend, bit for bit, on the other
+    slices of the call (batch every operation over a leading slice axis), since replicas
+    group the K slices differently. A small network's autograd step is mostly dispatch and
+    bookkeeping, so a hand-derived backward pass makes each step cheaper, and computing a
+    replica's slices in one pass costs what one unsliced pass costs
+    (`algorithms/mfg/deep_networks.py`). `loss_fn` stays the definition (and what tests
+    compare to).
 
     `fused_adam` runs Adam as one fused kernel per tensor instead of a dozen elementwise
     ops: the same update, rounded differently. It changes a family's seeded results, so a
@@ -207,7 +212,7 @@ class LearnerSpec:
     optimizer: str = "adam"  # "adam" or "sgd"
     seed: int = 0
     gradient_slices: int = 1
-    gradient_fn: Callable[[Any, pa.RecordBatch], tuple[list[Any], dict[str, float]]] | None = None
+    gradient_fn: Callable[[Any, pa.RecordBatch, int], tuple[list[Any], dict[str, Any]]] | None = None
     fused_adam: bool = False
 
     def __post_init__(self) -> None:

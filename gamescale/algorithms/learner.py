@@ -8,6 +8,7 @@ are checkpointed as tensors only, so a checkpoint is data, never code.
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import secrets
@@ -95,11 +96,18 @@ class ReplicaGroup:
         return found
 
 
-def slice_bounds(num_rows: int, num_slices: int) -> np.ndarray:
-    """Row offsets `[K + 1]` of K contiguous slices of sizes differing by at most one."""
+@functools.lru_cache(maxsize=64)
+def slice_bounds(num_rows: int, num_slices: int) -> tuple[int, ...]:
+    """Row offsets (K + 1 of them) of K contiguous slices of sizes differing by at most one."""
     if num_rows < num_slices:
         raise ValueError(f"a minibatch of {num_rows} rows cannot make {num_slices} gradient slices")
-    return np.linspace(0, num_rows, num_slices + 1).round().astype(np.int64)
+    return tuple(int(b) for b in np.linspace(0, num_rows, num_slices + 1).round())
+
+
+@functools.lru_cache(maxsize=64)
+def _shares(local: tuple[int, ...], num_rows: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """`[k, 1]`: each slice's share of the minibatch rows (its weight in the sum)."""
+    return torch.as_tensor(np.diff(local) / num_rows, dtype=dtype, device=device)[:, None]
 
 
 class TorchLearner:
@@ -132,26 +140,30 @@ class TorchLearner:
         rng = np.random.default_rng(seed)
         metrics: Metrics = {}
         self.module.train()
+        sliced = self.spec.gradient_slices > 1 or self.group.size > 1
         for step in range(num_steps):
+            rows = None
             if batch_size is not None and batch_size < batch.num_rows:
                 rows = rng.choice(batch.num_rows, size=batch_size, replace=False)
-                minibatch = batch.take(pa.array(rows))
+            if sliced:  # takes only this replica's rows of the minibatch
+                metrics = self._sliced_gradient(batch, rows, (seed, step))
             else:
-                minibatch = batch
-            if self.spec.gradient_slices == 1 and self.group.size == 1 and self.spec.gradient_fn is not None:
-                grads, metrics = self.spec.gradient_fn(self.module, minibatch)
-                for p, grad in zip(self._parameters, grads, strict=True):
-                    p.grad = grad
-            elif self.spec.gradient_slices == 1 and self.group.size == 1:
-                loss, metrics = self.spec.loss_fn(self.module, minibatch)
-                self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                metrics = {**metrics, "loss": float(loss.detach().cpu())}
-            else:
-                metrics = self._sliced_gradient(minibatch, (seed, step))
+                metrics = self._whole_gradient(batch if rows is None else batch.take(pa.array(rows)))
             self.optimizer.step()
             self.num_updates += 1
         return metrics
+
+    def _whole_gradient(self, minibatch: pa.RecordBatch) -> Metrics:
+        """Sets every parameter's `.grad` to the minibatch gradient (one slice, one replica)."""
+        if self.spec.gradient_fn is not None:
+            grads, values = self.spec.gradient_fn(self.module, minibatch, 1)
+            for p, grad in zip(self._parameters, grads, strict=True):
+                p.grad = grad[0]
+            return {name: float(value[0]) for name, value in values.items()}
+        loss, metrics = self.spec.loss_fn(self.module, minibatch)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        return {**metrics, "loss": float(loss.detach().cpu())}
 
     def _seed_torch(self, seed: int) -> None:
         # not torch.manual_seed: it queues a CUDA seeding with a captured stack trace on every
@@ -160,40 +172,24 @@ class TorchLearner:
         if self.device.type == "cuda":
             torch.cuda.manual_seed(seed)
 
-    def _sliced_gradient(self, minibatch: pa.RecordBatch, stream: tuple[int, int]) -> Metrics:
-        """Sets every parameter's `.grad` to the row-weighted sum of the slice gradients (in
-        slice order, whichever replica computed them); returns the row-weighted metrics."""
+    def _sliced_gradient(self, batch: pa.RecordBatch, rows: np.ndarray | None, stream: tuple[int, int]) -> Metrics:
+        """Sets every parameter's `.grad` to the row-weighted sum of the slice gradients of the
+        minibatch (`batch`'s `rows`, or all of it), in slice order whichever replica computed
+        them; returns the row-weighted metrics."""
         params = [p for p in self._parameters if p.requires_grad]
         num_slices = self.spec.gradient_slices
-        bounds = slice_bounds(minibatch.num_rows, num_slices)
+        num_rows = batch.num_rows if rows is None else len(rows)
+        bounds = slice_bounds(num_rows, num_slices)
         mine = self.group.slices(num_slices)
-        names: list[str] = []
-        rows: torch.Tensor | None = None  # [my slices, every gradient entry + loss + metrics]
-        for j, k in enumerate(mine):
-            part = minibatch.slice(int(bounds[k]), int(bounds[k + 1] - bounds[k]))
-            if self.spec.gradient_fn is not None:
-                grads, metrics = self.spec.gradient_fn(self.module, part)
-                chosen = dict(zip(self._parameters, grads, strict=True))
-                flat = [chosen[p].reshape(-1) for p in params]
-                loss = float(metrics["loss"])
-                metrics = {n: v for n, v in metrics.items() if n != "loss"}
-            else:
-                # torch randomness (dropout) of slice k is the same on whichever replica runs it
-                self._seed_torch(int(np.random.SeedSequence([*stream, k]).generate_state(1)[0]))
-                loss_tensor, metrics = self.spec.loss_fn(self.module, part)
-                self.optimizer.zero_grad(set_to_none=True)
-                loss_tensor.backward()
-                flat = [p.grad.reshape(-1) if p.grad is not None else torch.zeros_like(p).reshape(-1) for p in params]
-                loss = float(loss_tensor.detach())
-            names = sorted(metrics)
-            values = torch.tensor([loss, *(float(metrics[n]) for n in names)], dtype=flat[0].dtype)
-            if rows is None:
-                width = sum(f.numel() for f in flat) + len(values)
-                rows = torch.empty(len(mine), width, dtype=flat[0].dtype, device=flat[0].device)
-            torch.cat([*flat, values.to(flat[0].device)], out=rows[j])
-            rows[j].mul_((bounds[k + 1] - bounds[k]) / minibatch.num_rows)  # the slice's share of the rows
-        assert rows is not None
-        gathered = self.group.gather(rows)
+        first, stop = bounds[mine.start], bounds[mine.stop]
+        part = batch.slice(first, stop - first) if rows is None else batch.take(pa.array(rows[first:stop]))
+        local = [b - first for b in bounds[mine.start : mine.stop + 1]]  # my slices' offsets in `part`
+        if self.spec.gradient_fn is not None:
+            names, slice_rows = self._slice_rows_explicit(part, local, params)
+        else:
+            names, slice_rows = self._slice_rows_autograd(part, local, mine, params, stream)
+        slice_rows.mul_(_shares(tuple(local), num_rows, slice_rows.dtype, slice_rows.device))
+        gathered = self.group.gather(slice_rows)
         total = gathered[0] + gathered[1]  # K >= 2 here
         for row in gathered[2:]:  # a left fold in slice order: the same sum for any replica count
             total += row
@@ -203,6 +199,55 @@ class TorchLearner:
             offset += p.numel()
         summary = total[offset:].tolist()
         return {**dict(zip(names, summary[1:], strict=True)), "loss": summary[0]}
+
+    def _slice_rows_explicit(
+        self, part: pa.RecordBatch, local: list[int], params: list[torch.Tensor]
+    ) -> tuple[list[str], torch.Tensor]:
+        """Rows `[my slices, gradient entries + loss + metrics]` from `gradient_fn`: the
+        slices (at offsets `local` of `part`) in one call when they are of equal size, else
+        one by one (the same values: a slice's result does not depend on its company)."""
+        sizes = {b - a for a, b in zip(local[:-1], local[1:], strict=True)}
+        calls = [(0, len(local) - 1)] if len(sizes) == 1 else [(j, j + 1) for j in range(len(local) - 1)]
+        blocks, names = [], []
+        for a, b in calls:
+            grads, values = self.spec.gradient_fn(self.module, part.slice(local[a], local[b] - local[a]), b - a)
+            by_parameter = dict(zip(self._parameters, grads, strict=True))
+            names = sorted(n for n in values if n != "loss")
+            like = grads[0]
+            columns = [torch.as_tensor(values[n], dtype=like.dtype, device=like.device) for n in ["loss", *names]]
+            flat = [by_parameter[p].reshape(b - a, -1) for p in params]
+            blocks.append(torch.cat([*flat, torch.stack(columns, dim=1).reshape(b - a, -1)], dim=1))
+        return names, blocks[0] if len(blocks) == 1 else torch.cat(blocks)
+
+    def _slice_rows_autograd(
+        self,
+        part: pa.RecordBatch,
+        local: list[int],
+        mine: range,
+        params: list[torch.Tensor],
+        stream: tuple[int, int],
+    ) -> tuple[list[str], torch.Tensor]:
+        """Rows as `_slice_rows_explicit`, through `loss_fn` and autograd, a slice at a time."""
+        names: list[str] = []
+        rows: torch.Tensor | None = None
+        for j, k in enumerate(mine):
+            piece = part.slice(local[j], local[j + 1] - local[j])
+            # torch randomness (dropout) of slice k is the same on whichever replica runs it
+            self._seed_torch(int(np.random.SeedSequence([*stream, k]).generate_state(1)[0]))
+            loss_tensor, metrics = self.spec.loss_fn(self.module, piece)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss_tensor.backward()
+            flat = [p.grad.reshape(-1) if p.grad is not None else torch.zeros_like(p).reshape(-1) for p in params]
+            names = sorted(metrics)
+            values = torch.tensor(
+                [float(loss_tensor.detach()), *(float(metrics[n]) for n in names)], dtype=flat[0].dtype
+            )
+            if rows is None:
+                width = sum(f.numel() for f in flat) + len(values)
+                rows = torch.empty(len(mine), width, dtype=flat[0].dtype, device=flat[0].device)
+            torch.cat([*flat, values.to(flat[0].device)], out=rows[j])
+        assert rows is not None
+        return names, rows
 
     @torch.no_grad()
     def infer(self, method: str, inputs: Mapping[str, np.ndarray]) -> Any:

@@ -109,6 +109,35 @@ def sliced_spec(slices: int, optimizer: str = "adam") -> LearnerSpec:
     )
 
 
+def deep_spec(slices: int) -> LearnerSpec:
+    """A small deep mean-field `(t, s)` Q network trained through its hand-derived gradient."""
+    from gamescale.algorithms.mfg import deep_networks
+
+    legal = np.ones((12, 3), dtype=bool)
+    legal[::3, 2] = False
+    return LearnerSpec(
+        functools.partial(deep_networks.make_network, 12, 5, 3, (16, 16), legal),
+        deep_networks.regression_loss,
+        0.01,
+        seed=4,
+        gradient_slices=slices,
+        gradient_fn=deep_networks.regression_gradient,
+        fused_adam=True,
+    )
+
+
+def crowd_batch(rows: int) -> pa.RecordBatch:
+    rng = np.random.default_rng(8)
+    return pa.RecordBatch.from_pydict(
+        {
+            "t": rng.integers(0, 5, rows).astype(np.int32),
+            "state": rng.integers(0, 12, rows).astype(np.int32),
+            "action": rng.integers(0, 2, rows).astype(np.int32),
+            "target": rng.normal(size=rows).astype(np.float32),
+        }
+    )
+
+
 def test_sliced_gradient_is_the_minibatch_gradient():
     """The row-weighted sum of slice gradients is the gradient of the minibatch mean loss,
     also for slices of unequal size (250 rows in 4 slices)."""
@@ -141,13 +170,15 @@ def test_data_parallel_replicas_equal_one_process_bit_for_bit(ray_cluster, trans
     """Two replica actors (a gloo group on 127.0.0.1) split 4 gradient slices; their weights
     after minibatch Adam steps equal, bit for bit, one in-process learner computing all 4
     slices; both replicas hold the same weights; restores and weight sets reach both. Both
-    gradient transports: shared memory (the replicas share a node) and the gloo group."""
+    gradient transports: shared memory (the replicas share a node) and the gloo group.
+    Learner "c" trains through a hand-derived `gradient_fn` that computes a replica's 2
+    slices in one call, against the in-process learner's 4 in one call."""
     import ray
 
     from gamescale.framework.actors import start_learners
 
-    spec = sliced_spec(4)
-    learners = start_learners({"a": spec, "b": sliced_spec(2)}, gpus=0, replicas=2, transport=transport)
+    spec, explicit = sliced_spec(4), deep_spec(4)
+    learners = start_learners({"a": spec, "b": sliced_spec(2), "c": explicit}, gpus=0, replicas=2, transport=transport)
     try:
         local = TorchLearner(spec)
         batch = regression_batch(rows=512)
@@ -155,14 +186,21 @@ def test_data_parallel_replicas_equal_one_process_bit_for_bit(ray_cluster, trans
             remote = learners["a"].update(batch, num_steps=20, batch_size=128, seed=seed)
             here = local.update(batch, num_steps=20, batch_size=128, seed=seed)
             assert remote == here
+        local_explicit, crowd = TorchLearner(explicit), crowd_batch(rows=512)
+        for seed in range(2):
+            remote = learners["c"].update(crowd, num_steps=20, batch_size=128, seed=seed)
+            assert remote == local_explicit.update(crowd, num_steps=20, batch_size=128, seed=seed)
+        for name, value in local_explicit.get_weights().items():
+            assert np.array_equal(learners["c"].get_weights()[name], value)
         replicas = learners["a"].replicas
         assert len({ray.get(r.pid.remote()) for r in replicas}) == 2
+
         # one node: "auto" gathered through shared memory, "process_group" over gloo
         def node_gathers(actor) -> list[bool]:
             return [gather is not None for gather in actor.learners["a"].group._node_gathers.values()]
 
         chosen = [ray.get(r.__ray_call__.remote(node_gathers)) for r in replicas]
-        assert chosen == [[transport == "auto"]] * 2
+        assert [set(c) for c in chosen] == [{transport == "auto"}] * 2  # a gather per block size ("a", "c")
         per_replica = [ray.get(r.get_weights.remote("a")) for r in replicas]
         for name, value in local.get_weights().items():
             for weights in per_replica:
@@ -219,22 +257,26 @@ def test_a_run_gives_the_same_rows_with_one_and_two_learner_replicas(ray_cluster
     assert len(rows[1]["exploitability"]) == 2
 
 
-def linear_gradient(module: torch.nn.Module, batch: pa.RecordBatch):
-    """`regression_loss`'s gradient by hand (a pure function: no `.grad`, no autograd)."""
+def linear_gradient(module: torch.nn.Module, batch: pa.RecordBatch, num_slices: int):
+    """`regression_loss`'s gradient by hand on `num_slices` equal slices at once (a pure
+    function: no `.grad`, no autograd; every operation batched over the slice axis)."""
     x = torch.as_tensor(np.stack(batch.column("x").to_numpy(zero_copy_only=False)), dtype=torch.float32)
     y = torch.tensor(batch.column("y").to_numpy(), dtype=torch.float32)
+    n = len(y) // num_slices
+    x, y = x.view(num_slices, n, -1), y.view(num_slices, n)
     with torch.no_grad():
-        error = module(x).squeeze(-1) - y
-        loss = float((error**2).mean())
-        d = 2.0 * error / len(error)
-        grads = {"weight": (d @ x)[None, :], "bias": d.sum()[None]}
+        error = torch.baddbmm(module.bias, x, module.weight.t().expand(num_slices, -1, -1))[..., 0] - y
+        loss = (error**2).mean(1)
+        d = 2.0 * error / n
+        grads = {"weight": torch.bmm(d[:, None, :], x), "bias": d.sum(1, keepdim=True)}
     return [grads[name] for name, _ in module.named_parameters()], {"mse": loss, "loss": loss}
 
 
-@pytest.mark.parametrize("slices", [1, 3])
+@pytest.mark.parametrize("slices", [1, 3, 7])
 def test_a_gradient_fn_trains_as_autograd_does(slices):
     """A learner with a hand-derived `gradient_fn` follows the autograd learner of the same
-    loss through Adam steps, whole or in slices (with replicas the slices are gathered alike)."""
+    loss through Adam steps, whole or in slices (with replicas the slices are gathered alike);
+    7 slices of a 240-row minibatch are unequal, so the learner calls them one by one."""
     batch = regression_batch(rows=600)
     fast = TorchLearner(
         LearnerSpec(

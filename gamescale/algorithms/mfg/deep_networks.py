@@ -5,8 +5,9 @@ evaluates the same network from its weights in numpy (`deep.NetworkTable`).
 Each loss also has a hand-derived gradient (`regression_gradient`, `cross_entropy_gradient`;
 `LearnerSpec.gradient_fn`). The network is small (a 128 x 128 step is ~50 MFLOP), so a step
 through autograd is mostly dispatch and bookkeeping; the explicit backward pass is a dozen
-large tensor operations, does not touch `.grad`, and so may run on several gradient slices
-at once in threads (`TorchLearner`). Its agreement with autograd is tested.
+large tensor operations, does not touch `.grad`, and computes the K gradient slices of a
+step in one pass, each slice exactly as it would be alone, so learner replicas can share
+the slices out (`TorchLearner`). Its agreement with autograd is tested.
 """
 
 from __future__ import annotations
@@ -98,21 +99,38 @@ def cross_entropy_loss(module: nn.Module, batch: pa.RecordBatch) -> tuple[torch.
 
 
 # --------------------------------------------------------------------------- explicit gradients
+# Every tensor carries a leading slice axis K: a call computes the gradients of K equal
+# contiguous slices of the minibatch, each of its own mean loss, with batched products
+# (`baddbmm`, `bmm`) whose per-slice kernels are those of a call with that slice alone.
+# So one process computing K slices and K replicas computing one each agree bit for bit,
+# and K slices cost about what one unsliced pass costs (the same number of operations).
 
 
-def _forward_saved(module: TimeStateNetwork, t: torch.Tensor, s: torch.Tensor):
-    """The forward pass keeping what the backward pass needs: the pre-activations of every
-    hidden layer (the embedding sum first), their ReLUs, the output, and the Linear layers."""
+def _forward_saved(module: TimeStateNetwork, t: torch.Tensor, s: torch.Tensor, num_slices: int):
+    """The forward pass `[K, n, ...]` keeping what the backward pass needs: the
+    pre-activations of every hidden layer (the embedding sum first), their ReLUs, the
+    output, and the Linear layers."""
     linears = [layer for layer in module.head if isinstance(layer, nn.Linear)]
     hidden = module.state_embedding.weight.index_select(0, s)
     hidden += module.time_embedding.weight.index_select(0, t)
     hidden += module.bias
+    hidden = hidden.view(num_slices, len(s) // num_slices, -1)
     pre, active = [], []
     for layer in linears:
         pre.append(hidden)
         active.append(hidden.clamp_min(0.0))
-        hidden = torch.addmm(layer.bias, active[-1], layer.weight.t())
+        hidden = torch.baddbmm(layer.bias, active[-1], layer.weight.t().expand(num_slices, -1, -1))
     return pre, active, hidden, linears
+
+
+def _slice_embedding_gradient(weight: torch.Tensor, index: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
+    """Per-slice gradient `[K, rows, W]` of an embedding looked up at `index [K * n]`: slice k's
+    rows are added into block k of one `[K * rows, W]` table (in row order, as alone)."""
+    num_slices, n, width = delta.shape
+    rows = weight.shape[0]
+    offset = torch.arange(num_slices, device=index.device).repeat_interleave(n) * rows
+    table = torch.zeros(num_slices * rows, width, dtype=delta.dtype, device=delta.device)
+    return table.index_add_(0, index + offset, delta.reshape(-1, width)).view(num_slices, rows, width)
 
 
 def _backward(
@@ -122,41 +140,62 @@ def _backward(
     saved: tuple[list[torch.Tensor], list[torch.Tensor], torch.Tensor, list[nn.Linear]],
     d_out: torch.Tensor,
 ) -> list[torch.Tensor]:
-    """Gradients of every parameter (in `module.parameters()` order) given d loss / d output."""
+    """Per-slice gradients `[K, *p.shape]` of every parameter (in `module.parameters()`
+    order) given d loss / d output `[K, n, A]`."""
     pre, active, _, linears = saved
+    num_slices = d_out.shape[0]
     grads: dict[int, torch.Tensor] = {}
     delta = d_out
     for index in range(len(linears) - 1, -1, -1):
         layer = linears[index]
-        grads[id(layer.weight)] = delta.t() @ active[index]
-        grads[id(layer.bias)] = delta.sum(0)
+        grads[id(layer.weight)] = torch.bmm(delta.transpose(1, 2), active[index])
+        grads[id(layer.bias)] = delta.sum(1)
         # ReLU's backward kernel: zero where the pre-activation was not positive
-        delta = torch.ops.aten.threshold_backward(delta @ layer.weight, pre[index], 0.0)
-    grads[id(module.bias)] = delta.sum(0)
-    grads[id(module.state_embedding.weight)] = torch.zeros_like(module.state_embedding.weight).index_add_(0, s, delta)
-    grads[id(module.time_embedding.weight)] = torch.zeros_like(module.time_embedding.weight).index_add_(0, t, delta)
+        delta = torch.ops.aten.threshold_backward(
+            torch.bmm(delta, layer.weight.expand(num_slices, -1, -1)), pre[index], 0.0
+        )
+    grads[id(module.bias)] = delta.sum(1)
+    grads[id(module.state_embedding.weight)] = _slice_embedding_gradient(module.state_embedding.weight, s, delta)
+    grads[id(module.time_embedding.weight)] = _slice_embedding_gradient(module.time_embedding.weight, t, delta)
     return [grads[id(p)] for p in module.parameters()]
 
 
+def _check_slices(rows: int, num_slices: int) -> int:
+    if num_slices < 1 or rows % num_slices:
+        raise ValueError(f"{rows} rows do not make {num_slices} equal gradient slices")
+    return rows // num_slices
+
+
 @torch.no_grad()
-def regression_gradient(module: nn.Module, batch: pa.RecordBatch) -> tuple[list[torch.Tensor], dict[str, float]]:
-    """`regression_loss` and its gradients, without autograd: (grads, metrics incl. "loss")."""
+def regression_gradient(
+    module: nn.Module, batch: pa.RecordBatch, num_slices: int = 1
+) -> tuple[list[torch.Tensor], dict[str, torch.Tensor]]:
+    """`regression_loss` and its gradients on `num_slices` equal slices, without autograd:
+    (grads `[K, *p.shape]`, metrics `{name: [K]}` incl. "loss")."""
     t, s, a, target = _columns(module, batch, "t", "state", "action", "target")
-    saved = _forward_saved(module, t, s)
+    n = _check_slices(len(t), num_slices)
+    saved = _forward_saved(module, t, s, num_slices)
     out = saved[2]
-    error = out.gather(1, a[:, None])[:, 0] - target
-    loss = float(error.square().mean())
-    d_out = torch.zeros_like(out).scatter_(1, a[:, None], (error * (2.0 / len(error)))[:, None])
+    chosen = a.view(num_slices, n, 1)
+    error = out.gather(2, chosen)[..., 0] - target.view(num_slices, n)
+    loss = error.square().mean(1)
+    d_out = torch.zeros_like(out).scatter_(2, chosen, (error * (2.0 / n))[..., None])
     return _backward(module, t, s, saved, d_out), {"q_loss": loss, "loss": loss}
 
 
 @torch.no_grad()
-def cross_entropy_gradient(module: nn.Module, batch: pa.RecordBatch) -> tuple[list[torch.Tensor], dict[str, float]]:
-    """`cross_entropy_loss` and its gradients, without autograd: (grads, metrics incl. "loss")."""
+def cross_entropy_gradient(
+    module: nn.Module, batch: pa.RecordBatch, num_slices: int = 1
+) -> tuple[list[torch.Tensor], dict[str, torch.Tensor]]:
+    """`cross_entropy_loss` and its gradients on `num_slices` equal slices, without autograd:
+    (grads `[K, *p.shape]`, metrics `{name: [K]}` incl. "loss")."""
     t, s, a = _columns(module, batch, "t", "state", "action")
-    saved = _forward_saved(module, t, s)
-    log_p = torch.log_softmax(saved[2].masked_fill(~module.legal[s], -1e9), dim=1)
-    loss = float(-log_p.gather(1, a[:, None]).mean())
-    d_out = log_p.exp_().scatter_add_(1, a[:, None], torch.full((len(a), 1), -1.0)).div_(len(a))
-    d_out.masked_fill_(~module.legal[s], 0.0)  # the masked logits are constants
+    n = _check_slices(len(t), num_slices)
+    saved = _forward_saved(module, t, s, num_slices)
+    illegal = ~module.legal[s].view(num_slices, n, -1)
+    log_p = torch.log_softmax(saved[2].masked_fill(illegal, -1e9), dim=2)
+    chosen = a.view(num_slices, n, 1)
+    loss = -log_p.gather(2, chosen)[..., 0].mean(1)
+    d_out = log_p.exp_().scatter_add_(2, chosen, torch.full((num_slices, n, 1), -1.0, device=log_p.device)).div_(n)
+    d_out.masked_fill_(illegal, 0.0)  # the masked logits are constants
     return _backward(module, t, s, saved, d_out), {"policy_loss": loss, "loss": loss}

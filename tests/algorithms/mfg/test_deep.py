@@ -350,9 +350,48 @@ def test_hand_derived_gradients_equal_autograd(loss, hidden):
     network.zero_grad()
     value, metrics = getattr(deep_networks, f"{loss}_loss")(network, batch)
     value.backward()
-    grads, fast_metrics = getattr(deep_networks, f"{loss}_gradient")(network, batch)
+    grads, fast_metrics = getattr(deep_networks, f"{loss}_gradient")(network, batch, 1)
+    fast_metrics = {k: float(v[0]) for k, v in fast_metrics.items()}
     assert fast_metrics["loss"] == pytest.approx(float(value.detach()), rel=1e-6)
     assert {k: pytest.approx(v, rel=1e-6) for k, v in metrics.items()} == {k: fast_metrics[k] for k in metrics}
     for (name, p), grad in zip(network.named_parameters(), grads, strict=True):
         assert p.grad.abs().max() > 0, name  # every parameter gets a gradient to compare
-        np.testing.assert_allclose(grad.numpy(), p.grad.numpy(), rtol=1e-5, atol=1e-6 * float(p.grad.abs().max()))
+        assert grad.shape == (1, *p.shape)
+        np.testing.assert_allclose(grad[0].numpy(), p.grad.numpy(), rtol=1e-5, atol=1e-6 * float(p.grad.abs().max()))
+
+
+@pytest.mark.parametrize("loss", ["regression", "cross_entropy"])
+def test_gradient_slices_computed_together_equal_each_alone(loss):
+    """`<loss>_gradient(network, batch, K)` gives each slice, bit for bit, what the slice
+    alone gives (so a learner doing K slices and K replicas doing one each agree), and the
+    mean of the slices is the whole batch's gradient."""
+    from gamescale.algorithms.mfg import deep_networks
+
+    rng = np.random.default_rng(5)
+    states, horizon, actions, rows = 40, 9, 5, 240
+    legal = rng.random((states, actions)) < 0.6
+    legal[:, 0] = True
+    network = deep_networks.make_network(states, horizon, actions, (32, 24), legal)
+    s = rng.integers(0, states, rows)
+    batch = pa.RecordBatch.from_pydict(
+        {
+            "t": rng.integers(0, horizon, rows).astype(np.int32),
+            "state": s.astype(np.int32),
+            "action": np.array([rng.choice(np.flatnonzero(legal[i])) for i in s], dtype=np.int32),
+            "target": rng.normal(size=rows).astype(np.float32),
+        }
+    )
+    gradient = getattr(deep_networks, f"{loss}_gradient")
+    together, values = gradient(network, batch, 4)
+    whole, whole_values = gradient(network, batch, 1)
+    for k in range(4):
+        alone, alone_values = gradient(network, batch.slice(60 * k, 60), 1)
+        assert float(values["loss"][k]) == float(alone_values["loss"][0])
+        for a, b in zip(together, alone, strict=True):
+            assert torch.equal(a[k], b[0])
+    assert float(values["loss"].mean()) == pytest.approx(float(whole_values["loss"][0]), rel=1e-6)
+    for a, b in zip(together, whole, strict=True):
+        assert b.abs().max() > 0
+        np.testing.assert_allclose(a.mean(0).numpy(), b[0].numpy(), rtol=1e-4, atol=1e-6 * float(b.abs().max()))
+    with pytest.raises(ValueError, match="240 rows do not make 7 equal gradient slices"):
+        gradient(network, batch, 7)
