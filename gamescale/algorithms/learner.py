@@ -216,7 +216,7 @@ class TorchLearner:
             like = grads[0]
             columns = [torch.as_tensor(values[n], dtype=like.dtype, device=like.device) for n in ["loss", *names]]
             flat = [by_parameter[p].reshape(b - a, -1) for p in params]
-            blocks.append(torch.cat([*flat, torch.stack(columns, dim=1).reshape(b - a, -1)], dim=1))
+            blocks.append(torch.cat([*flat, torch.stack(columns, dim=1)], dim=1))
         return names, blocks[0] if len(blocks) == 1 else torch.cat(blocks)
 
     def _slice_rows_autograd(
