@@ -166,34 +166,43 @@ def test_bad_input_is_one_line_with_exit_2(tmp_path, setting, message):
 
 @pytest.mark.slow
 def test_beta_raises_diversity_and_the_mixes_trace_a_front(cache_dir):
-    """The experiment's shape at small size, in this process: after training, the beta > 0
-    student's generations are more diverse than the beta = 0 student's, both students are
-    closer (KL on held-out real openings) to the CFG teacher than the base model is, and the
-    interpolated models trace the front between them: mixing factor 0 and 1 reproduce the
-    two students' rows exactly (same weights, same random numbers) and diversity rises with
-    the mixing factor."""
+    """The experiment's shape at small size, in this process, on average over three seeds
+    (at this size one seed's students differ by chance about as much as beta moves them:
+    seeds 0, 1, 2 gave beta_16 - beta_0 diversity -0.02, +0.21, +0.06): after training, the
+    beta > 0 student's generations are more diverse than the beta = 0 student's, both
+    students are closer (KL on held-out real openings) to the CFG teacher than the base model
+    is, and the interpolated models trace the front between them: mixing factor 0 and 1
+    reproduce the two students' rows exactly in every seed (same weights, same random
+    numbers) and mean diversity rises with the mixing factor."""
     env = make_env("music_corpus", collections=["bach", "ryansMammoth"], max_pieces=16,
                    cache_dir=cache_dir)
     config = {**TINY, "model": {**TINY_MODEL, "context_length": 96}, "base_steps": 400, "completion_length": 48,
               "matcher": {"dim": 16, "hidden": 32, "music_tokens": 48, "steps": 200}, "betas": [0.0, 16.0],
               "prompts_per_iteration": 4, "generations_per_prompt": 8, "learning_rate": 1e-3,
               "updates_per_iteration": 4, "eval_prompts": 32, "mixes": [0.0, 0.5, 1.0]}
-    algorithm = build_algorithm(algorithm_config({"name": "music_cfg_distill", **config}), env)
-    state = algorithm.init(0)
-    learners = {name: TorchLearner(spec) for name, spec in algorithm.learner_specs().items()}
-    runner = LocalShardRunner(env)
-    for iteration in range(40):
-        ctx = StepContext(iteration=iteration, seed=0, shards=runner, num_shards=2, learners=learners,
-                          pools={"reward": runner})
-        state, _ = algorithm.step(state, ctx)
-    rows = {r["model"]: r for r in algorithm.summary(state)["quality_diversity"]}
-    assert rows["beta_16"]["diversity"] > rows["beta_0"]["diversity"] + 0.02, rows
-    assert rows["beta_0"]["kl_to_cfg"] < 0.8 * rows["base"]["kl_to_cfg"], rows
-    for mix, student in (("mix_0", "beta_0"), ("mix_1", "beta_16")):  # the endpoints, bit for bit
-        for key in ("quality", "diversity", "match", "loglik", "kl_to_cfg"):
-            assert rows[mix][key] == rows[student][key], (mix, key)
-    front = [rows[f"mix_{m:g}"]["diversity"] for m in config["mixes"]]
-    assert front == sorted(front), front
+    runs = []
+    for seed in range(3):
+        algorithm = build_algorithm(algorithm_config({"name": "music_cfg_distill", **config}), env)
+        state = algorithm.init(seed)
+        learners = {name: TorchLearner(spec) for name, spec in algorithm.learner_specs().items()}
+        runner = LocalShardRunner(env)
+        for iteration in range(40):
+            ctx = StepContext(iteration=iteration, seed=seed, shards=runner, num_shards=2, learners=learners,
+                              pools={"reward": runner})
+            state, _ = algorithm.step(state, ctx)
+        rows = {r["model"]: r for r in algorithm.summary(state)["quality_diversity"]}
+        for mix, student in (("mix_0", "beta_0"), ("mix_1", "beta_16")):  # the endpoints, bit for bit
+            for key in ("quality", "diversity", "match", "loglik", "kl_to_cfg"):
+                assert rows[mix][key] == rows[student][key], (seed, mix, key)
+        runs.append(rows)
+
+    def mean(model: str, key: str) -> float:
+        return float(np.mean([rows[model][key] for rows in runs]))
+
+    assert mean("beta_16", "diversity") > mean("beta_0", "diversity") + 0.02, runs
+    assert mean("beta_0", "kl_to_cfg") < 0.8 * mean("base", "kl_to_cfg"), runs
+    front = [mean(f"mix_{m:g}", "diversity") for m in config["mixes"]]
+    assert front == sorted(front), (front, runs)
 
 
 def test_algorithm_files_must_stay_inside_the_run_directory(tmp_path):
