@@ -189,9 +189,12 @@ class LearnerSpec:
     them and gather the slice gradients, so an update is bit-identical with 1 replica and
     with any R dividing K: K is part of the numerical recipe, R only of the speed.
 
-    `gradient_fn(module, batch, num_slices) -> (grads, metrics)`, optional, computes the
+    `gradient_fn(module, columns, num_slices) -> (grads, metrics)`, optional, computes the
     gradients of `loss_fn` itself, without autograd, on `num_slices` equal contiguous slices
-    of `batch` at once: one tensor `[num_slices, *p.shape]` per `module.parameters()` entry
+    of a minibatch at once. `columns` is the minibatch as tensors on the learner's device,
+    rows first (`learner.arrow_tensors`: integer columns int64, list columns `[rows, length]`),
+    read-only: the learner takes and converts the rows of many steps at once and hands out
+    views. It returns one tensor `[num_slices, *p.shape]` per `module.parameters()` entry
     (slice j's gradient of its own mean loss), and metrics `{name: [num_slices] tensor}`
     with the loss under "loss". Slice j's values must not depend, bit for bit, on the other
     slices of the call (batch every operation over a leading slice axis), since replicas
@@ -212,7 +215,7 @@ class LearnerSpec:
     optimizer: str = "adam"  # "adam" or "sgd"
     seed: int = 0
     gradient_slices: int = 1
-    gradient_fn: Callable[[Any, pa.RecordBatch, int], tuple[list[Any], dict[str, Any]]] | None = None
+    gradient_fn: Callable[[Any, Mapping[str, Any], int], tuple[list[Any], dict[str, Any]]] | None = None
     fused_adam: bool = False
 
     def __post_init__(self) -> None:

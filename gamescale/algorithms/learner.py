@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import torch
 
 from gamescale.algorithms.base import LearnerSpec, Metrics
@@ -110,6 +111,32 @@ def _shares(local: tuple[int, ...], num_rows: int, dtype: torch.dtype, device: t
     return torch.as_tensor(np.diff(local) / num_rows, dtype=dtype, device=device)[:, None]
 
 
+EXPLICIT_CHUNK_ROWS = 1 << 16
+"""How many minibatch rows `TorchLearner` takes from Arrow and converts at once for a `gradient_fn`."""
+
+
+def arrow_tensors(batch: pa.RecordBatch, device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
+    """A batch's columns as tensors with rows first, as `LearnerSpec.gradient_fn` receives
+    them: integer columns as int64 (the index type of `gather`, `index_select` and
+    `index_add_`), floating and boolean ones in their own dtype, list columns whose lists are
+    all one length as `[rows, length]`."""
+    out = {}
+    for name, column in zip(batch.schema.names, batch.columns, strict=True):
+        kind = column.type
+        if pa.types.is_list(kind) or pa.types.is_large_list(kind) or pa.types.is_fixed_size_list(kind):
+            lengths = np.asarray(pc.list_value_length(column).to_numpy(zero_copy_only=False))
+            if len(lengths) and (lengths != lengths[0]).any():
+                raise ValueError(f"column {name!r} holds lists of several lengths; a gradient_fn needs equal ones")
+            values = np.asarray(column.flatten().to_numpy(zero_copy_only=False)).reshape(len(column), -1)
+        else:
+            values = np.asarray(column.to_numpy(zero_copy_only=False))
+        tensor = torch.from_numpy(np.array(values, copy=True))  # owned and writable, whatever Arrow lent
+        if not (tensor.is_floating_point() or tensor.dtype == torch.bool):
+            tensor = tensor.long()
+        out[name] = tensor.to(device)
+    return out
+
+
 class TorchLearner:
     """Owns `spec.module_factory()` and its optimizer on `device`; `group` places it among
     data-parallel replicas (every replica holds the same weights after every step)."""
@@ -138,28 +165,66 @@ class TorchLearner:
     ) -> Metrics:
         """`num_steps` gradient steps on minibatches of `batch_size` rows (all rows if None)."""
         rng = np.random.default_rng(seed)
-        metrics: Metrics = {}
         self.module.train()
+        sampled = batch_size is not None and batch_size < batch.num_rows
+        rows_per_step = batch_size if sampled else batch.num_rows
+        if self.spec.gradient_fn is not None:
+            return self._update_explicit(batch, num_steps, rows_per_step, rng if sampled else None)
+        metrics: Metrics = {}
         sliced = self.spec.gradient_slices > 1 or self.group.size > 1
         for step in range(num_steps):
-            rows = None
-            if batch_size is not None and batch_size < batch.num_rows:
-                rows = rng.choice(batch.num_rows, size=batch_size, replace=False)
+            rows = rng.choice(batch.num_rows, size=rows_per_step, replace=False) if sampled else None
             if sliced:  # takes only this replica's rows of the minibatch
                 metrics = self._sliced_gradient(batch, rows, (seed, step))
             else:
                 metrics = self._whole_gradient(batch if rows is None else batch.take(pa.array(rows)))
-            self.optimizer.step()
-            self.num_updates += 1
+            self._step()
+        return metrics
+
+    def _step(self) -> None:
+        self.optimizer.step()
+        self.num_updates += 1
+
+    def _update_explicit(
+        self, batch: pa.RecordBatch, num_steps: int, rows_per_step: int, rng: np.random.Generator | None
+    ) -> Metrics:
+        """`update` through `spec.gradient_fn`: the minibatches' rows (this replica's share of
+        each) are drawn, taken from Arrow and made tensors a chunk of steps at a time, not per
+        step, since on a small network that per-step bookkeeping costs as much as the gradient.
+        The draws are the per-step draws of `update`, in the same order."""
+        num_slices = self.spec.gradient_slices
+        bounds = slice_bounds(rows_per_step, num_slices)
+        mine = self.group.slices(num_slices)
+        first, stop = bounds[mine.start], bounds[mine.stop]
+        local = [b - first for b in bounds[mine.start : mine.stop + 1]]  # my slices' offsets in my part
+        part = stop - first
+        sliced = num_slices > 1 or self.group.size > 1
+        chunk = max(1, EXPLICIT_CHUNK_ROWS // max(part, 1))
+        metrics: Metrics = {}
+        columns: dict[str, torch.Tensor] = {}
+        if rng is None:  # every step uses all rows: one conversion serves them all
+            columns = arrow_tensors(batch.slice(first, part), self.device)
+        for start in range(0, num_steps, chunk):
+            steps = min(chunk, num_steps - start)
+            if rng is not None:
+                draws = [rng.choice(batch.num_rows, size=rows_per_step, replace=False) for _ in range(steps)]
+                taken = np.concatenate([d[first:stop] for d in draws])
+                columns = arrow_tensors(batch.take(pa.array(taken)), self.device)
+            for j in range(steps):
+                view = columns if rng is None else {k: v[j * part : (j + 1) * part] for k, v in columns.items()}
+                if sliced:
+                    metrics = self._gather_slices(*self._slice_rows_explicit(view, local), rows_per_step)
+                else:
+                    grads, values = self.spec.gradient_fn(self.module, view, 1)
+                    for p, grad in zip(self._parameters, grads, strict=True):
+                        p.grad = grad[0]
+                    metrics = {name: float(value[0]) for name, value in values.items()}
+                self._step()
         return metrics
 
     def _whole_gradient(self, minibatch: pa.RecordBatch) -> Metrics:
-        """Sets every parameter's `.grad` to the minibatch gradient (one slice, one replica)."""
-        if self.spec.gradient_fn is not None:
-            grads, values = self.spec.gradient_fn(self.module, minibatch, 1)
-            for p, grad in zip(self._parameters, grads, strict=True):
-                p.grad = grad[0]
-            return {name: float(value[0]) for name, value in values.items()}
+        """Sets every parameter's `.grad` to the minibatch gradient through `loss_fn` and
+        autograd (one slice, one replica)."""
         loss, metrics = self.spec.loss_fn(self.module, minibatch)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -174,9 +239,8 @@ class TorchLearner:
 
     def _sliced_gradient(self, batch: pa.RecordBatch, rows: np.ndarray | None, stream: tuple[int, int]) -> Metrics:
         """Sets every parameter's `.grad` to the row-weighted sum of the slice gradients of the
-        minibatch (`batch`'s `rows`, or all of it), in slice order whichever replica computed
-        them; returns the row-weighted metrics."""
-        params = [p for p in self._parameters if p.requires_grad]
+        minibatch (`batch`'s `rows`, or all of it) through `loss_fn` and autograd; returns the
+        row-weighted metrics."""
         num_slices = self.spec.gradient_slices
         num_rows = batch.num_rows if rows is None else len(rows)
         bounds = slice_bounds(num_rows, num_slices)
@@ -184,40 +248,48 @@ class TorchLearner:
         first, stop = bounds[mine.start], bounds[mine.stop]
         part = batch.slice(first, stop - first) if rows is None else batch.take(pa.array(rows[first:stop]))
         local = [b - first for b in bounds[mine.start : mine.stop + 1]]  # my slices' offsets in `part`
-        if self.spec.gradient_fn is not None:
-            names, slice_rows = self._slice_rows_explicit(part, local, params)
-        else:
-            names, slice_rows = self._slice_rows_autograd(part, local, mine, params, stream)
+        names, slice_rows = self._slice_rows_autograd(part, local, mine, self._trained(), stream)
+        return self._gather_slices(names, slice_rows, local, num_rows)
+
+    def _trained(self) -> list[torch.Tensor]:
+        return [p for p in self._parameters if p.requires_grad]
+
+    def _gather_slices(self, names: list[str], slice_rows: torch.Tensor, local: list[int], num_rows: int) -> Metrics:
+        """Weights this replica's slice rows `[k, gradient entries + loss + metrics]` by their
+        share of the `num_rows` minibatch rows, gathers every replica's, and sets `.grad` to
+        their sum in slice order (whichever replica computed them)."""
         slice_rows.mul_(_shares(tuple(local), num_rows, slice_rows.dtype, slice_rows.device))
         gathered = self.group.gather(slice_rows)
         total = gathered[0] + gathered[1]  # K >= 2 here
         for row in gathered[2:]:  # a left fold in slice order: the same sum for any replica count
             total += row
         offset = 0
-        for p in params:  # `total` is this step's own tensor: the gradients may be views of it
+        for p in self._trained():  # `total` is this step's own tensor: the gradients may be views of it
             p.grad = total[offset : offset + p.numel()].view_as(p)
             offset += p.numel()
         summary = total[offset:].tolist()
         return {**dict(zip(names, summary[1:], strict=True)), "loss": summary[0]}
 
     def _slice_rows_explicit(
-        self, part: pa.RecordBatch, local: list[int], params: list[torch.Tensor]
-    ) -> tuple[list[str], torch.Tensor]:
+        self, columns: Mapping[str, torch.Tensor], local: list[int]
+    ) -> tuple[list[str], torch.Tensor, list[int]]:
         """Rows `[my slices, gradient entries + loss + metrics]` from `gradient_fn`: the
-        slices (at offsets `local` of `part`) in one call when they are of equal size, else
-        one by one (the same values: a slice's result does not depend on its company)."""
+        slices (at row offsets `local` of `columns`) in one call when they are of equal size,
+        else one by one (the same values: a slice's result does not depend on its company)."""
+        params = self._trained()
         sizes = {b - a for a, b in zip(local[:-1], local[1:], strict=True)}
         calls = [(0, len(local) - 1)] if len(sizes) == 1 else [(j, j + 1) for j in range(len(local) - 1)]
         blocks, names = [], []
         for a, b in calls:
-            grads, values = self.spec.gradient_fn(self.module, part.slice(local[a], local[b] - local[a]), b - a)
+            piece = {k: v[local[a] : local[b]] for k, v in columns.items()}
+            grads, values = self.spec.gradient_fn(self.module, piece, b - a)
             by_parameter = dict(zip(self._parameters, grads, strict=True))
             names = sorted(n for n in values if n != "loss")
             like = grads[0]
-            columns = [torch.as_tensor(values[n], dtype=like.dtype, device=like.device) for n in ["loss", *names]]
+            columns_out = [torch.as_tensor(values[n], dtype=like.dtype, device=like.device) for n in ["loss", *names]]
             flat = [by_parameter[p].reshape(b - a, -1) for p in params]
-            blocks.append(torch.cat([*flat, torch.stack(columns, dim=1)], dim=1))
-        return names, blocks[0] if len(blocks) == 1 else torch.cat(blocks)
+            blocks.append(torch.cat([*flat, torch.stack(columns_out, dim=1)], dim=1))
+        return names, blocks[0] if len(blocks) == 1 else torch.cat(blocks), local
 
     def _slice_rows_autograd(
         self,

@@ -257,11 +257,11 @@ def test_a_run_gives_the_same_rows_with_one_and_two_learner_replicas(ray_cluster
     assert len(rows[1]["exploitability"]) == 2
 
 
-def linear_gradient(module: torch.nn.Module, batch: pa.RecordBatch, num_slices: int):
+def linear_gradient(module: torch.nn.Module, columns: dict[str, torch.Tensor], num_slices: int):
     """`regression_loss`'s gradient by hand on `num_slices` equal slices at once (a pure
-    function: no `.grad`, no autograd; every operation batched over the slice axis)."""
-    x = torch.as_tensor(np.stack(batch.column("x").to_numpy(zero_copy_only=False)), dtype=torch.float32)
-    y = torch.tensor(batch.column("y").to_numpy(), dtype=torch.float32)
+    function: no `.grad`, no autograd; every operation batched over the slice axis).
+    `columns` are the learner's tensors: "x" (a list column) `[rows, 3]`, "y" `[rows]` float64."""
+    x, y = columns["x"].float(), columns["y"].float()
     n = len(y) // num_slices
     x, y = x.view(num_slices, n, -1), y.view(num_slices, n)
     with torch.no_grad():
@@ -298,3 +298,45 @@ def test_a_gradient_fn_trains_as_autograd_does(slices):
     for name, value in fast.get_weights().items():
         assert np.abs(value - before[name]).max() > 1e-2  # training moved the weights
         np.testing.assert_allclose(value, autograd.get_weights()[name], rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("slices", [1, 2])
+def test_explicit_updates_do_not_depend_on_how_many_steps_are_converted_at_once(monkeypatch, slices):
+    """The learner takes and converts the minibatches of many steps at once for a
+    `gradient_fn`; chunks of 1, 3 or all 40 steps give bit-identical weights (the draws and
+    the arithmetic are per step)."""
+    from gamescale.algorithms import learner as learner_module
+
+    batch = crowd_batch(300)
+    weights = []
+    for chunk_rows in (64, 3 * 64, learner_module.EXPLICIT_CHUNK_ROWS):
+        monkeypatch.setattr(learner_module, "EXPLICIT_CHUNK_ROWS", chunk_rows)
+        fast = TorchLearner(deep_spec(slices))
+        fast.update(batch, num_steps=40, batch_size=64, seed=7)
+        fast.update(batch, num_steps=2, seed=8)  # all rows every step: converted once
+        weights.append(fast.get_weights())
+    before = TorchLearner(deep_spec(slices)).get_weights()
+    assert any(not np.array_equal(before[k], weights[0][k]) for k in before)  # the steps moved them
+    for other in weights[1:]:
+        assert all(np.array_equal(weights[0][k], other[k]) for k in weights[0])
+
+
+def test_arrow_tensors_gives_index_columns_as_int64_and_refuses_ragged_lists():
+    from gamescale.algorithms.learner import arrow_tensors
+
+    batch = pa.RecordBatch.from_pydict(
+        {
+            "s": np.array([3, 1, 2], dtype=np.int32),
+            "y": np.array([0.5, 1.5, 2.5], dtype=np.float32),
+            "x": [[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]],
+            "done": [True, False, True],
+        }
+    )
+    columns = arrow_tensors(batch)
+    assert columns["s"].dtype == torch.int64 and columns["s"].tolist() == [3, 1, 2]
+    assert columns["y"].dtype == torch.float32
+    assert columns["x"].shape == (3, 2) and columns["x"][2].tolist() == [5.0, 6.0]
+    assert columns["done"].dtype == torch.bool
+    ragged = pa.RecordBatch.from_pydict({"x": [[1.0], [2.0, 3.0]]})
+    with pytest.raises(ValueError, match="column 'x' holds lists of several lengths"):
+        arrow_tensors(ragged)

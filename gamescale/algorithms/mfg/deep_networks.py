@@ -12,6 +12,9 @@ the slices out (`TorchLearner`). Its agreement with autograd is tested.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Mapping
+
 import numpy as np
 import pyarrow as pa
 import torch
@@ -57,6 +60,17 @@ class TimeStateNetwork(nn.Module):
 
     def forward(self, t: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
         return self.head(self.state_embedding(s) + self.time_embedding(t) + self.bias)
+
+    def layout(self) -> tuple[list[nn.Parameter], list[nn.Linear]]:
+        """(`parameters()` in order, the Linear layers of `head`), walked once: the explicit
+        gradient needs both every step, and `parameters()` recurses through the submodules on
+        each call. Moving or loading the module keeps its Parameter objects, so they stay valid."""
+        if "_layout" not in self.__dict__:
+            self.__dict__["_layout"] = (
+                list(self.parameters()),
+                [layer for layer in self.head if isinstance(layer, nn.Linear)],
+            )
+        return self.__dict__["_layout"]
 
 
 def make_network(
@@ -110,7 +124,7 @@ def _forward_saved(module: TimeStateNetwork, t: torch.Tensor, s: torch.Tensor, n
     """The forward pass `[K, n, ...]` keeping what the backward pass needs: the
     pre-activations of every hidden layer (the embedding sum first), their ReLUs, the
     output, and the Linear layers."""
-    linears = [layer for layer in module.head if isinstance(layer, nn.Linear)]
+    linears = module.layout()[1]
     hidden = module.state_embedding.weight.index_select(0, s)
     hidden += module.time_embedding.weight.index_select(0, t)
     hidden += module.bias
@@ -128,9 +142,16 @@ def _slice_embedding_gradient(weight: torch.Tensor, index: torch.Tensor, delta: 
     rows are added into block k of one `[K * rows, W]` table (in row order, as alone)."""
     num_slices, n, width = delta.shape
     rows = weight.shape[0]
-    offset = torch.arange(num_slices, device=index.device).repeat_interleave(n) * rows
+    if num_slices > 1:
+        index = index + _block_offsets(num_slices, n, rows, index.device)
     table = torch.zeros(num_slices * rows, width, dtype=delta.dtype, device=delta.device)
-    return table.index_add_(0, index + offset, delta.reshape(-1, width)).view(num_slices, rows, width)
+    return table.index_add_(0, index, delta.reshape(-1, width)).view(num_slices, rows, width)
+
+
+@functools.lru_cache(maxsize=32)
+def _block_offsets(num_slices: int, n: int, rows: int, device: torch.device) -> torch.Tensor:
+    """`[K * n]`: k * rows for the n rows of slice k (where slice k's table block starts)."""
+    return torch.arange(num_slices, device=device).repeat_interleave(n) * rows
 
 
 def _backward(
@@ -157,7 +178,7 @@ def _backward(
     grads[id(module.bias)] = delta.sum(1)
     grads[id(module.state_embedding.weight)] = _slice_embedding_gradient(module.state_embedding.weight, s, delta)
     grads[id(module.time_embedding.weight)] = _slice_embedding_gradient(module.time_embedding.weight, t, delta)
-    return [grads[id(p)] for p in module.parameters()]
+    return [grads[id(p)] for p in module.layout()[0]]
 
 
 def _check_slices(rows: int, num_slices: int) -> int:
@@ -168,11 +189,12 @@ def _check_slices(rows: int, num_slices: int) -> int:
 
 @torch.no_grad()
 def regression_gradient(
-    module: nn.Module, batch: pa.RecordBatch, num_slices: int = 1
+    module: nn.Module, columns: Mapping[str, torch.Tensor], num_slices: int = 1
 ) -> tuple[list[torch.Tensor], dict[str, torch.Tensor]]:
     """`regression_loss` and its gradients on `num_slices` equal slices, without autograd:
-    (grads `[K, *p.shape]`, metrics `{name: [K]}` incl. "loss")."""
-    t, s, a, target = _columns(module, batch, "t", "state", "action", "target")
+    (grads `[K, *p.shape]`, metrics `{name: [K]}` incl. "loss"). `columns` as the learner
+    gives them (`learner.arrow_tensors`: int64 indices, a float32 target)."""
+    t, s, a, target = (columns[name] for name in ("t", "state", "action", "target"))
     n = _check_slices(len(t), num_slices)
     saved = _forward_saved(module, t, s, num_slices)
     out = saved[2]
@@ -185,11 +207,12 @@ def regression_gradient(
 
 @torch.no_grad()
 def cross_entropy_gradient(
-    module: nn.Module, batch: pa.RecordBatch, num_slices: int = 1
+    module: nn.Module, columns: Mapping[str, torch.Tensor], num_slices: int = 1
 ) -> tuple[list[torch.Tensor], dict[str, torch.Tensor]]:
     """`cross_entropy_loss` and its gradients on `num_slices` equal slices, without autograd:
-    (grads `[K, *p.shape]`, metrics `{name: [K]}` incl. "loss")."""
-    t, s, a = _columns(module, batch, "t", "state", "action")
+    (grads `[K, *p.shape]`, metrics `{name: [K]}` incl. "loss"); `columns` as for
+    `regression_gradient`."""
+    t, s, a = (columns[name] for name in ("t", "state", "action"))
     n = _check_slices(len(t), num_slices)
     saved = _forward_saved(module, t, s, num_slices)
     illegal = ~module.legal[s].view(num_slices, n, -1)

@@ -12,7 +12,7 @@ import torch
 from pydantic import ValidationError
 
 from gamescale.algorithms.base import LocalShardRunner, StepContext
-from gamescale.algorithms.learner import TorchLearner
+from gamescale.algorithms.learner import TorchLearner, arrow_tensors
 from gamescale.algorithms.mfg import deep
 from gamescale.algorithms.mfg.evaluation import uniform_policy
 from gamescale.algorithms.registry import algorithm_config, build_algorithm
@@ -350,7 +350,7 @@ def test_hand_derived_gradients_equal_autograd(loss, hidden):
     network.zero_grad()
     value, metrics = getattr(deep_networks, f"{loss}_loss")(network, batch)
     value.backward()
-    grads, fast_metrics = getattr(deep_networks, f"{loss}_gradient")(network, batch, 1)
+    grads, fast_metrics = getattr(deep_networks, f"{loss}_gradient")(network, arrow_tensors(batch), 1)
     fast_metrics = {k: float(v[0]) for k, v in fast_metrics.items()}
     assert fast_metrics["loss"] == pytest.approx(float(value.detach()), rel=1e-6)
     assert {k: pytest.approx(v, rel=1e-6) for k, v in metrics.items()} == {k: fast_metrics[k] for k in metrics}
@@ -382,10 +382,11 @@ def test_gradient_slices_computed_together_equal_each_alone(loss):
         }
     )
     gradient = getattr(deep_networks, f"{loss}_gradient")
-    together, values = gradient(network, batch, 4)
-    whole, whole_values = gradient(network, batch, 1)
+    columns = arrow_tensors(batch)
+    together, values = gradient(network, columns, 4)
+    whole, whole_values = gradient(network, columns, 1)
     for k in range(4):
-        alone, alone_values = gradient(network, batch.slice(60 * k, 60), 1)
+        alone, alone_values = gradient(network, arrow_tensors(batch.slice(60 * k, 60)), 1)
         assert float(values["loss"][k]) == float(alone_values["loss"][0])
         for a, b in zip(together, alone, strict=True):
             assert torch.equal(a[k], b[0])
@@ -394,4 +395,4 @@ def test_gradient_slices_computed_together_equal_each_alone(loss):
         assert b.abs().max() > 0
         np.testing.assert_allclose(a.mean(0).numpy(), b[0].numpy(), rtol=1e-4, atol=1e-6 * float(b.abs().max()))
     with pytest.raises(ValueError, match="240 rows do not make 7 equal gradient slices"):
-        gradient(network, batch, 7)
+        gradient(network, columns, 7)
