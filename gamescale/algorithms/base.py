@@ -225,15 +225,38 @@ class LearnerSpec:
 
 @runtime_checkable
 class LearnerHandle(Protocol):
-    """A learner the algorithm can train and read weights from (local or an actor)."""
+    """A learner the algorithm can train and read weights from (local or an actor).
+
+    `fit` is fitted regression against a target refreshed from the learner's own weights
+    (DQN's target network): before round r it sets the batch's `target` column to
+    `target_fn(weights, batch)` from the weights as they are then, and takes
+    `steps_per_round` `update` steps with seed `seeds[r]`; it returns the last round's
+    metrics. It is the loop a caller would write with `get_weights` and `update`, with the
+    same results, run where the weights are: no weights read, batch transfer or call per round.
+    """
 
     def update(
         self, batch: pa.RecordBatch, num_steps: int = 1, batch_size: int | None = None, seed: int = 0
     ) -> Metrics: ...
 
+    def fit(
+        self,
+        batch: pa.RecordBatch,
+        target_fn: TargetFn,
+        seeds: Sequence[int],
+        steps_per_round: int,
+        batch_size: int | None = None,
+    ) -> Metrics: ...
+
     def get_weights(self) -> dict[str, np.ndarray]: ...
 
     def set_weights(self, weights: Mapping[str, np.ndarray]) -> None: ...
+
+
+TargetFn = Callable[[Mapping[str, np.ndarray], pa.RecordBatch], np.ndarray]
+"""`target_fn(weights, batch) -> target [rows]` of `LearnerHandle.fit`: a module-level
+function (or a partial of one) of the learner's weights as numpy arrays, so it travels to a
+learner actor and runs there without torch."""
 
 
 @runtime_checkable

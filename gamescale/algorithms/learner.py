@@ -12,7 +12,7 @@ import functools
 import io
 import os
 import secrets
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import torch
 
-from gamescale.algorithms.base import LearnerSpec, Metrics
+from gamescale.algorithms.base import LearnerSpec, Metrics, TargetFn
 from gamescale.algorithms.node_gather import NodeGather
 
 
@@ -179,6 +179,26 @@ class TorchLearner:
             else:
                 metrics = self._whole_gradient(batch if rows is None else batch.take(pa.array(rows)))
             self._step()
+        return metrics
+
+    def fit(
+        self,
+        batch: pa.RecordBatch,
+        target_fn: TargetFn,
+        seeds: Sequence[int],
+        steps_per_round: int,
+        batch_size: int | None = None,
+    ) -> Metrics:
+        """Fitted regression in rounds against a target refreshed from these weights
+        (`LearnerHandle.fit`); replicas each compute the same targets from their equal weights."""
+        metrics: Metrics = {}
+        index = batch.schema.get_field_index("target")
+        for seed in seeds:
+            target = pa.array(np.asarray(target_fn(self.get_weights(), batch), dtype=np.float32))
+            if len(target) != batch.num_rows:
+                raise ValueError(f"target_fn gave {len(target)} targets for a batch of {batch.num_rows} rows")
+            rows = batch.set_column(index, "target", target) if index >= 0 else batch.append_column("target", target)
+            metrics = self.update(rows, steps_per_round, batch_size, int(seed))
         return metrics
 
     def _step(self) -> None:

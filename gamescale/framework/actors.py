@@ -344,6 +344,11 @@ class LearnerActor:
     def update(self, name: str, batch: pa.RecordBatch, num_steps: int, batch_size: int | None, seed: int) -> Metrics:
         return self.learners[name].update(batch, num_steps, batch_size, seed)
 
+    def fit(
+        self, name: str, batch: pa.RecordBatch, target_fn: Any, seeds: list[int], steps: int, batch_size: int | None
+    ) -> Metrics:
+        return self.learners[name].fit(batch, target_fn, seeds, steps, batch_size)
+
     def get_weights(self, name: str) -> dict[str, np.ndarray]:
         return self.learners[name].get_weights()
 
@@ -441,6 +446,17 @@ class RemoteLearner:
     ) -> Metrics:
         return _call(self.actor.update.remote(self.name, batch, num_steps, batch_size, seed))
 
+    def fit(
+        self,
+        batch: pa.RecordBatch,
+        target_fn: Any,
+        seeds: Sequence[int],
+        steps_per_round: int,
+        batch_size: int | None = None,
+    ) -> Metrics:
+        """`LearnerHandle.fit` in the learner actor: one call for all the rounds."""
+        return _call(self.actor.fit.remote(self.name, batch, target_fn, list(seeds), steps_per_round, batch_size))
+
     def get_weights(self) -> dict[str, np.ndarray]:
         return _call(self.actor.get_weights.remote(self.name))
 
@@ -486,6 +502,16 @@ class ReplicatedLearner(RemoteLearner):
         self, batch: pa.RecordBatch, num_steps: int = 1, batch_size: int | None = None, seed: int = 0
     ) -> Metrics:
         return self._to_all("update", batch, num_steps, batch_size, seed)[0]
+
+    def fit(
+        self,
+        batch: pa.RecordBatch,
+        target_fn: Any,
+        seeds: Sequence[int],
+        steps_per_round: int,
+        batch_size: int | None = None,
+    ) -> Metrics:
+        return self._to_all("fit", batch, target_fn, list(seeds), steps_per_round, batch_size)[0]
 
     def set_weights(self, weights: Mapping[str, np.ndarray]) -> None:
         self._to_all("set_weights", dict(weights))
@@ -543,7 +569,9 @@ def start_learners(
                     f"{replicas} learner replicas cannot split learner {name!r}'s {spec.gradient_slices} gradient slices"
                 )
         if wanted > 0 and wanted * replicas > cluster_gpus():
-            raise ClusterError(f"{replicas} learner replicas with {wanted} GPU(s) each need more than the cluster's {cluster_gpus()}")
+            raise ClusterError(
+                f"{replicas} learner replicas with {wanted} GPU(s) each need more than the cluster's {cluster_gpus()}"
+            )
         actors = [_start_actor(specs, wanted, rank, replicas, transport) for rank in range(replicas)]
         host, port = _call(actors[0].rendezvous.remote())
         _call_all([actor.join.remote(host, port, join_timeout_s) for actor in actors])

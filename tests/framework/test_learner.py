@@ -138,6 +138,49 @@ def crowd_batch(rows: int) -> pa.RecordBatch:
     )
 
 
+def transitions(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """`crowd_batch` as transitions without targets: a reward and a next state per row."""
+    state = batch.column("state").to_numpy()
+    return pa.RecordBatch.from_pydict(
+        {
+            "t": batch.column("t"),
+            "state": batch.column("state"),
+            "action": batch.column("action"),
+            "reward": (state % 3).astype(np.float64),
+            "next_state": ((state + 1) % 12).astype(np.int32),
+        }
+    )
+
+
+def chase_targets(weights: dict[str, np.ndarray], batch: pa.RecordBatch) -> np.ndarray:
+    """A `fit` target from the weights: reward + the mean output at (t, next state), computed
+    in numpy from the embedding sum and the head (the `deep_spec` network)."""
+    t, s = batch.column("t").to_numpy(), batch.column("next_state").to_numpy()
+    hidden = weights["time_embedding.weight"][t] + weights["state_embedding.weight"][s] + weights["bias"]
+    for index in (1, 3):
+        hidden = np.maximum(hidden, 0.0) @ weights[f"head.{index}.weight"].T + weights[f"head.{index}.bias"]
+    return batch.column("reward").to_numpy() + 0.5 * hidden.mean(axis=1)
+
+
+def test_fit_refreshes_the_target_from_the_weights_each_round_as_a_caller_would():
+    """`fit` equals, bit for bit, the loop a caller writes with `get_weights` and `update`
+    (targets recomputed before every round), moves the targets between rounds, and refuses a
+    target of the wrong length."""
+    batch = transitions(crowd_batch(300))
+    inside, outside = TorchLearner(deep_spec(1)), TorchLearner(deep_spec(1))
+    metrics = inside.fit(batch, chase_targets, [3, 4, 5], 12, 64)
+    targets = []
+    for seed in (3, 4, 5):
+        targets.append(chase_targets(outside.get_weights(), batch).astype(np.float32))
+        expected = outside.update(batch.append_column("target", pa.array(targets[-1])), 12, 64, seed)
+    assert metrics == expected
+    assert not np.array_equal(targets[0], targets[-1])  # the refresh saw the weights move
+    for name, value in outside.get_weights().items():
+        assert np.array_equal(inside.get_weights()[name], value)
+    with pytest.raises(ValueError, match="target_fn gave 299 targets for a batch of 300 rows"):
+        inside.fit(batch, lambda weights, rows: np.zeros(rows.num_rows - 1), [1], 1, 64)
+
+
 def test_sliced_gradient_is_the_minibatch_gradient():
     """The row-weighted sum of slice gradients is the gradient of the minibatch mean loss,
     also for slices of unequal size (250 rows in 4 slices)."""
@@ -190,6 +233,9 @@ def test_data_parallel_replicas_equal_one_process_bit_for_bit(ray_cluster, trans
         for seed in range(2):
             remote = learners["c"].update(crowd, num_steps=20, batch_size=128, seed=seed)
             assert remote == local_explicit.update(crowd, num_steps=20, batch_size=128, seed=seed)
+        # fitted rounds run in each replica, which refresh the targets from their own weights
+        remote = learners["c"].fit(transitions(crowd), chase_targets, [5, 6, 7], 10, 128)
+        assert remote == local_explicit.fit(transitions(crowd), chase_targets, [5, 6, 7], 10, 128)
         for name, value in local_explicit.get_weights().items():
             assert np.array_equal(learners["c"].get_weights()[name], value)
         replicas = learners["a"].replicas

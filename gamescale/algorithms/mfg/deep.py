@@ -31,7 +31,10 @@ Randomness comes from `np.random.default_rng([seed, iteration, purpose])` and th
 tasks, never from generators kept across steps, so a resumed run reproduces an
 uninterrupted one. The networks live in the learners (`ctx.learners["q"]`,
 `ctx.learners["policy"]`); the algorithm reads their weights and evaluates them on the
-full grid in numpy (`NetworkTable`). The torch modules and losses are in `deep_networks`,
+full grid in numpy (`NetworkTable`). The fitted-Q rounds run inside the Q learner
+(`LearnerHandle.fit`): it refreshes the targets itself from its weights with
+`greedy_targets` / `soft_targets` (the same numpy code the driver would run), so a round
+costs no weights read, batch transfer or call from the driver. The torch modules and losses are in `deep_networks`,
 named by strings, so neither the driver nor the rollout workers import torch (each
 would hold ~130 MiB more); only the learners do.
 """
@@ -123,6 +126,38 @@ def uniform_table(legal: np.ndarray, horizon: int) -> np.ndarray:
     return np.broadcast_to(per_state, (horizon, *legal.shape)).astype(np.float64)
 
 
+def _bootstrapped(value: np.ndarray, batch: pa.RecordBatch, horizon: int) -> np.ndarray:
+    """`reward + value[t + 1, next_state]` per transition, without bootstrap at t = T - 1."""
+    t = batch.column("t").to_numpy()
+    bootstrap = value[np.minimum(t + 1, horizon - 1), batch.column("next_state").to_numpy()]
+    return batch.column("reward").to_numpy() + np.where(t == horizon - 1, 0.0, bootstrap)
+
+
+def greedy_targets(
+    weights: Mapping[str, np.ndarray], batch: pa.RecordBatch, *, horizon: int, num_states: int, legal: np.ndarray
+) -> np.ndarray:
+    """D-AFP's Q targets (`LearnerHandle.fit`): r + max over legal a' of Q_target(t + 1, s', a')."""
+    q = NetworkTable(horizon, num_states)(weights)
+    return _bootstrapped(np.where(legal, q, -np.inf).max(axis=-1), batch, horizon)
+
+
+def soft_targets(
+    weights: Mapping[str, np.ndarray],
+    batch: pa.RecordBatch,
+    *,
+    horizon: int,
+    num_states: int,
+    legal: np.ndarray,
+    tau: float,
+) -> np.ndarray:
+    """D-MOMD's Q targets (`LearnerHandle.fit`): r + tau * logsumexp over legal a' of
+    q_target(t + 1, s', a') / tau (the Munchausen term is already in the batch's reward)."""
+    scaled = np.where(legal, NetworkTable(horizon, num_states)(weights) / tau, -np.inf)
+    top = scaled.max(axis=-1)
+    soft_value = tau * (top + np.log(np.exp(scaled - top[..., None]).sum(axis=-1)))  # [T, S]
+    return _bootstrapped(soft_value, batch, horizon)
+
+
 # --------------------------------------------------------------------------- reservoir
 
 
@@ -174,23 +209,29 @@ class _DeepShell:
         shared = {"policy": policy, "mu": mu, "num_particles": n, "stream": stream}
         return collect(ctx.shards.map(transitions_shard, ctx.shard_tasks(), shared=shared))
 
-    def _fit_q(self, ctx: StepContext, data: dict[str, np.ndarray], target_fn: Any) -> tuple[np.ndarray, float]:
-        """Fitted Q: `q_rounds` target refreshes, each `q_steps_per_round` regression steps.
-
-        `target_fn(q_table [T, S, A]) -> y [num transitions]` builds the targets from the
-        current (target) network. Returns the final Q table and the last regression loss.
-        """
+    def _fit_q(
+        self, ctx: StepContext, data: dict[str, np.ndarray], reward: np.ndarray, target_fn: Any
+    ) -> tuple[np.ndarray, float]:
+        """Fitted Q: `q_rounds` target refreshes, each `q_steps_per_round` regression steps,
+        run in the learner (`LearnerHandle.fit`): `target_fn(weights, batch)` builds the
+        targets from the network as it is at the start of each round (the target network).
+        Returns the final Q table and the last regression loss."""
         cfg, learner = self.config, ctx.learners["q"]
-        loss = float("nan")
-        for round_ in range(cfg.q_rounds):
-            target = target_fn(self.evaluate_network(learner.get_weights())).astype(np.float32)
-            batch = pa.RecordBatch.from_pydict(
-                {"t": data["t"], "state": data["state"], "action": data["action"], "target": target}
-            )
-            seed = int(np.random.SeedSequence([ctx.seed, ctx.iteration, 1, round_]).generate_state(1)[0])
-            metrics = learner.update(batch, cfg.q_steps_per_round, min(cfg.batch_size, batch.num_rows), seed)
-            loss = float(metrics["q_loss"])
-        return self.evaluate_network(learner.get_weights()), loss
+        batch = pa.RecordBatch.from_pydict(
+            {
+                "t": data["t"],
+                "state": data["state"],
+                "action": data["action"],
+                "reward": reward,
+                "next_state": data["next_state"],
+            }
+        )
+        seeds = [
+            int(np.random.SeedSequence([ctx.seed, ctx.iteration, 1, round_]).generate_state(1)[0])
+            for round_ in range(cfg.q_rounds)
+        ]
+        metrics = learner.fit(batch, target_fn, seeds, cfg.q_steps_per_round, min(cfg.batch_size, batch.num_rows))
+        return self.evaluate_network(learner.get_weights()), float(metrics["q_loss"])
 
     def _spec(self, factory: Any, loss: str, learning_rate: float, seed: int) -> LearnerSpec:
         """An Adam learner (fused) of a `(t, s)` network with a loss of `deep_networks`
@@ -262,17 +303,9 @@ class DeepAverageFictitiousPlay(_DeepShell):
         q_now = self.evaluate_network(ctx.learners["q"].get_weights())
         explore = (1 - cfg.epsilon) * greedy_table(q_now, self.legal) + cfg.epsilon * uniform_table(self.legal, T)
         data = self._sample(ctx, explore, mu, cfg.num_particles, stream=0)
-        last = data["t"] == T - 1
-        legal = self.legal
-
         reward = data["reward"] * cfg.reward_scale  # a positive scale leaves argmax Q unchanged
-
-        def target(q: np.ndarray) -> np.ndarray:
-            value = np.where(legal, q, -np.inf).max(axis=-1)  # [T, S]
-            bootstrap = value[np.minimum(data["t"] + 1, T - 1), data["next_state"]]
-            return reward + np.where(last, 0.0, bootstrap)
-
-        q, q_loss = self._fit_q(ctx, data, target)
+        target = functools.partial(greedy_targets, horizon=T, num_states=self.S, legal=self.legal)
+        q, q_loss = self._fit_q(ctx, data, reward, target)
         br = greedy_table(q, self.legal)
         pairs = self._sample(ctx, br, mu, cfg.br_particles, stream=1)
 
@@ -336,21 +369,12 @@ class DeepMunchausenMirrorDescent(_DeepShell):
         mu = propagate(game, pi)
         behaviour = (1 - cfg.epsilon) * pi + cfg.epsilon * uniform_table(self.legal, T)
         data = self._sample(ctx, behaviour, mu, cfg.num_particles, stream=0)
-        last = data["t"] == T - 1
         munchausen = log_pi[data["t"], data["state"], data["action"]]
         if cfg.log_policy_floor is not None:
             munchausen = np.maximum(munchausen, cfg.log_policy_floor)
         reward = data["reward"] + tau * munchausen
-        legal = self.legal
-
-        def target(q: np.ndarray) -> np.ndarray:
-            scaled = np.where(legal, q / tau, -np.inf)
-            top = scaled.max(axis=-1)
-            soft_value = tau * (top + np.log(np.exp(scaled - top[..., None]).sum(axis=-1)))  # [T, S]
-            bootstrap = soft_value[np.minimum(data["t"] + 1, T - 1), data["next_state"]]
-            return reward + np.where(last, 0.0, bootstrap)
-
-        q, q_loss = self._fit_q(ctx, data, target)
+        target = functools.partial(soft_targets, horizon=T, num_states=self.S, legal=self.legal, tau=tau)
+        q, q_loss = self._fit_q(ctx, data, reward, target)
         policy = self.policy(q)
         exploit = exploitability(game, policy)
         entropy = -(np.where(policy > 0, policy * np.log(np.where(policy > 0, policy, 1.0)), 0.0)).sum(-1)
