@@ -54,3 +54,17 @@ def test_seconds_to_reach():
     assert mfg.seconds_to_reach(seconds, values, 2.0) == (2, 0.2)
     assert mfg.seconds_to_reach(seconds, values, 2.0 - 1e-12) == (2, 0.2)  # round-off counts as equal
     assert mfg.seconds_to_reach(seconds, values, 0.5) is None
+
+
+def test_paired_speed_ups_pair_the_runs_of_each_repeat():
+    """Per repeat, 1-worker over 2-worker seconds per iteration of one experiment at one K;
+    failed runs and other experiments or K are left out, in repeat order."""
+    def row(repeat, workers, slices, seconds, status="ok", experiment="a"):
+        return {"experiment": experiment, "repeat": repeat, "workers": workers, "gradient_slices": slices,
+                "seconds_per_iteration": seconds, "status": status}
+
+    rows = [row(1, 1, 2, 9.0), row(1, 2, 2, 10.0), row(0, 2, 2, 5.0), row(0, 1, 2, 10.0),
+            row(0, 1, 1, 1.0), row(0, 2, 1, 4.0), row(2, 1, 2, 3.0), row(2, 2, 2, 1.0, status="error"),
+            row(0, 2, 2, 1.0, experiment="b")]
+    assert mfg.paired_speed_ups(rows, "a", 2) == [2.0, 0.9]
+    assert mfg.paired_speed_ups(rows, "a", 1) == [0.25]
