@@ -130,10 +130,9 @@ def arrow_tensors(batch: pa.RecordBatch, device: torch.device | str = "cpu") -> 
             values = np.asarray(column.flatten().to_numpy(zero_copy_only=False)).reshape(len(column), -1)
         else:
             values = np.asarray(column.to_numpy(zero_copy_only=False))
-        tensor = torch.from_numpy(np.array(values, copy=True))  # owned and writable, whatever Arrow lent
-        if not (tensor.is_floating_point() or tensor.dtype == torch.bool):
-            tensor = tensor.long()
-        out[name] = tensor.to(device)
+        # one copy either way: owned and writable, whatever Arrow lent
+        integer = np.issubdtype(values.dtype, np.integer)
+        out[name] = torch.from_numpy(values.astype(np.int64) if integer else np.array(values, copy=True)).to(device)
     return out
 
 
@@ -212,13 +211,9 @@ class TorchLearner:
         each) are drawn, taken from Arrow and made tensors a chunk of steps at a time, not per
         step, since on a small network that per-step bookkeeping costs as much as the gradient.
         The draws are the per-step draws of `update`, in the same order."""
-        num_slices = self.spec.gradient_slices
-        bounds = slice_bounds(rows_per_step, num_slices)
-        mine = self.group.slices(num_slices)
-        first, stop = bounds[mine.start], bounds[mine.stop]
-        local = [b - first for b in bounds[mine.start : mine.stop + 1]]  # my slices' offsets in my part
+        first, stop, local = self._my_part(rows_per_step)
         part = stop - first
-        sliced = num_slices > 1 or self.group.size > 1
+        sliced = self.spec.gradient_slices > 1 or self.group.size > 1
         chunk = max(1, EXPLICIT_CHUNK_ROWS // max(part, 1))
         metrics: Metrics = {}
         columns: dict[str, torch.Tensor] = {}
@@ -233,7 +228,7 @@ class TorchLearner:
             for j in range(steps):
                 view = columns if rng is None else {k: v[j * part : (j + 1) * part] for k, v in columns.items()}
                 if sliced:
-                    metrics = self._gather_slices(*self._slice_rows_explicit(view, local), rows_per_step)
+                    metrics = self._gather_slices(*self._slice_rows_explicit(view, local), local, rows_per_step)
                 else:
                     grads, values = self.spec.gradient_fn(self.module, view, 1)
                     for p, grad in zip(self._parameters, grads, strict=True):
@@ -261,24 +256,31 @@ class TorchLearner:
         """Sets every parameter's `.grad` to the row-weighted sum of the slice gradients of the
         minibatch (`batch`'s `rows`, or all of it) through `loss_fn` and autograd; returns the
         row-weighted metrics."""
-        num_slices = self.spec.gradient_slices
         num_rows = batch.num_rows if rows is None else len(rows)
-        bounds = slice_bounds(num_rows, num_slices)
-        mine = self.group.slices(num_slices)
-        first, stop = bounds[mine.start], bounds[mine.stop]
+        first, stop, local = self._my_part(num_rows)
         part = batch.slice(first, stop - first) if rows is None else batch.take(pa.array(rows[first:stop]))
-        local = [b - first for b in bounds[mine.start : mine.stop + 1]]  # my slices' offsets in `part`
+        mine = self.group.slices(self.spec.gradient_slices)
         names, slice_rows = self._slice_rows_autograd(part, local, mine, self._trained(), stream)
         return self._gather_slices(names, slice_rows, local, num_rows)
+
+    def _my_part(self, num_rows: int) -> tuple[int, int, tuple[int, ...]]:
+        """This replica's rows `[first, stop)` of a `num_rows` minibatch, and its slices'
+        offsets within them."""
+        bounds = slice_bounds(num_rows, self.spec.gradient_slices)
+        mine = self.group.slices(self.spec.gradient_slices)
+        first = bounds[mine.start]
+        return first, bounds[mine.stop], tuple(b - first for b in bounds[mine.start : mine.stop + 1])
 
     def _trained(self) -> list[torch.Tensor]:
         return [p for p in self._parameters if p.requires_grad]
 
-    def _gather_slices(self, names: list[str], slice_rows: torch.Tensor, local: list[int], num_rows: int) -> Metrics:
+    def _gather_slices(
+        self, names: list[str], slice_rows: torch.Tensor, local: tuple[int, ...], num_rows: int
+    ) -> Metrics:
         """Weights this replica's slice rows `[k, gradient entries + loss + metrics]` by their
         share of the `num_rows` minibatch rows, gathers every replica's, and sets `.grad` to
         their sum in slice order (whichever replica computed them)."""
-        slice_rows.mul_(_shares(tuple(local), num_rows, slice_rows.dtype, slice_rows.device))
+        slice_rows.mul_(_shares(local, num_rows, slice_rows.dtype, slice_rows.device))
         gathered = self.group.gather(slice_rows)
         total = gathered[0] + gathered[1]  # K >= 2 here
         for row in gathered[2:]:  # a left fold in slice order: the same sum for any replica count
@@ -291,8 +293,8 @@ class TorchLearner:
         return {**dict(zip(names, summary[1:], strict=True)), "loss": summary[0]}
 
     def _slice_rows_explicit(
-        self, columns: Mapping[str, torch.Tensor], local: list[int]
-    ) -> tuple[list[str], torch.Tensor, list[int]]:
+        self, columns: Mapping[str, torch.Tensor], local: tuple[int, ...]
+    ) -> tuple[list[str], torch.Tensor]:
         """Rows `[my slices, gradient entries + loss + metrics]` from `gradient_fn`: the
         slices (at row offsets `local` of `columns`) in one call when they are of equal size,
         else one by one (the same values: a slice's result does not depend on its company)."""
@@ -309,12 +311,12 @@ class TorchLearner:
             columns_out = [torch.as_tensor(values[n], dtype=like.dtype, device=like.device) for n in ["loss", *names]]
             flat = [by_parameter[p].reshape(b - a, -1) for p in params]
             blocks.append(torch.cat([*flat, torch.stack(columns_out, dim=1)], dim=1))
-        return names, blocks[0] if len(blocks) == 1 else torch.cat(blocks), local
+        return names, blocks[0] if len(blocks) == 1 else torch.cat(blocks)
 
     def _slice_rows_autograd(
         self,
         part: pa.RecordBatch,
-        local: list[int],
+        local: tuple[int, ...],
         mine: range,
         params: list[torch.Tensor],
         stream: tuple[int, int],

@@ -441,10 +441,15 @@ class RemoteLearner:
         self.device = _call(self.actor.device_name.remote())
         self.node = _call(self.actor.node.remote())
 
+    def _write(self, method: str, payload: Any, *args: Any) -> Any:
+        """`method(name, payload, *args)` on the learner's actor: every call that changes the
+        learner goes through here (replicas send it to all of their actors)."""
+        return _call(getattr(self.actor, method).remote(self.name, payload, *args))
+
     def update(
         self, batch: pa.RecordBatch, num_steps: int = 1, batch_size: int | None = None, seed: int = 0
     ) -> Metrics:
-        return _call(self.actor.update.remote(self.name, batch, num_steps, batch_size, seed))
+        return self._write("update", batch, num_steps, batch_size, seed)
 
     def fit(
         self,
@@ -455,13 +460,13 @@ class RemoteLearner:
         batch_size: int | None = None,
     ) -> Metrics:
         """`LearnerHandle.fit` in the learner actor: one call for all the rounds."""
-        return _call(self.actor.fit.remote(self.name, batch, target_fn, list(seeds), steps_per_round, batch_size))
+        return self._write("fit", batch, target_fn, list(seeds), steps_per_round, batch_size)
 
     def get_weights(self) -> dict[str, np.ndarray]:
         return _call(self.actor.get_weights.remote(self.name))
 
     def set_weights(self, weights: Mapping[str, np.ndarray]) -> None:
-        _call(self.actor.set_weights.remote(self.name, dict(weights)))
+        self._write("set_weights", dict(weights))
 
     def infer(self, method: str, inputs: Mapping[str, np.ndarray]) -> Any:
         """`module.<method>(**inputs)` on the learner actor, without gradients (numpy out)."""
@@ -478,7 +483,7 @@ class RemoteLearner:
         return _call(self.actor.pid.remote())
 
     def load_bytes(self, data: bytes) -> None:
-        _call(self.actor.load_bytes.remote(self.name, data))
+        self._write("load_bytes", data)
 
     def shutdown(self) -> None:
         try:
@@ -498,31 +503,11 @@ class ReplicatedLearner(RemoteLearner):
         super().__init__(None, _hosted=(actors[0], name))  # type: ignore[arg-type]
         self.replicas = list(actors)
 
-    def update(
-        self, batch: pa.RecordBatch, num_steps: int = 1, batch_size: int | None = None, seed: int = 0
-    ) -> Metrics:
-        return self._to_all("update", batch, num_steps, batch_size, seed)[0]
-
-    def fit(
-        self,
-        batch: pa.RecordBatch,
-        target_fn: Any,
-        seeds: Sequence[int],
-        steps_per_round: int,
-        batch_size: int | None = None,
-    ) -> Metrics:
-        return self._to_all("fit", batch, target_fn, list(seeds), steps_per_round, batch_size)[0]
-
-    def set_weights(self, weights: Mapping[str, np.ndarray]) -> None:
-        self._to_all("set_weights", dict(weights))
-
-    def load_bytes(self, data: bytes) -> None:
-        self._to_all("load_bytes", data)
-
-    def _to_all(self, method: str, payload: Any, *args: Any) -> list[Any]:
-        """`method(name, payload, *args)` on every replica, the payload put in the object store once."""
+    def _write(self, method: str, payload: Any, *args: Any) -> Any:
+        """`method(name, payload, *args)` on every replica, the payload put in the object store
+        once; rank 0's answer (the replicas' are equal)."""
         ref = ray.put(payload)
-        return _call_all([getattr(actor, method).remote(self.name, ref, *args) for actor in self.replicas])
+        return _call_all([getattr(actor, method).remote(self.name, ref, *args) for actor in self.replicas])[0]
 
     def shutdown(self) -> None:
         for actor in self.replicas:
