@@ -12,10 +12,10 @@ import pytest
 from gamescale.algorithms.node_gather import NodeGather
 
 
-def open_group(size: int, block: int, dtype=np.float32) -> list[NodeGather]:
+def open_group(size: int, block: int, dtype=np.float32, spin_s: float = 200e-6) -> list[NodeGather]:
     """`size` ranks of one gather, set up in the order a process group would drive them."""
     name = f"gamescale-test-{secrets.token_hex(6)}"
-    ranks = [NodeGather(name, rank, size, block, dtype, timeout_s=20) for rank in range(size)]
+    ranks = [NodeGather(name, rank, size, block, dtype, timeout_s=20, spin_s=spin_s) for rank in range(size)]
     for node in ranks:
         node.create()
     assert all(node.attach() for node in ranks)
@@ -24,11 +24,14 @@ def open_group(size: int, block: int, dtype=np.float32) -> list[NodeGather]:
     return ranks
 
 
-def test_every_rank_gets_every_block_in_rank_order_step_after_step():
+@pytest.mark.parametrize("spin_s", [0.0, 200e-6, 5e-3], ids=["sleep-at-once", "spin-then-sleep", "spin-always"])
+def test_every_rank_gets_every_block_in_rank_order_step_after_step(spin_s):
     """Three ranks in threads that run at uneven speeds: a rank a step ahead must neither
-    overwrite a block still being read nor mistake a later signal for the current one."""
+    overwrite a block still being read nor mistake a later signal for the current one,
+    whether a waiting rank sleeps in `poll` at once, spins first or only spins (its
+    peers' delays, up to 2 ms, are shorter than the 5 ms spin)."""
     size, block, steps = 3, 1000, 200
-    ranks = open_group(size, block)
+    ranks = open_group(size, block, spin_s=spin_s)
     assert not list(ranks[0].directory.glob(f"{ranks[0].name}.*")), "the names are unlinked once sealed"
     wrong: list[str] = []
 

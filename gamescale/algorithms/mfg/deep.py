@@ -82,22 +82,48 @@ class NetworkTable:
     The first layer is `state_embedding[s] + time_embedding[t] + bias`, so on the full grid
     it is a broadcast sum `[T, S, W]`; then ReLU and `head.<i>` linear layers in order, in
     float32 as the learner computes them (agreement with the torch module is tested).
+    The layers are computed in place in buffers kept between calls: fresh `[T, S, W]`
+    temporaries (3.4 MB on four rooms) cost page faults on every call, which made a table
+    take ~12 ms instead of ~4.5 ms in a learner that builds one per target refresh.
     """
 
     def __init__(self, horizon: int, num_states: int):
         self.shape = (horizon, num_states)
+        self._buffers: dict[int, np.ndarray] = {}
+
+    def _buffer(self, layer: int, shape: tuple[int, ...]) -> np.ndarray:
+        found = self._buffers.get(layer)
+        if found is None or found.shape != shape:
+            found = self._buffers[layer] = np.empty(shape, dtype=np.float32)
+        return found
 
     def __call__(self, weights: Mapping[str, np.ndarray]) -> np.ndarray:
         w = {k: np.asarray(v, dtype=np.float32) for k, v in weights.items() if k != "legal"}
-        hidden = w["time_embedding.weight"][:, None, :] + w["state_embedding.weight"][None, :, :] + w["bias"]
+        time_rows, state_rows = w["time_embedding.weight"], w["state_embedding.weight"]
+        if (len(time_rows), len(state_rows)) != self.shape:
+            raise ValueError(
+                f"network table {(len(time_rows), len(state_rows))} does not match (horizon, states) {self.shape}"
+            )
+        hidden = self._buffer(0, (*self.shape, time_rows.shape[1]))
+        np.add(time_rows[:, None, :], state_rows[None, :, :], out=hidden)
+        hidden += w["bias"]
         heads = sorted(
             {int(k.split(".")[1]) for k in w if k.startswith("head.")}  # head.1, head.3, ...: the Linear layers
         )
-        for index in heads:
-            hidden = np.maximum(hidden, 0.0) @ w[f"head.{index}.weight"].T + w[f"head.{index}.bias"]
-        if hidden.shape[:2] != self.shape:
-            raise ValueError(f"network table {hidden.shape[:2]} does not match (horizon, states) {self.shape}")
+        for layer, index in enumerate(heads, start=1):
+            weight = w[f"head.{index}.weight"]
+            np.maximum(hidden, 0.0, out=hidden)
+            out = self._buffer(layer, (*self.shape, weight.shape[0]))
+            np.matmul(hidden, weight.T, out=out)
+            out += w[f"head.{index}.bias"]
+            hidden = out
         return hidden.astype(np.float64)
+
+
+@functools.lru_cache(maxsize=8)
+def _network_table(horizon: int, num_states: int) -> NetworkTable:
+    """One table evaluator (and its buffers) per grid in this process, for the target functions."""
+    return NetworkTable(horizon, num_states)
 
 
 def masked_log_softmax(logits: np.ndarray, legal: np.ndarray) -> np.ndarray:
@@ -137,7 +163,7 @@ def greedy_targets(
     weights: Mapping[str, np.ndarray], batch: pa.RecordBatch, *, horizon: int, num_states: int, legal: np.ndarray
 ) -> np.ndarray:
     """D-AFP's Q targets (`LearnerHandle.fit`): r + max over legal a' of Q_target(t + 1, s', a')."""
-    q = NetworkTable(horizon, num_states)(weights)
+    q = _network_table(horizon, num_states)(weights)
     return _bootstrapped(np.where(legal, q, -np.inf).max(axis=-1), batch, horizon)
 
 
@@ -152,7 +178,7 @@ def soft_targets(
 ) -> np.ndarray:
     """D-MOMD's Q targets (`LearnerHandle.fit`): r + tau * logsumexp over legal a' of
     q_target(t + 1, s', a') / tau (the Munchausen term is already in the batch's reward)."""
-    scaled = np.where(legal, NetworkTable(horizon, num_states)(weights) / tau, -np.inf)
+    scaled = np.where(legal, _network_table(horizon, num_states)(weights) / tau, -np.inf)
     top = scaled.max(axis=-1)
     soft_value = tau * (top + np.log(np.exp(scaled - top[..., None]).sum(axis=-1)))  # [T, S]
     return _bootstrapped(soft_value, batch, horizon)

@@ -116,9 +116,15 @@ def test_numpy_network_table_equals_the_torch_module(hidden):
             p.add_(torch.randn_like(p))  # a trained-looking head, not the zero start
         t, s = torch.meshgrid(torch.arange(game.horizon), torch.arange(game.num_states), indexing="ij")
         expected = net(t.reshape(-1), s.reshape(-1)).reshape(game.horizon, game.num_states, -1).numpy()
-    table = deep.NetworkTable(game.horizon, game.num_states)({k: v.numpy() for k, v in net.state_dict().items()})
+    evaluate = deep.NetworkTable(game.horizon, game.num_states)
+    weights = {k: v.numpy() for k, v in net.state_dict().items()}
+    table = evaluate(weights)
     assert table.dtype == np.float64 and table.shape == expected.shape
     np.testing.assert_allclose(table, expected, rtol=1e-5, atol=1e-5 * np.abs(expected).max())
+    # the evaluator reuses its layer buffers: other weights in between leave nothing behind
+    other = evaluate({k: v * 2.0 if v.dtype != bool else v for k, v in weights.items()})
+    assert not np.allclose(other, table)
+    np.testing.assert_array_equal(evaluate(weights), table)
     with pytest.raises(ValueError, match="does not match"):
         deep.NetworkTable(game.horizon + 1, game.num_states)({k: v.numpy() for k, v in net.state_dict().items()})
 
