@@ -151,8 +151,9 @@ class NodeGather:
         the replicas do equal work, so a peer is usually a few tens of microseconds behind,
         and a replica that sleeps instead pays a wake-up (on a VM, its idle virtual CPU is
         halted and has to be rescheduled by the host). In Ray actors on a 2-core VM, 2
-        replicas of the four-rooms network took 2.36 ms a step without the spin and 1.99 ms
-        with 200 us (medians of 8 alternating blocks of 300 steps); 1 ms spun no better."""
+        replicas of the four-rooms network took 2.36, 2.76 and 2.37 ms a step without the
+        spin and 1.99, 2.53 and 1.92 ms with 200 us (three tests, medians of 6-8 alternating
+        blocks of 300 steps); 1 ms spun no better."""
         waiting = np.ones(self.size, dtype=bool)
         waiting[self.rank] = False
         now = time.monotonic()

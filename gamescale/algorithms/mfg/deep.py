@@ -84,7 +84,8 @@ class NetworkTable:
     float32 as the learner computes them (agreement with the torch module is tested).
     The layers are computed in place in buffers kept between calls: fresh `[T, S, W]`
     temporaries (3.4 MB on four rooms) cost page faults on every call, which made a table
-    take ~12 ms instead of ~4.5 ms in a learner that builds one per target refresh.
+    take ~12 ms instead of ~4.5 ms in a learner that builds one per target refresh. So one
+    evaluator serves one thread at a time (the driver's step, a learner actor's calls).
     """
 
     def __init__(self, horizon: int, num_states: int):
