@@ -118,15 +118,19 @@ def test_unknown_bot_names_and_bad_settings():
                                                        stockfish_path="/nonexistent/stockfish"))
 
 
-def _kill_first_engine(min_age_s: float, killed: list[int], stop: threading.Event) -> None:
-    """SIGKILL the first Stockfish child of this process once it has run `min_age_s`."""
+def _kill_first_engine(min_cpu_s: float, killed: list[int], stop: threading.Event) -> None:
+    """SIGKILL the first Stockfish child of this process once it has used `min_cpu_s` seconds
+    of CPU time: past its start (about 0.09 s of CPU, loading its network) and into the
+    games. Its age was the trigger before (0.4 s), and a round against the 2000-node engine
+    could end sooner, with nothing killed; against 20,000 nodes a round takes about 1.4 s of
+    the engine's CPU here."""
     import psutil
 
     me = psutil.Process()
     while not stop.is_set() and not killed:
         for child in me.children(recursive=True):
             try:
-                if child.name() == "stockfish" and time.time() - child.create_time() > min_age_s:
+                if child.name() == "stockfish" and sum(child.cpu_times()[:2]) >= min_cpu_s:
                     os.kill(child.pid, signal.SIGKILL)
                     killed.append(child.pid)
                     return
@@ -141,12 +145,12 @@ def test_a_killed_engine_restarts_and_its_game_is_replayed():
     undisturbed tournament's (a node limit and a fresh hash per game make Stockfish
     deterministic); the PGN files hold every game."""
     require_stockfish()
-    config = TournamentConfig(bots=["random"], schedule="gauntlet", opponents=["stockfish-n2000"],
+    config = TournamentConfig(bots=["random"], schedule="gauntlet", opponents=["stockfish-n20000"],
                               games_per_pair=4, reference="random")
     env = make_env("chess")
     killed: list[int] = []
     stop = threading.Event()
-    killer = threading.Thread(target=_kill_first_engine, args=(0.4, killed, stop), daemon=True)
+    killer = threading.Thread(target=_kill_first_engine, args=(0.3, killed, stop), daemon=True)
     killer.start()
     try:
         algo, faulty, metrics = _run(env, config, rounds=1, num_shards=1)
