@@ -158,6 +158,9 @@ class TorchLearner:
         else:
             raise ValueError(f"unknown optimizer {spec.optimizer!r}; use 'adam' or 'sgd'")
         self.num_updates = 0
+        # a step sums slice rows (and gathers them from the other replicas) unless it is one
+        # slice on one replica
+        self._sliced = spec.gradient_slices > 1 or self.group.size > 1
 
     def update(
         self, batch: pa.RecordBatch, num_steps: int = 1, batch_size: int | None = None, seed: int = 0
@@ -170,10 +173,9 @@ class TorchLearner:
         if self.spec.gradient_fn is not None:
             return self._update_explicit(batch, num_steps, rows_per_step, rng if sampled else None)
         metrics: Metrics = {}
-        sliced = self.spec.gradient_slices > 1 or self.group.size > 1
         for step in range(num_steps):
             rows = rng.choice(batch.num_rows, size=rows_per_step, replace=False) if sampled else None
-            if sliced:  # takes only this replica's rows of the minibatch
+            if self._sliced:  # takes only this replica's rows of the minibatch
                 metrics = self._sliced_gradient(batch, rows, (seed, step))
             else:
                 metrics = self._whole_gradient(batch if rows is None else batch.take(pa.array(rows)))
@@ -213,7 +215,6 @@ class TorchLearner:
         The draws are the per-step draws of `update`, in the same order."""
         first, stop, local = self._my_part(rows_per_step)
         part = stop - first
-        sliced = self.spec.gradient_slices > 1 or self.group.size > 1
         chunk = max(1, EXPLICIT_CHUNK_ROWS // max(part, 1))
         metrics: Metrics = {}
         columns: dict[str, torch.Tensor] = {}
@@ -227,7 +228,7 @@ class TorchLearner:
                 columns = arrow_tensors(batch.take(pa.array(taken)), self.device)
             for j in range(steps):
                 view = columns if rng is None else {k: v[j * part : (j + 1) * part] for k, v in columns.items()}
-                if sliced:
+                if self._sliced:
                     metrics = self._gather_slices(*self._slice_rows_explicit(view, local), local, rows_per_step)
                 else:
                     grads, values = self.spec.gradient_fn(self.module, view, 1)

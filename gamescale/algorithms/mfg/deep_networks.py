@@ -21,6 +21,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from gamescale.algorithms.learner import arrow_tensors
+
 
 class TimeStateNetwork(nn.Module):
     """An MLP of `(t, s)`: `forward(t [B], s [B]) -> [B, A]` (Q-values or policy logits).
@@ -86,14 +88,10 @@ def make_network(
 
 
 def _columns(module: nn.Module, batch: pa.RecordBatch, *names: str) -> list[torch.Tensor]:
-    """Columns as tensors on the module's device; integer columns (int32 on the wire) as int64,
-    the index type `gather` and `cross_entropy` need."""
-    device = module.legal.device
-    out = []
-    for name in names:
-        column = torch.as_tensor(np.array(batch.column(name).to_numpy(zero_copy_only=False)))
-        out.append((column.long() if not column.is_floating_point() else column).to(device))
-    return out
+    """Columns as tensors on the module's device, as a `gradient_fn` receives them
+    (`learner.arrow_tensors`: integer columns, int32 on the wire, as int64)."""
+    columns = arrow_tensors(batch.select(list(names)), module.legal.device)
+    return [columns[name] for name in names]
 
 
 def regression_loss(module: nn.Module, batch: pa.RecordBatch) -> tuple[torch.Tensor, dict[str, float]]:
