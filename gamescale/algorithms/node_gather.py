@@ -130,7 +130,10 @@ class NodeGather:
             self._map = None
 
     def gather(self, mine: np.ndarray) -> np.ndarray:
-        """Every replica's block `[size, block_size]` (a copy), in rank order."""
+        """Every replica's block `[size, block_size]`, in rank order: a view of the mapping,
+        to read (not write) before this replica's next `gather`, and valid until then: no peer
+        can write this step's buffer again before this replica signals its next step. (It
+        was a copy; the caller sums the blocks anyway, so the copy was a second pass.)"""
         assert self._buffers is not None and self._inbox is not None, "attach() first"
         self.generation += 1
         buffer = self._buffers[self.generation % 2]
@@ -142,7 +145,7 @@ class NodeGather:
             except BrokenPipeError as err:
                 raise RuntimeError(f"learner replica {peer} is gone (its pipe has no reader)") from err
         self._wait_for_peers()
-        return buffer.copy()
+        return buffer
 
     def _wait_for_peers(self) -> None:
         """Consume one signal from every other rank (signals of a later step stay pending).

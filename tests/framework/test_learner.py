@@ -386,3 +386,29 @@ def test_arrow_tensors_gives_index_columns_as_int64_and_refuses_ragged_lists():
     ragged = pa.RecordBatch.from_pydict({"x": [[1.0], [2.0, 3.0]]})
     with pytest.raises(ValueError, match="column 'x' holds lists of several lengths"):
         arrow_tensors(ragged)
+
+
+@pytest.mark.parametrize("slices", [1, 2])
+def test_the_direct_fused_adam_step_is_torch_adams_step_and_survives_a_checkpoint(monkeypatch, slices):
+    """The learner calls the fused Adam kernel itself after the first step (`_direct_adam`);
+    its weights and optimizer state must equal those of `torch.optim.Adam(fused=True).step()`
+    bit for bit, also across a save and load in the middle (the step counts, views of one
+    tensor in the direct path, must save and load as counts)."""
+    batch = crowd_batch(96)
+    direct, plain = TorchLearner(deep_spec(slices)), TorchLearner(deep_spec(slices))
+    monkeypatch.setattr(plain, "_direct_adam", lambda: None)  # always `optimizer.step()`
+    for learner in (direct, plain):
+        learner.update(batch, num_steps=7, batch_size=48, seed=1)
+    assert direct._adam is not None, "the direct path did not run"
+    restored = TorchLearner(deep_spec(slices))
+    restored.load_bytes(direct.save_bytes())
+    for learner in (restored, plain):
+        learner.update(batch, num_steps=6, batch_size=48, seed=2)
+    assert restored._adam is not None
+    wr, wp = restored.get_weights(), plain.get_weights()
+    assert all(np.array_equal(wr[name], wp[name]) for name in wp)
+    sr, sp = restored.optimizer.state_dict()["state"], plain.optimizer.state_dict()["state"]
+    for index, state in sp.items():
+        assert float(sr[index]["step"]) == float(state["step"]) == 13.0
+        assert torch.equal(sr[index]["exp_avg"], state["exp_avg"])
+        assert torch.equal(sr[index]["exp_avg_sq"], state["exp_avg_sq"])
