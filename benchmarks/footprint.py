@@ -163,24 +163,32 @@ class Footprint:
         }
 
 
-def sample_tree(root: int, names: dict[int, str]) -> list[tuple[int, str, int, int]]:
+def sample_tree(root: int, names: dict[int, str], memory: bool = True) -> list[tuple[int, str, int, int]]:
+    """`(pid, name, PSS KiB, RSS KiB)` of every live process of the tree (0, 0 without `memory`)."""
     rows = []
     for pid in process_tree(root):
-        memory = memory_kib(pid)
-        if memory is None:
+        sizes = memory_kib(pid) if memory else (0, 0) if cpu_seconds(pid) is not None else None
+        if sizes is None:
             continue
         if pid not in names:
             names[pid] = process_name(pid)
-        rows.append((pid, names[pid], *memory))
+        rows.append((pid, names[pid], *sizes))
     return rows
 
 
-def measure_command(command: list[str], interval_s: float = 0.2, timeout_s: float | None = None) -> dict:
+def measure_command(
+    command: list[str], interval_s: float = 0.2, timeout_s: float | None = None, memory: bool = True
+) -> dict:
     """Run `command` and sample its process tree every `interval_s` until it exits.
 
     Returns the footprint, the exit status and the wall time. The names of Ray's workers
     change once they host an actor, so a name is read again while it is still generic
     (the name at the peak may still be `ray::IDLE` for a worker between two calls).
+
+    `memory=False` samples CPU seconds only (the memory fields stay 0): reading a process's
+    smaps_rollup walks its page tables, about 3.5 ms per Ray process here, so sampling the
+    memory of a 2-worker run every 0.2 s took 15% of a core from the run it measured (a
+    timing run on a 2-core machine should not pay that).
     """
     start = time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -191,11 +199,11 @@ def measure_command(command: list[str], interval_s: float = 0.2, timeout_s: floa
             for pid, name in list(names.items()):
                 if "default_worker" in name or name.startswith("ray::IDLE") or name == "?":
                     del names[pid]  # re-read: the worker may host an actor now
-            rows = sample_tree(process.pid, names)
+            rows = sample_tree(process.pid, names, memory)
             footprint.add(rows)
             for pid, name, _, _ in rows:
                 footprint.add_cpu(pid, name)
-                if pid not in footprint.torch_pids and maps_torch(pid):
+                if memory and pid not in footprint.torch_pids and maps_torch(pid):
                     footprint.torch_pids.add(pid)
             if timeout_s is not None and time.perf_counter() - start > timeout_s:
                 process.kill()

@@ -480,10 +480,13 @@ def throughput_section(args) -> dict:
     return result
 
 
-def deep_run(name: str, workers: int | None, iterations: int, out: Path, slices: int | None = None) -> dict:
+def deep_run(
+    name: str, workers: int | None, iterations: int, out: Path, slices: int | None = None, memory: bool = True
+) -> dict:
     """One `gamescale run NAME` in a subprocess under `footprint.measure_command`: peak summed
-    PSS/RSS, CPU seconds, and seconds per iteration after the first (from the metrics).
-    `slices` overrides the learners' gradient slices (None: the experiment's own)."""
+    PSS/RSS (with `memory`), CPU seconds, and seconds per iteration after the first (from
+    the metrics). `slices` overrides the learners' gradient slices (None: the experiment's
+    own). Timing runs pass `memory=False`: sampling memory every 0.2 s took 15% of a core."""
     import sys
 
     import pyarrow.parquet as pq
@@ -496,7 +499,7 @@ def deep_run(name: str, workers: int | None, iterations: int, out: Path, slices:
         command += ["--workers", str(workers)]
     if slices is not None:
         command += ["--set", f"algorithm.gradient_slices={slices}"]
-    result = measure_command(command, interval_s=0.2)
+    result = measure_command(command, interval_s=0.2 if memory else 0.5, memory=memory)
     row = {
         "experiment": name,
         "workers": workers,
@@ -550,7 +553,7 @@ def deep_section(args) -> dict:
             for name in ("mfg-deep-momd-four-rooms", "mfg-deep-afp-four-rooms"):
                 for workers, slices in DEEP_SCALING:
                     out = Path(tmp) / f"sc-{name}-{workers}-{slices}-{repeat}"
-                    row = deep_run(name, workers, args.deep_iterations, out, slices)
+                    row = deep_run(name, workers, args.deep_iterations, out, slices, memory=False)
                     scaling_rows.append({"repeat": repeat, **row})
     print(f"\n[5] deep runs, {args.deep_iterations} iterations, memory summed over the run's processes (PSS, RSS)")
     print(

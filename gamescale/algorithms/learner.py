@@ -162,8 +162,8 @@ class TorchLearner:
         # a step sums slice rows (and gathers them from the other replicas) unless it is one
         # slice on one replica
         self._sliced = spec.gradient_slices > 1 or self.group.size > 1
-        # kept between steps (fresh ones of a small network's size page-fault on every step):
-        # this replica's slice rows, and the summed gradient the parameters' `.grad` view
+        # kept between steps rather than allocated and first touched on each: this replica's
+        # slice rows, the summed gradient, and the parameters' `.grad` views of it
         self._buffers: dict[str, Any] = {}
         self._adam: tuple[Any, ...] | None = None  # see `_direct_adam`
 
@@ -236,12 +236,13 @@ class TorchLearner:
         self.num_updates += 1
 
     def _direct_adam(self) -> tuple[Any, ...] | None:
-        """(params, exp_avgs, exp_avg_sqs, steps) to call the fused Adam kernel with directly,
-        or None where `optimizer.step()` must run: not fused Adam, its state not made yet
-        (the first step makes it), a variant the direct call does not cover, or a parameter
-        without a gradient this step. The call is the kernel `torch.optim.Adam(fused=True)`
-        runs, with the same arguments (bit-identical, tested); on CPU its per-step grouping
-        and checks cost 50-70 us against the kernel's 30 us on the four-rooms network."""
+        """(params, exp_avgs, exp_avg_sqs, steps, counter) to call the fused Adam kernel with
+        directly, or None where `optimizer.step()` must run: not fused Adam, its state not
+        made yet (the first step makes it), a variant the direct call does not cover, or a
+        parameter without a gradient this step. The call is the kernel
+        `torch.optim.Adam(fused=True)` runs, with the same arguments (bit-identical, tested);
+        on CPU the optimizer's per-step grouping and checks cost 50-70 us against the
+        kernel's 26 us on the four-rooms network."""
         if self._adam is not None:
             return self._adam if all(p.grad is not None for p in self._adam[0]) else None
         if self.spec.optimizer != "adam" or not self.spec.fused_adam or len(self.optimizer.param_groups) != 1:
