@@ -167,7 +167,7 @@ def sample_tree(root: int, names: dict[int, str], memory: bool = True) -> list[t
     """`(pid, name, PSS KiB, RSS KiB)` of every live process of the tree (0, 0 without `memory`)."""
     rows = []
     for pid in process_tree(root):
-        sizes = memory_kib(pid) if memory else (0, 0) if cpu_seconds(pid) is not None else None
+        sizes = memory_kib(pid) if memory else (0, 0)  # the tree was just read: its pids are live
         if sizes is None:
             continue
         if pid not in names:

@@ -353,25 +353,25 @@ class TorchLearner:
         total.copy_(gathered[0])
         for row in gathered[1:]:  # a left fold in slice order: the same sum for any replica count
             total += row
-        params, views = self._gradient_views(total)
+        params, views, metrics_from = self._gradient_views(total)
         for p, view in zip(params, views, strict=True):  # the next step overwrites `total` after this one's update
             if p.grad is not view:
                 p.grad = view
-        summary = total[sum(v.numel() for v in views) :].tolist()
+        summary = total[metrics_from:].tolist()
         return {**dict(zip(names, summary[1:], strict=True)), "loss": summary[0]}
 
-    def _gradient_views(self, total: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-        """The trained parameters and their gradients as views of the summed row `total`
-        (made once per buffer: two dozen view operations a step otherwise)."""
-        key = (total.data_ptr(), total.shape, total.dtype, total.device)
+    def _gradient_views(self, total: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor], int]:
+        """The trained parameters, their gradients as views of the summed row `total`, and
+        where its loss and metrics start (made once per buffer: two dozen view operations a
+        step otherwise)."""
         cached = self._buffers.get("views")
-        if cached is None or cached[0] != key:
+        if cached is None or cached[0] is not total:
             params, views, offset = self._trained(), [], 0
             for p in params:
                 views.append(total[offset : offset + p.numel()].view_as(p))
                 offset += p.numel()
-            cached = self._buffers["views"] = (key, params, views)
-        return cached[1], cached[2]
+            cached = self._buffers["views"] = (total, params, views, offset)
+        return cached[1], cached[2], cached[3]
 
     def _buffer(self, name: str, shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
         """A tensor kept between steps under `name` (remade when its shape, dtype or device changes)."""

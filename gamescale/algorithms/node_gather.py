@@ -132,8 +132,8 @@ class NodeGather:
     def gather(self, mine: np.ndarray) -> np.ndarray:
         """Every replica's block `[size, block_size]`, in rank order: a view of the mapping,
         to read (not write) before this replica's next `gather`, and valid until then: no peer
-        can write this step's buffer again before this replica signals its next step. (It
-        was a copy; the caller sums the blocks anyway, so the copy was a second pass.)"""
+        can write this step's buffer again before this replica signals its next step. No
+        copy: the caller sums the blocks, which reads them once."""
         assert self._buffers is not None and self._inbox is not None, "attach() first"
         self.generation += 1
         buffer = self._buffers[self.generation % 2]
