@@ -551,11 +551,15 @@ def deep_section(args) -> dict:
         scaling_rows = []
         for repeat in range(args.deep_repeats):
             for name in ("mfg-deep-momd-four-rooms", "mfg-deep-afp-four-rooms"):
+                iterations = args.deep_momd_iterations if "momd" in name else args.deep_iterations
                 for workers, slices in DEEP_SCALING:
                     out = Path(tmp) / f"sc-{name}-{workers}-{slices}-{repeat}"
-                    row = deep_run(name, workers, args.deep_iterations, out, slices, memory=False)
+                    row = deep_run(name, workers, iterations, out, slices, memory=False)
                     scaling_rows.append({"repeat": repeat, **row})
-    print(f"\n[5] deep runs, {args.deep_iterations} iterations, memory summed over the run's processes (PSS, RSS)")
+    print(
+        f"\n[5] deep runs, {args.deep_iterations} iterations (D-MOMD scaling: {args.deep_momd_iterations}), "
+        "memory summed over the run's processes (PSS, RSS)"
+    )
     print(
         f"{'experiment':<26} {'peak PSS MiB':>12} {'peak RSS MiB':>12} {'processes':>9} {'torch procs':>11} {'s/it':>7}"
     )
@@ -636,9 +640,17 @@ def main() -> None:
     parser.add_argument("--skip-deep", action="store_true")
     parser.add_argument("--deep-iterations", type=int, default=None, help="section 5 (default 6; quick 3)")
     parser.add_argument("--deep-repeats", type=int, default=None, help="section 5 alternations (default 2; quick 1)")
+    parser.add_argument(
+        "--deep-momd-iterations",
+        type=int,
+        default=None,
+        help="section 5's D-MOMD scaling runs (default 24; quick 6): its iterations take about 0.6 s, and "
+        "6 of them time too short a span on a machine whose speed wanders",
+    )
     args = parser.parse_args()
     args.deep_iterations = args.deep_iterations or (3 if args.quick else 6)
     args.deep_repeats = args.deep_repeats or (1 if args.quick else 2)
+    args.deep_momd_iterations = args.deep_momd_iterations or (6 if args.quick else 24)
     if args.only_deep:
         deep_only(args)
         return

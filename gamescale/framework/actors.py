@@ -34,6 +34,7 @@ from ray.util.placement_group import placement_group, remove_placement_group
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy, PlacementGroupSchedulingStrategy
 
 from gamescale.algorithms.base import LearnerSpec, Metrics, ShardFn, ShardTask
+from gamescale.algorithms.row_blocks import row_threads, set_row_threads
 from gamescale.envs.registry import build_env, env_config
 from gamescale.framework.errors import ClusterError, ClusterLostError, LearnerLostError
 
@@ -299,10 +300,18 @@ class LearnerActor:
     """
 
     def __init__(
-        self, specs: Mapping[str, LearnerSpec], device: str, rank: int = 0, replicas: int = 1, transport: str = "auto"
+        self,
+        specs: Mapping[str, LearnerSpec],
+        device: str,
+        rank: int = 0,
+        replicas: int = 1,
+        transport: str = "auto",
+        threads: int = 1,
     ):
         self.specs, self.device, self.rank, self.replicas = dict(specs), device, rank, replicas
         self.transport = transport
+        # the cores of the rollout workers, which wait while the learner fits (at most this node's)
+        set_row_threads(max(1, min(threads, len(os.sched_getaffinity(0)))))
         self.learners: dict[str, Any] = {}
         if replicas == 1:
             self._build()
@@ -373,6 +382,10 @@ class LearnerActor:
     def pid(self) -> int:
         return os.getpid()
 
+    def row_threads(self) -> int:
+        """The threads this process was granted for row blocks."""
+        return row_threads()
+
 
 def _interface_of(address: str) -> str | None:
     """The network interface that holds `address` (None if no interface does)."""
@@ -412,7 +425,12 @@ def _wanted_gpus(gpus: str | int) -> int:
 
 
 def _start_actor(
-    specs: Mapping[str, LearnerSpec], wanted: int, rank: int = 0, replicas: int = 1, transport: str = "auto"
+    specs: Mapping[str, LearnerSpec],
+    wanted: int,
+    rank: int = 0,
+    replicas: int = 1,
+    transport: str = "auto",
+    threads: int = 1,
 ) -> Any:
     options: dict[str, Any] = {"num_gpus": wanted, "num_cpus": 0}
     if wanted == 0 and get_current_placement_group() is None:
@@ -421,7 +439,7 @@ def _start_actor(
     # No CPU reservation: the learner mostly waits on the rollout workers' batches,
     # and reserving a core would leave one fewer for them on small machines.
     device = "cuda" if wanted > 0 else "cpu"
-    return LearnerActor.options(**options).remote(dict(specs), device, rank, replicas, transport)
+    return LearnerActor.options(**options).remote(dict(specs), device, rank, replicas, transport, threads)
 
 
 class RemoteLearner:
@@ -434,9 +452,11 @@ class RemoteLearner:
     one actor; `RemoteLearner(spec)` gets an actor of its own.
     """
 
-    def __init__(self, spec: LearnerSpec, gpus: str | int = "auto", *, _hosted: tuple[Any, str] | None = None):
+    def __init__(
+        self, spec: LearnerSpec, gpus: str | int = "auto", threads: int = 1, *, _hosted: tuple[Any, str] | None = None
+    ):
         if _hosted is None:
-            _hosted = (_start_actor({"learner": spec}, _wanted_gpus(gpus)), "learner")
+            _hosted = (_start_actor({"learner": spec}, _wanted_gpus(gpus), threads=threads), "learner")
         self.actor, self.name = _hosted
         self.device = _call(self.actor.device_name.remote())
         self.node = _call(self.actor.node.remote())
@@ -535,6 +555,7 @@ def start_learners(
     replicas: int = 1,
     join_timeout_s: float = 120.0,
     transport: str = "auto",
+    threads: int = 1,
 ) -> dict[str, RemoteLearner]:
     """The run's learners. With GPUs each learner gets an actor (and a GPU) of its own. On
     CPU they share ONE actor process: each process that imports torch holds ~130 MiB of
@@ -545,7 +566,9 @@ def start_learners(
     With `replicas` R > 1 there are R actors (each with `gpus` GPUs), each holding every
     learner, joined by one gloo process group: data-parallel replicas (`ReplicatedLearner`).
     They gather gradients through shared memory when all are on one node (`transport`
-    "auto"; "process_group" keeps to the gloo group, `learner.ReplicaGroup`)."""
+    "auto"; "process_group" keeps to the gloo group, `learner.ReplicaGroup`). Each learner
+    process may use `threads` threads for row blocks (`algorithms.row_blocks`), at most its
+    node's usable cores."""
     wanted = _wanted_gpus(gpus)
     if replicas > 1:
         for name, spec in specs.items():
@@ -557,11 +580,11 @@ def start_learners(
             raise ClusterError(
                 f"{replicas} learner replicas with {wanted} GPU(s) each need more than the cluster's {cluster_gpus()}"
             )
-        actors = [_start_actor(specs, wanted, rank, replicas, transport) for rank in range(replicas)]
+        actors = [_start_actor(specs, wanted, rank, replicas, transport, threads) for rank in range(replicas)]
         host, port = _call(actors[0].rendezvous.remote())
         _call_all([actor.join.remote(host, port, join_timeout_s) for actor in actors])
         return {name: ReplicatedLearner(actors, name) for name in specs}
     if wanted > 0 or len(specs) < 2:
-        return {name: RemoteLearner(spec, gpus) for name, spec in specs.items()}
-    actor = _start_actor(specs, 0)
+        return {name: RemoteLearner(spec, gpus, threads) for name, spec in specs.items()}
+    actor = _start_actor(specs, 0, threads=threads)
     return {name: RemoteLearner(spec, gpus, _hosted=(actor, name)) for name, spec in specs.items()}

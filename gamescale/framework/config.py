@@ -44,6 +44,12 @@ class RuntimeConfig(_Section):
         "auto = the largest such divisor up to the rollout workers (CPU learners) or the cluster's GPUs "
         "(GPU learners); results do not depend on it",
     )
+    learner_threads: Literal["auto"] | PositiveInt = Field(
+        "auto",
+        description="threads each learner process may use for row-parallel numpy work between its gradient "
+        "steps (the deep mean-field target tables); auto = the rollout workers per learner replica (they wait "
+        "while the learner fits), at most the learner node's usable cores; results do not depend on it",
+    )
     address: str | None = Field(None, description="Ray cluster to join; null starts an embedded local Ray")
     num_cpus: int | None = Field(None, ge=1, description="CPUs of the embedded local Ray (default: all)")
     placement: Literal["spread", "pack"] = Field(

@@ -385,7 +385,8 @@ def _start_learners(config: ExperimentConfig, specs: dict[str, Any]) -> dict[str
     _connect_for_actors(config)
     from gamescale.framework.actors import start_learners
 
-    return start_learners(specs, config.runtime.gpus, _learner_replicas(config, specs))
+    replicas = _learner_replicas(config, specs)
+    return start_learners(specs, config.runtime.gpus, replicas, threads=_learner_threads(config, replicas))
 
 
 def _learner_replicas(config: ExperimentConfig, specs: dict[str, Any]) -> int:
@@ -400,6 +401,13 @@ def _learner_replicas(config: ExperimentConfig, specs: dict[str, Any]) -> int:
     per_replica = (1 if cluster_gpus() > 0 else 0) if gpus == "auto" else int(gpus)
     room = cluster_gpus() // per_replica if per_replica > 0 else config.runtime.workers
     return max(d for d in range(1, slices + 1) if slices % d == 0 and d <= max(room, 1))
+
+
+def _learner_threads(config: ExperimentConfig, replicas: int) -> int:
+    """`runtime.learner_threads` resolved: auto = the rollout workers per learner replica (at
+    least 1); each learner actor also caps it at its node's usable cores."""
+    asked = config.runtime.learner_threads
+    return int(asked) if asked != "auto" else max(1, config.runtime.workers // replicas)
 
 
 def _restore(

@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Iterator
 
+from gamescale.algorithms.row_blocks import using_row_threads
 from gamescale.framework.errors import ClusterError, print_error
 
 LOCAL_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
@@ -130,11 +131,13 @@ def driver_threads(limit: int | None) -> Iterator[None]:
     2-core machine a deep MFG network table (a [6760, 128] x [128, 128] product) took
     279 ms with 2 OpenBLAS threads and 32 ms with 1 (torch: 125 vs 23 ms). BLAS pools are
     capped through threadpoolctl, torch's with `torch.set_num_threads` when it is loaded.
+    The driver's row blocks (`algorithms.row_blocks`) get `limit` threads too.
     """
     if limit is None:
         yield
         return
     with contextlib.ExitStack() as stack:
+        stack.enter_context(using_row_threads(limit))
         try:
             from threadpoolctl import threadpool_limits
 

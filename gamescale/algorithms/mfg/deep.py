@@ -58,6 +58,7 @@ from gamescale.algorithms.mfg.transitions import (  # noqa: F401  (re-exported: 
     simulate_transitions,
     transitions_shard,
 )
+from gamescale.algorithms.row_blocks import for_row_blocks
 from gamescale.envs.mfg.game import MeanFieldGame
 
 # --------------------------------------------------------------------------- networks
@@ -86,7 +87,10 @@ class NetworkTable:
     temporaries (3.4 MB on four rooms) cost page faults on every call: a table took about
     13 ms per target refresh in a D-MOMD learner (py-spy), and 11.6-12.3 ms against 4.2-5.0 ms
     in place in a fresh process. So one
-    evaluator serves one thread at a time (the driver's step, a learner actor's calls).
+    evaluator serves one caller at a time (the driver's step, a learner actor's calls).
+    The time rows are computed in blocks on the process's row threads (`row_blocks`: a
+    learner actor gets the cores of the rollout workers that wait while it fits), with the
+    same values whatever the blocks (tested).
     """
 
     def __init__(self, horizon: int, num_states: int):
@@ -106,20 +110,27 @@ class NetworkTable:
             raise ValueError(
                 f"network table {(len(time_rows), len(state_rows))} does not match (horizon, states) {self.shape}"
             )
-        hidden = self._buffer(0, (*self.shape, time_rows.shape[1]))
-        np.add(time_rows[:, None, :], state_rows[None, :, :], out=hidden)
-        hidden += w["bias"]
         heads = sorted(
             {int(k.split(".")[1]) for k in w if k.startswith("head.")}  # head.1, head.3, ...: the Linear layers
         )
-        for layer, index in enumerate(heads, start=1):
-            weight = w[f"head.{index}.weight"]
-            np.maximum(hidden, 0.0, out=hidden)
-            out = self._buffer(layer, (*self.shape, weight.shape[0]))
-            np.matmul(hidden, weight.T, out=out)
-            out += w[f"head.{index}.bias"]
-            hidden = out
-        return hidden.astype(np.float64)
+        layers = [(w[f"head.{index}.weight"].T, w[f"head.{index}.bias"]) for index in heads]
+        buffers = [self._buffer(0, (*self.shape, time_rows.shape[1]))]
+        buffers += [self._buffer(layer, (*self.shape, weight.shape[1])) for layer, (weight, _) in enumerate(layers, 1)]
+
+        def time_block(start: int, stop: int) -> None:
+            # rows t in [start, stop) alone: elementwise ufuncs, and one BLAS product per t
+            hidden = buffers[0][start:stop]
+            np.add(time_rows[start:stop, None, :], state_rows[None, :, :], out=hidden)
+            hidden += w["bias"]
+            for (weight, bias), buffer in zip(layers, buffers[1:], strict=True):
+                np.maximum(hidden, 0.0, out=hidden)
+                out = buffer[start:stop]
+                np.matmul(hidden, weight, out=out)
+                out += bias
+                hidden = out
+
+        for_row_blocks(time_block, self.shape[0])
+        return buffers[-1].astype(np.float64)
 
 
 @functools.lru_cache(maxsize=8)

@@ -129,6 +129,30 @@ def test_numpy_network_table_equals_the_torch_module(hidden):
         deep.NetworkTable(game.horizon + 1, game.num_states)({k: v.numpy() for k, v in net.state_dict().items()})
 
 
+@pytest.mark.parametrize("threads", [2, 3, 64])
+def test_network_table_in_time_blocks_equals_one_threads_bit_for_bit(threads):
+    """A learner actor evaluates its target tables in blocks of time rows on the rollout
+    workers' cores (`row_blocks`); seeded runs must not depend on it, so the table must be
+    the one-thread table exactly, on the four-rooms network (uneven blocks included; 64
+    threads leave one time row per block)."""
+    from gamescale.algorithms.row_blocks import using_row_threads
+
+    game = make_env("crowd_modelling_2d", maze="four_rooms")
+    torch.manual_seed(5)
+    net = deep.make_network(game.num_states, game.horizon, game.num_actions, (128, 128), game.legal_actions)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(torch.randn_like(p))
+    weights = {k: v.numpy() for k, v in net.state_dict().items()}
+    one = deep.NetworkTable(game.horizon, game.num_states)(weights)
+    evaluate = deep.NetworkTable(game.horizon, game.num_states)
+    with using_row_threads(threads):
+        blocks = evaluate(weights)
+        again = evaluate({k: v * 0.5 if v.dtype != bool else v for k, v in weights.items()})
+    np.testing.assert_array_equal(blocks, one)
+    assert not np.allclose(again, one)  # every block was rewritten by the second call
+
+
 def test_driver_side_of_the_deep_methods_never_imports_torch():
     """Building the algorithm and its learner specs, and the shard function, leave torch
     unimported (a fresh interpreter): only learner processes pay for it."""

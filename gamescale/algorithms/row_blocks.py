@@ -1,0 +1,94 @@
+"""Row-parallel numpy work inside one process, on the threads the framework grants it.
+
+Some work between an algorithm's serial steps is wide and row-separable: a deep mean-field
+learner evaluates its network on every `(t, s)` of the grid each time it refreshes its
+regression targets (`mfg.deep.NetworkTable`), a dozen times per iteration, while the
+rollout workers that sampled its batch wait. `for_row_blocks` splits such work into
+contiguous blocks of rows, one per granted thread, and runs them at once (numpy releases
+the GIL in its loops and in BLAS).
+
+Results do not depend on the thread count when every row is computed from that row alone
+by calls whose per-row result does not depend on the block around it: elementwise ufuncs,
+and `np.matmul` over a stacked leading axis (one BLAS call per stacked matrix, the same
+call in any block). The callers keep to that, and their tests compare the blocks' result
+with one thread's bit for bit.
+
+The grant is per process and set by whoever owns the process's cores: the framework
+grants a learner actor the cores of the rollout workers it waits on
+(`runtime.learner_threads`) and the driver its `runtime.driver_threads`. Code that runs
+outside a run (a notebook, a unit test) gets 1 thread, so nothing changes there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+_granted = 1
+_pool: ThreadPoolExecutor | None = None  # the threads beside the caller's: `_granted - 1` of them
+_pool_size = 0
+_lock = threading.Lock()
+
+
+def row_threads() -> int:
+    """The threads this process may use for row blocks (1 unless granted more)."""
+    return _granted
+
+
+def set_row_threads(threads: int) -> None:
+    """Grant this process `threads` threads for row blocks (the caller's own included)."""
+    global _granted
+    if threads < 1:
+        raise ValueError(f"row threads must be at least 1, got {threads}")
+    with _lock:
+        _granted = int(threads)
+
+
+@contextlib.contextmanager
+def using_row_threads(threads: int) -> Iterator[None]:
+    """`set_row_threads(threads)` inside the block; the previous grant after it."""
+    before = row_threads()
+    set_row_threads(threads)
+    try:
+        yield
+    finally:
+        set_row_threads(before)
+
+
+def block_bounds(num_rows: int, num_blocks: int) -> list[tuple[int, int]]:
+    """`[start, stop)` of up to `num_blocks` contiguous, non-empty blocks covering `num_rows`
+    rows, sizes differing by at most one (the larger first)."""
+    blocks = max(1, min(num_blocks, num_rows))
+    size, extra = divmod(num_rows, blocks)
+    bounds, start = [], 0
+    for index in range(blocks):
+        stop = start + size + (index < extra)
+        bounds.append((start, stop))
+        start = stop
+    return bounds
+
+
+def for_row_blocks(work: Callable[[int, int], None], num_rows: int) -> None:
+    """`work(start, stop)` over blocks of `range(num_rows)`, one block per granted thread, at
+    once; the calling thread runs the first block. `work` writes its rows in place (into
+    arrays it closes over) and must not depend on which block a row is in."""
+    global _pool, _pool_size
+    bounds = block_bounds(num_rows, row_threads())
+    if len(bounds) == 1:
+        work(0, num_rows)
+        return
+    with _lock:
+        if _pool_size < len(bounds) - 1:  # made on first use, remade only to grow
+            if _pool is not None:
+                _pool.shutdown(wait=False)
+            _pool_size = len(bounds) - 1
+            _pool = ThreadPoolExecutor(max_workers=_pool_size, thread_name_prefix="row-block")
+        pool = _pool
+    others = [pool.submit(work, start, stop) for start, stop in bounds[1:]]
+    try:
+        work(*bounds[0])
+    finally:
+        for future in others:  # every block finishes (and raises) before the rows are read
+            future.result()
