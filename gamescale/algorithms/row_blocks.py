@@ -22,14 +22,22 @@ outside a run (a notebook, a unit test) gets 1 thread, so nothing changes there.
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 _granted = 1
-_pool: ThreadPoolExecutor | None = None  # the threads beside the caller's: `_granted - 1` of them
+_pool: ThreadPoolExecutor | None = None  # the threads beside the caller's, as many as the widest call used
 _pool_size = 0
 _lock = threading.Lock()
+
+
+def usable_cores() -> int:
+    """The cores this process may run on: its CPU affinity where the OS reports one."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def row_threads() -> int:

@@ -34,7 +34,7 @@ from ray.util.placement_group import placement_group, remove_placement_group
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy, PlacementGroupSchedulingStrategy
 
 from gamescale.algorithms.base import LearnerSpec, Metrics, ShardFn, ShardTask
-from gamescale.algorithms.row_blocks import row_threads, set_row_threads
+from gamescale.algorithms.row_blocks import row_threads, set_row_threads, usable_cores
 from gamescale.envs.registry import build_env, env_config
 from gamescale.framework.errors import ClusterError, ClusterLostError, LearnerLostError
 
@@ -311,7 +311,7 @@ class LearnerActor:
         self.specs, self.device, self.rank, self.replicas = dict(specs), device, rank, replicas
         self.transport = transport
         # the cores of the rollout workers, which wait while the learner fits (at most this node's)
-        set_row_threads(max(1, min(threads, len(os.sched_getaffinity(0)))))
+        set_row_threads(max(1, min(threads, usable_cores())))
         self.learners: dict[str, Any] = {}
         if replicas == 1:
             self._build()

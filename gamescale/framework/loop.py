@@ -13,7 +13,6 @@ import contextlib
 import datetime as dt
 import json
 import math
-import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ import pyarrow.parquet as pq
 
 from gamescale.algorithms.base import ShardFn, ShardTask, StepContext, Stop
 from gamescale.algorithms.registry import build_algorithm
+from gamescale.algorithms.row_blocks import usable_cores
 from gamescale.envs.registry import build_env
 from gamescale.framework import storage
 from gamescale.framework.config import ExperimentConfig, dump_config, load_config
@@ -240,7 +240,7 @@ def _driver_thread_limit(config: ExperimentConfig, algorithm: Any) -> int | None
     limit = config.runtime.driver_threads
     if limit != "auto":
         return limit
-    return max(1, len(os.sched_getaffinity(0)) - config.runtime.workers)
+    return max(1, usable_cores() - config.runtime.workers)
 
 
 def _drive(

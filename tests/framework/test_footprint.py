@@ -44,6 +44,11 @@ def _blas_threads() -> list[int]:
 def test_driver_threads_caps_blas_and_restores_it():
     import numpy  # noqa: F401  (loads its BLAS)
 
+    from gamescale.algorithms.row_blocks import row_threads
+
+    with driver_threads(3):  # the driver's row blocks get the same grant
+        assert row_threads() == 3
+    assert row_threads() == 1
     before = _blas_threads()
     if not before:
         pytest.skip("no BLAS thread pool visible to threadpoolctl")

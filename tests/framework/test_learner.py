@@ -87,10 +87,9 @@ def test_remote_learner_fits_serves_weights_and_restores(ray_cluster):
 def test_a_learner_gets_the_rollout_workers_per_replica_as_row_threads_at_most_its_cores(ray_cluster):
     """`runtime.learner_threads` auto = workers per learner replica; the actor caps the grant
     at its node's usable cores (its target tables run in that many row blocks)."""
-    import os
-
     import ray
 
+    from gamescale.algorithms.row_blocks import usable_cores
     from gamescale.framework.actors import start_learners
     from gamescale.framework.config import load_config
     from gamescale.framework.loop import _learner_threads
@@ -99,7 +98,7 @@ def test_a_learner_gets_the_rollout_workers_per_replica_as_row_threads_at_most_i
     assert _learner_threads(load_config("mfg-deep-momd", {"runtime.workers": 4}), 1) == 4
     assert _learner_threads(load_config("mfg-deep-momd", {"runtime.workers": 1}), 2) == 1
     assert _learner_threads(load_config("mfg-deep-momd", {"runtime.learner_threads": 3}), 1) == 3
-    cores = len(os.sched_getaffinity(0))
+    cores = usable_cores()
     for asked in (2, cores + 3):
         learner = start_learners({"q": SPEC}, gpus=0, threads=asked)["q"]
         try:
