@@ -551,7 +551,7 @@ def deep_section(args) -> dict:
         scaling_rows = []
         for repeat in range(args.deep_repeats):
             for name in ("mfg-deep-momd-four-rooms", "mfg-deep-afp-four-rooms"):
-                iterations = args.deep_momd_iterations if "momd" in name else args.deep_iterations
+                iterations = args.deep_momd_iterations if name == "mfg-deep-momd-four-rooms" else args.deep_iterations
                 for workers, slices in DEEP_SCALING:
                     out = Path(tmp) / f"sc-{name}-{workers}-{slices}-{repeat}"
                     row = deep_run(name, workers, iterations, out, slices, memory=False)
