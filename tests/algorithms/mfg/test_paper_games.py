@@ -11,8 +11,9 @@ from gamescale.algorithms.mfg import MirrorDescent, exploitability, uniform_poli
 from gamescale.algorithms.mfg.config import MirrorDescentConfig
 from gamescale.envs.mfg import MAZE_SETTINGS
 from gamescale.envs.registry import make_env
+from tests.conftest import require_peer
 
-pyspiel = pytest.importorskip("pyspiel", reason="OpenSpiel is not installed")
+pyspiel = require_peer("pyspiel")  # skips without OpenSpiel; fails under CI=true
 from open_spiel.python import policy as policy_lib  # noqa: E402
 from open_spiel.python.mfg.algorithms import mirror_descent, nash_conv  # noqa: E402
 from open_spiel.python.mfg.games import crowd_modelling_2d, factory  # noqa: E402
