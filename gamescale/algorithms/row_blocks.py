@@ -22,15 +22,12 @@ outside a run (a notebook, a unit test) gets 1 thread, so nothing changes there.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
-import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 _granted = 1
-_pool: ThreadPoolExecutor | None = None  # the threads beside the caller's, as many as the widest call used
-_pool_size = 0
-_lock = threading.Lock()
 
 
 def usable_cores() -> int:
@@ -50,8 +47,7 @@ def set_row_threads(threads: int) -> None:
     global _granted
     if threads < 1:
         raise ValueError(f"row threads must be at least 1, got {threads}")
-    with _lock:
-        _granted = int(threads)
+    _granted = int(threads)
 
 
 @contextlib.contextmanager
@@ -78,23 +74,22 @@ def block_bounds(num_rows: int, num_blocks: int) -> list[tuple[int, int]]:
     return bounds
 
 
+@functools.cache
+def _helpers() -> ThreadPoolExecutor:
+    """The threads beside the caller's: one per other usable core, started as blocks need them
+    (blocks beyond that wait for a free one; more threads than cores would only take turns)."""
+    return ThreadPoolExecutor(max_workers=max(1, usable_cores() - 1), thread_name_prefix="row-block")
+
+
 def for_row_blocks(work: Callable[[int, int], None], num_rows: int) -> None:
     """`work(start, stop)` over blocks of `range(num_rows)`, one block per granted thread, at
-    once; the calling thread runs the first block. `work` writes its rows in place (into
-    arrays it closes over) and must not depend on which block a row is in."""
-    global _pool, _pool_size
+    once (up to the usable cores); the calling thread runs the first block. `work` writes its
+    rows in place (into arrays it closes over) and must not depend on which block a row is in."""
     bounds = block_bounds(num_rows, row_threads())
     if len(bounds) == 1:
         work(0, num_rows)
         return
-    with _lock:
-        if _pool_size < len(bounds) - 1:  # made on first use, remade only to grow
-            if _pool is not None:
-                _pool.shutdown(wait=False)
-            _pool_size = len(bounds) - 1
-            _pool = ThreadPoolExecutor(max_workers=_pool_size, thread_name_prefix="row-block")
-        pool = _pool
-    others = [pool.submit(work, start, stop) for start, stop in bounds[1:]]
+    others = [_helpers().submit(work, start, stop) for start, stop in bounds[1:]]
     try:
         work(*bounds[0])
     finally:
